@@ -1,0 +1,26 @@
+# One command each on a fresh machine: `make test`, `make demo`. Both create .venv when missing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo install clean-demo
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt setup.py
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	# OpenAI's CLIP BPE vocabulary ships inside open_clip; --no-deps keeps torchvision out.
+	$(PY) -m pip install -q --no-deps open_clip_torch==3.3.0
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+demo: $(STAMP)
+	$(VENV)/bin/sfr-jax demo
+
+clean-demo:
+	rm -rf checkpoints/demo

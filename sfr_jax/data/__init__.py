@@ -1,0 +1,1 @@
+"""Raw readers, TFRecord writer, tf.data pipelines, augmentations, synthetic mini Sewer-ML."""

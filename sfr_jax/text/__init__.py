@@ -1,0 +1,1 @@
+"""CLIP BPE tokeniser and class sets (codes, phrases, descriptions, seen/unseen)."""

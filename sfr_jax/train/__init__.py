@@ -1,0 +1,1 @@
+"""Training: state split, optimizer and schedule, loss, jitted steps, loop, checkpoints."""
