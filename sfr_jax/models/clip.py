@@ -1,0 +1,387 @@
+"""CLIP vision and text towers in Flax NNX, with Hugging Face parameter names and optional RS adapters.
+
+The image encoder returns ALL 1+P tokens after post_layernorm and the projection (SPEC §1); the text
+encoder pools at argmax(token ids), the end-of-text position, as OpenAI's CLIP does.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from functools import lru_cache
+from typing import Any, Mapping, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from sfr_jax.models.rs import RSAdapter, RSConfig
+
+_ACTIVATIONS = {
+    "quick_gelu": lambda x: x * jax.nn.sigmoid(1.702 * x),
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+}
+ATTENTION_IMPLS = ("einsum", "xla", "cudnn")
+
+
+@dataclasses.dataclass(frozen=True)
+class VisionConfig:
+    """Vision tower shape, as in Hugging Face's CLIPVisionConfig."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    image_size: int
+    patch_size: int
+    layer_norm_eps: float = 1e-5
+    hidden_act: str = "quick_gelu"
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig:
+    """Text tower shape, as in Hugging Face's CLIPTextConfig."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    vocab_size: int = 49408
+    max_position_embeddings: int = 77
+    layer_norm_eps: float = 1e-5
+    hidden_act: str = "quick_gelu"
+
+
+def _sub(cls, d: Mapping[str, Any]):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclasses.dataclass(frozen=True)
+class CLIPConfig:
+    """Both towers plus the joint embedding width; reads and writes Hugging Face config.json dictionaries."""
+
+    vision: VisionConfig
+    text: TextConfig
+    projection_dim: int = 512
+
+    @classmethod
+    def from_hf(cls, path_or_dict: Union[str, os.PathLike, Mapping[str, Any]]) -> "CLIPConfig":
+        """From a Hugging Face CLIP config: a dict, a config.json file, or a folder holding one."""
+        if isinstance(path_or_dict, Mapping):
+            d = dict(path_or_dict)
+        else:
+            path = os.fspath(path_or_dict)
+            if os.path.isdir(path):
+                path = os.path.join(path, "config.json")
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"CLIP config not found: {path}")
+            with open(path) as f:
+                d = json.load(f)
+        for key in ("vision_config", "text_config"):
+            if key not in d:
+                raise ValueError(f"not a CLIP config (no {key!r}): keys {sorted(d)}")
+        vision = dict(d["vision_config"])
+        text = dict(d["text_config"])
+        for sub, need in ((vision, ("hidden_size", "intermediate_size", "num_hidden_layers",
+                                    "num_attention_heads", "image_size", "patch_size")),
+                          (text, ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"))):
+            missing = [k for k in need if k not in sub]
+            if missing:
+                raise ValueError(f"CLIP config lacks {missing}")
+        return cls(_sub(VisionConfig, vision), _sub(TextConfig, text), int(d.get("projection_dim", 512)))
+
+    def to_hf_dict(self) -> dict:
+        """A Hugging Face CLIPModel config dictionary (loadable with transformers.CLIPConfig.from_dict)."""
+        vision = dataclasses.asdict(self.vision)
+        text = dataclasses.asdict(self.text)
+        vision.update(num_channels=3, projection_dim=self.projection_dim)
+        text.update(projection_dim=self.projection_dim, bos_token_id=49406, eos_token_id=49407, pad_token_id=1)
+        return {"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": self.projection_dim,
+                "logit_scale_init_value": 2.6592, "vision_config": vision, "text_config": text}
+
+    # Presets of OpenAI's released ViT CLIPs.
+    @classmethod
+    def vit_b16(cls) -> "CLIPConfig":
+        return cls(VisionConfig(768, 3072, 12, 12, 224, 16), TextConfig(512, 2048, 12, 8), 512)
+
+    @classmethod
+    def vit_b32(cls) -> "CLIPConfig":
+        return cls(VisionConfig(768, 3072, 12, 12, 224, 32), TextConfig(512, 2048, 12, 8), 512)
+
+    @classmethod
+    def vit_l14(cls) -> "CLIPConfig":
+        return cls(VisionConfig(1024, 4096, 24, 16, 224, 14), TextConfig(768, 3072, 12, 12), 768)
+
+    @classmethod
+    def vit_l14_336(cls) -> "CLIPConfig":
+        return cls(VisionConfig(1024, 4096, 24, 16, 336, 14), TextConfig(768, 3072, 12, 12), 768)
+
+    @classmethod
+    def tiny(cls) -> "CLIPConfig":
+        """A miniature for tests and the demo (2 layers, width 64, 32-pixel images, full BPE vocabulary)."""
+        return cls(VisionConfig(64, 128, 2, 4, 32, 8), TextConfig(64, 128, 2, 4), 32)
+
+
+@lru_cache(maxsize=64)
+def bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """[out, in] weights of torch's bicubic resize (a=-0.75, align_corners=False, no antialias, clamped edges)."""
+    a = -0.75
+    scale = in_size / out_size
+    w = np.zeros((out_size, in_size), np.float64)
+    for o in range(out_size):
+        src = (o + 0.5) * scale - 0.5  # torch does not clamp the source index for cubic
+        i0 = math.floor(src)
+        t = src - i0
+        coeffs = (
+            ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a,
+            ((a + 2) * t - (a + 3)) * t * t + 1,
+            ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1,
+            ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a,
+        )
+        for k, c in enumerate(coeffs):
+            w[o, min(max(i0 - 1 + k, 0), in_size - 1)] += c
+    return w.astype(np.float32)
+
+
+def interpolate_position_embedding(table: jax.Array, grid_h: int, grid_w: int) -> jax.Array:
+    """Resize a [1+G*G, D] position table to a grid_h x grid_w patch grid, keeping the class row."""
+    n = table.shape[0] - 1
+    g = int(round(math.sqrt(n)))
+    if g * g != n:
+        raise ValueError(f"position table has {n} patch rows, not a square grid")
+    if (grid_h, grid_w) == (g, g):
+        return table
+    grid = table[1:].reshape(g, g, -1)
+    wy = jnp.asarray(bicubic_matrix(g, grid_h))
+    wx = jnp.asarray(bicubic_matrix(g, grid_w))
+    hp = jax.lax.Precision.HIGHEST
+    out = jnp.einsum("yi,ijd->yjd", wy, grid, precision=hp)
+    out = jnp.einsum("xj,yjd->yxd", wx, out, precision=hp)
+    return jnp.concatenate([table[:1], out.reshape(grid_h * grid_w, -1)], axis=0)
+
+
+def _layer_norm(dim: int, eps: float, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    # fp32 statistics whatever the compute dtype; the two-pass variance matches PyTorch's.
+    return nnx.LayerNorm(dim, epsilon=eps, dtype=jnp.float32, use_fast_variance=False, rngs=rngs)
+
+
+class Attention(nnx.Module):
+    """Multi-head self-attention with separate q/k/v projections (HF layout); softmax in fp32."""
+
+    def __init__(self, dim: int, heads: int, *, dtype, attention_impl: str = "einsum", rngs: nnx.Rngs):
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        if attention_impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attention_impl {attention_impl!r} not in {ATTENTION_IMPLS}")
+        self.heads = heads
+        self.attention_impl = attention_impl
+        self.dtype = dtype
+        for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            setattr(self, name, nnx.Linear(dim, dim, dtype=dtype, rngs=rngs))
+
+    def __call__(self, x, causal: bool = False):
+        b, n, d = x.shape
+        h = self.heads
+        q = self.q_proj(x).reshape(b, n, h, d // h)
+        k = self.k_proj(x).reshape(b, n, h, d // h)
+        v = self.v_proj(x).reshape(b, n, h, d // h)
+        if self.attention_impl == "einsum":
+            logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) * (d // h) ** -0.5
+            if causal:
+                mask = jnp.tril(jnp.ones((n, n), bool))
+                logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
+            weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+            out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+        else:
+            out = jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation=self.attention_impl)
+        return self.out_proj(out.reshape(b, n, d))
+
+
+class MLP(nnx.Module):
+    """fc1 -> activation -> fc2."""
+
+    def __init__(self, dim: int, hidden: int, act: str, *, dtype, rngs: nnx.Rngs):
+        if act not in _ACTIVATIONS:
+            raise ValueError(f"unknown hidden_act {act!r}; known: {sorted(_ACTIVATIONS)}")
+        self.act = act
+        self.fc1 = nnx.Linear(dim, hidden, dtype=dtype, rngs=rngs)
+        self.fc2 = nnx.Linear(hidden, dim, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x):
+        return self.fc2(_ACTIVATIONS[self.act](self.fc1(x)))
+
+
+class EncoderLayer(nnx.Module):
+    """Pre-LN block; with an adapter: x += attn(ln1 x); h = ln2 x; x += mlp(h) + adapter(h) (SPEC §2)."""
+
+    def __init__(self, cfg: Union[VisionConfig, TextConfig], adapter: bool, rs: RSConfig, *, dtype,
+                 attention_impl: str, rngs: nnx.Rngs):
+        d = cfg.hidden_size
+        self.dtype = dtype
+        self.self_attn = Attention(d, cfg.num_attention_heads, dtype=dtype, attention_impl=attention_impl, rngs=rngs)
+        self.layer_norm1 = _layer_norm(d, cfg.layer_norm_eps, rngs)
+        self.mlp = MLP(d, cfg.intermediate_size, cfg.hidden_act, dtype=dtype, rngs=rngs)
+        self.layer_norm2 = _layer_norm(d, cfg.layer_norm_eps, rngs)
+        self.adapter = (RSAdapter(d, rs.bottleneck_dim, rs.dropout, dtype=dtype, rngs=rngs) if adapter else None)
+
+    def __call__(self, x, causal: bool = False):
+        x = x + self.self_attn(self.layer_norm1(x).astype(self.dtype), causal=causal)
+        h = self.layer_norm2(x).astype(self.dtype)
+        out = self.mlp(h)
+        if self.adapter is not None:
+            out = out + self.adapter(h)
+        return x + out
+
+
+class Encoder(nnx.Module):
+    """A stack of EncoderLayers."""
+
+    def __init__(self, cfg, rs: RSConfig, *, dtype, attention_impl: str, rngs: nnx.Rngs):
+        n = cfg.num_hidden_layers
+        self.layers = nnx.List([
+            EncoderLayer(cfg, rs.applies_to(i, n), rs, dtype=dtype, attention_impl=attention_impl, rngs=rngs)
+            for i in range(n)])
+
+    def __call__(self, x, causal: bool = False):
+        for layer in self.layers:
+            x = layer(x, causal=causal)
+        return x
+
+
+class VisionEmbeddings(nnx.Module):
+    """Patch conv (no bias) + class token + position table, interpolated when the grid differs."""
+
+    def __init__(self, cfg: VisionConfig, *, dtype, rngs: nnx.Rngs):
+        d, p = cfg.hidden_size, cfg.patch_size
+        self.patch_size = p
+        self.dtype = dtype
+        self.patch_embedding = nnx.Conv(3, d, kernel_size=(p, p), strides=(p, p), padding="VALID",
+                                        use_bias=False, dtype=dtype, rngs=rngs)
+        self.class_embedding = nnx.Param(jax.random.normal(rngs.params(), (d,), jnp.float32) * d ** -0.5)
+        self.position_embedding = nnx.Embed(cfg.grid ** 2 + 1, d, rngs=rngs)
+
+    def __call__(self, pixels):
+        b, hgt, wid, _ = pixels.shape
+        p = self.patch_size
+        if hgt % p or wid % p:
+            raise ValueError(f"image size {hgt}x{wid} is not a multiple of the patch size {p}")
+        x = self.patch_embedding(pixels.astype(self.dtype))  # [B, H/p, W/p, D]
+        x = x.reshape(b, -1, x.shape[-1])
+        cls = jnp.broadcast_to(self.class_embedding[...].astype(x.dtype), (b, 1, x.shape[-1]))
+        x = jnp.concatenate([cls, x], axis=1)
+        pos = interpolate_position_embedding(self.position_embedding.embedding[...], hgt // p, wid // p)
+        return x + pos.astype(x.dtype)[None]
+
+
+class VisionTransformer(nnx.Module):
+    """HF CLIPVisionTransformer, returning every token's post_layernorm output."""
+
+    def __init__(self, cfg: VisionConfig, rs: RSConfig, *, dtype, attention_impl: str, rngs: nnx.Rngs):
+        self.dtype = dtype
+        self.embeddings = VisionEmbeddings(cfg, dtype=dtype, rngs=rngs)
+        self.pre_layrnorm = _layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs)  # (sic), as HF spells it
+        self.encoder = Encoder(cfg, rs, dtype=dtype, attention_impl=attention_impl, rngs=rngs)
+        self.post_layernorm = _layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs)
+
+    def __call__(self, pixels):
+        x = self.pre_layrnorm(self.embeddings(pixels))  # residual stream kept in fp32
+        x = self.encoder(x)
+        return self.post_layernorm(x).astype(self.dtype)
+
+
+class TextEmbeddings(nnx.Module):
+    """Token and (learned) position embeddings."""
+
+    def __init__(self, cfg: TextConfig, *, rngs: nnx.Rngs):
+        self.token_embedding = nnx.Embed(cfg.vocab_size, cfg.hidden_size, rngs=rngs)
+        self.position_embedding = nnx.Embed(cfg.max_position_embeddings, cfg.hidden_size, rngs=rngs)
+
+    def __call__(self, ids):
+        n = ids.shape[1]
+        limit = self.position_embedding.embedding[...].shape[0]
+        if n > limit:
+            raise ValueError(f"token context {n} exceeds the model's {limit} positions")
+        return self.token_embedding(ids) + self.position_embedding.embedding[...][:n][None]
+
+
+class TextTransformer(nnx.Module):
+    """HF CLIPTextTransformer with a causal mask; returns every position after final_layer_norm."""
+
+    def __init__(self, cfg: TextConfig, rs: RSConfig, *, dtype, attention_impl: str, rngs: nnx.Rngs):
+        self.dtype = dtype
+        self.embeddings = TextEmbeddings(cfg, rngs=rngs)
+        self.encoder = Encoder(cfg, rs, dtype=dtype, attention_impl=attention_impl, rngs=rngs)
+        self.final_layer_norm = _layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs)
+
+    def __call__(self, ids):
+        x = self.encoder(self.embeddings(ids), causal=True)
+        return self.final_layer_norm(x).astype(self.dtype)
+
+
+class CLIP(nnx.Module):
+    """CLIP with optional RS adapters. Parameters fp32; activations in `dtype` (LayerNorm/softmax in fp32).
+
+    `image_size` is the input size the model expects (default: the checkpoint's); other sizes work too,
+    the position table being bicubically interpolated as Hugging Face's interpolate_pos_encoding does.
+    """
+
+    def __init__(self, config: CLIPConfig, rs: RSConfig = RSConfig(), *, image_size: Optional[int] = None,
+                 dtype=jnp.float32, attention_impl: str = "einsum", rngs: nnx.Rngs):
+        self.config = config
+        self.rs = rs
+        self.image_size = int(image_size or config.vision.image_size)
+        if self.image_size % config.vision.patch_size:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of patch size {config.vision.patch_size}")
+        self.dtype = dtype
+        self.vision_model = VisionTransformer(config.vision, rs, dtype=dtype, attention_impl=attention_impl, rngs=rngs)
+        self.visual_projection = nnx.Linear(config.vision.hidden_size, config.projection_dim, use_bias=False,
+                                            dtype=dtype, rngs=rngs)
+        self.text_model = TextTransformer(config.text, rs, dtype=dtype, attention_impl=attention_impl, rngs=rngs)
+        self.text_projection = nnx.Linear(config.text.hidden_size, config.projection_dim, use_bias=False,
+                                          dtype=dtype, rngs=rngs)
+        self.logit_scale = nnx.Param(jnp.asarray(math.log(1 / 0.07), jnp.float32))
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.config.vision.patch_size) ** 2
+
+    def encode_image(self, pixels):
+        """[B, H, W, 3] normalised images -> [B, 1+P, projection_dim]: every token, projected."""
+        return self.visual_projection(self.vision_model(pixels))
+
+    def encode_text(self, token_ids):
+        """[N, L] int ids (L <= context) -> [N, projection_dim], taken at the end-of-text (largest id) position."""
+        x = self.text_model(token_ids)
+        eot = jnp.argmax(token_ids, axis=-1)
+        return self.text_projection(x[jnp.arange(x.shape[0]), eot])
+
+
+def abstract_clip(config: CLIPConfig, rs: RSConfig = RSConfig(), **kwargs) -> CLIP:
+    """The model with ShapeDtypeStruct leaves instead of weights (nothing materialised)."""
+    return nnx.eval_shape(lambda: CLIP(config, rs, rngs=nnx.Rngs(0), **kwargs))
+
+
+def is_adapter_path(path) -> bool:
+    """Whether an nnx state path (tuple of keys) or dotted name belongs to an RS adapter."""
+    parts = path.split(".") if isinstance(path, str) else [str(p) for p in path]
+    return "adapter" in parts
+
+
+def count_params(module: nnx.Module, adapters_only: bool = False) -> int:
+    """Number of parameter scalars, optionally only those of the RS adapters; works on abstract models."""
+    total = 0
+    for path, leaf in nnx.to_flat_state(nnx.state(module, nnx.Param)):
+        if adapters_only and not is_adapter_path(path):
+            continue
+        value = leaf.get_value() if isinstance(leaf, nnx.Variable) else leaf
+        total += int(np.prod(value.shape))
+    return total
