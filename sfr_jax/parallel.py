@@ -1,0 +1,114 @@
+"""Multi-host start-up, the device mesh, and the shardings of state and batches.
+
+One code path for 1 CPU and for a pod: every process runs the same program over a global mesh
+('data', 'model'); batches are sharded over 'data', the state is replicated (or sharded over 'model').
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+log = logging.getLogger(__name__)
+
+_initialized = False
+
+
+def initialize(coordinator: str = "", num_processes: int = 1, process_id: int = 0,
+               cpu_collectives: str = "gloo") -> None:
+    """Start JAX's multi-controller runtime when more than one process is configured.
+
+    Explicit `coordinator`/`num_processes`/`process_id` win; otherwise JAX auto-detects TPU pods and SLURM
+    (only attempted when their environment variables are present). A single process needs nothing.
+    """
+    global _initialized
+    if _initialized:
+        return
+    explicit = bool(coordinator) or num_processes > 1
+    auto = any(k in os.environ for k in ("SLURM_JOB_ID", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")) \
+        and int(os.environ.get("SLURM_NTASKS", "2")) > 1
+    if not explicit and not auto:
+        return
+    if explicit and (not coordinator or num_processes < 2 or not 0 <= process_id < num_processes):
+        raise ValueError(f"multi-process run needs --coordinator HOST:PORT, --num_processes >= 2 and "
+                         f"0 <= --process_id < num_processes; got coordinator={coordinator!r}, "
+                         f"num_processes={num_processes}, process_id={process_id}")
+    # CPU collectives across processes need an implementation (gloo ships with jaxlib); the setting only
+    # concerns the CPU client, so it is harmless on GPU/TPU hosts.
+    jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
+    if explicit:
+        jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
+    else:
+        jax.distributed.initialize()
+    _initialized = True
+    log.info("process %d of %d, %d local / %d global devices", jax.process_index(), jax.process_count(),
+             jax.local_device_count(), jax.device_count())
+
+
+def make_mesh(data: int = -1, model: int = 1) -> jax.sharding.Mesh:
+    """A ('data', 'model') mesh over every device of every process; -1 means 'all the rest'."""
+    n = jax.device_count()
+    if model < 1 or n % model:
+        raise ValueError(f"mesh.model={model} must divide the {n} devices")
+    if data == -1:
+        data = n // model
+    if data * model != n:
+        raise ValueError(f"mesh.data={data} x mesh.model={model} != {n} devices; use mesh.data=-1 for all devices")
+    return jax.make_mesh((data, model), ("data", "model"),
+                         axis_types=(jax.sharding.AxisType.Auto,) * 2)
+
+
+def check_batch(global_batch: int, mesh: jax.sharding.Mesh, what: str = "train.global_batch") -> int:
+    """The per-device batch; a global batch that does not split evenly is a clear error."""
+    n = mesh.shape["data"]
+    if global_batch % n:
+        raise ValueError(f"config value {what}={global_batch} is not divisible by the {n} devices of the 'data' "
+                         f"mesh axis; choose a multiple of {n} (e.g. {max(n, global_batch // n * n)})")
+    if global_batch % jax.process_count():
+        raise ValueError(f"{what}={global_batch} is not divisible by the {jax.process_count()} processes")
+    return global_batch // n
+
+
+def replicated(mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh) -> NamedSharding:
+    """Leading (example) axis over 'data'."""
+    return NamedSharding(mesh, P("data"))
+
+
+def param_sharding(mesh, tree, min_size: int = 2 ** 18):
+    """Shardings for a parameter tree: replicated, or with mesh.model > 1 the largest divisible axis of
+    big tensors over 'model' (FSDP-like; XLA inserts the gathers)."""
+    n_model = mesh.shape["model"]
+
+    def one(x):
+        if n_model == 1 or np.size(x) < min_size:
+            return replicated(mesh)
+        shape = np.shape(x)
+        for axis in np.argsort(shape)[::-1]:
+            if shape[axis] % n_model == 0:
+                spec = [None] * len(shape)
+                spec[axis] = "model"
+                return NamedSharding(mesh, P(*spec))
+        return replicated(mesh)
+
+    return jax.tree.map(one, tree)
+
+
+def host_to_global(batch: dict, mesh) -> dict:
+    """This process's slice of a global batch (numpy, leading axis) -> global jax.Arrays sharded over 'data'."""
+    sharding = batch_sharding(mesh)
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
+
+
+def to_host(x) -> np.ndarray:
+    """A global jax.Array -> numpy on every process (all-gathered when the array spans several processes)."""
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(x)
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
