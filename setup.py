@@ -8,6 +8,7 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["sfr_jax", "sfr_jax.*"]),
+    package_data={"sfr_jax.text": ["data/*"]},  # built-in class sets (YAML)
     python_requires=">=3.11",
     install_requires=[
         "jax>=0.10.2",

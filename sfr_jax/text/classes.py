@@ -1,0 +1,301 @@
+"""Defect class sets: codes, explicit phrases, detailed descriptions, the seen/unseen split (SPEC §8).
+
+Built-in sets live in sfr_jax/text/data/*.yaml. A user's own set is a YAML or CSV file with the fields
+code, phrase, description, seen (and optionally ciw, Sewer-ML's class-importance weight), e.g.
+
+    name: my_pipes                          code,phrase,description,seen
+    classes:                                RB,Cracks,"A sewer CCTV image of ...",true
+      - {code: RB, phrase: Cracks, description: "A sewer CCTV image of ...", seen: true}
+"""
+import csv
+import dataclasses
+import os
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+import yaml
+
+MODES = ("train", "zsl", "gzsl")
+CONTEXT_LENGTH = 77
+_REQUIRED = ("code", "phrase", "description", "seen")
+_OPTIONAL = ("ciw",)
+_BUILTIN = ("sewerml", "wzpipe")
+_TRUE = ("true", "yes", "1", "seen", "y")
+_FALSE = ("false", "no", "0", "unseen", "n")
+
+
+class ClassSetError(ValueError):
+    """A class-set file or value is invalid; the message names the file, class and field."""
+
+
+@dataclass(frozen=True)
+class DefectClass:
+    """One defect class: short code, explicit phrase (class name), detailed description, seen in training?"""
+
+    code: str
+    phrase: str
+    description: str
+    seen: bool
+    ciw: float | None = None
+
+
+@dataclass(frozen=True)
+class ClassSet:
+    """An ordered set of defect classes; the order is the label-column order (seen first by convention)."""
+
+    name: str
+    classes: tuple[DefectClass, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "classes", tuple(self.classes))
+        if not self.classes:
+            raise ClassSetError(f"class set {self.name!r} has no classes")
+        seen = set()
+        for c in self.classes:
+            if c.code in seen:
+                raise ClassSetError(f"class set {self.name!r}: duplicate code {c.code!r}")
+            seen.add(c.code)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(c.code for c in self.classes)
+
+    @property
+    def phrases(self) -> tuple[str, ...]:
+        return tuple(c.phrase for c in self.classes)
+
+    @property
+    def descriptions(self) -> tuple[str, ...]:
+        return tuple(c.description for c in self.classes)
+
+    @property
+    def seen_ids(self) -> tuple[int, ...]:
+        return tuple(i for i, c in enumerate(self.classes) if c.seen)
+
+    @property
+    def unseen_ids(self) -> tuple[int, ...]:
+        return tuple(i for i, c in enumerate(self.classes) if not c.seen)
+
+    @property
+    def ciw(self) -> np.ndarray | None:
+        """Class-importance weights [C] (Sewer-ML's F2-CIW), or None when any class lacks one."""
+        if any(c.ciw is None for c in self.classes):
+            return None
+        return np.array([c.ciw for c in self.classes], dtype=np.float64)
+
+    def ids(self, mode: str) -> tuple[int, ...]:
+        """Class indices scored in a mode: 'train' = seen, 'zsl' = unseen, 'gzsl' = all."""
+        if mode == "train":
+            return self.seen_ids
+        if mode == "zsl":
+            return self.unseen_ids
+        if mode == "gzsl":
+            return tuple(range(self.num_classes))
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+
+    def index(self, code: str) -> int:
+        """Position of a class code."""
+        try:
+            return self.codes.index(code)
+        except ValueError:
+            raise KeyError(f"class set {self.name!r} has no class {code!r}; codes: {list(self.codes)}") from None
+
+    def with_descriptions(self, path: str, *, check_length: bool = True) -> "ClassSet":
+        """A copy whose descriptions are the lines of a text file, one per class in class order (the
+        reference's datasets/text/*_de.txt format)."""
+        lines = _read_lines(path, self.num_classes, "descriptions")
+        out = self.replace(description=lines)
+        if check_length:
+            out.check_lengths(source=path)
+        return out
+
+    def with_phrases(self, path: str, *, check_length: bool = True) -> "ClassSet":
+        """A copy whose explicit phrases are the lines of a text file (the reference's *_ep.txt format)."""
+        lines = _read_lines(path, self.num_classes, "phrases")
+        out = self.replace(phrase=lines)
+        if check_length:
+            out.check_lengths(source=path)
+        return out
+
+    def replace(self, **columns) -> "ClassSet":
+        """A copy with whole fields replaced, e.g. replace(description=[...one per class...])."""
+        for field, values in columns.items():
+            if len(values) != self.num_classes:
+                raise ClassSetError(f"{field}: got {len(values)} values for {self.num_classes} classes")
+        classes = [
+            dataclasses.replace(c, **{field: values[i] for field, values in columns.items()})
+            for i, c in enumerate(self.classes)
+        ]
+        return ClassSet(self.name, classes)
+
+    def check_lengths(self, tokenizer=None, *, source: str | None = None, context_length: int = CONTEXT_LENGTH):
+        """Raise ClassSetError naming the class when a phrase or description exceeds the CLIP context."""
+        if tokenizer is None:
+            from sfr_jax.text.tokenizer import ClipTokenizer  # lazy: the BPE table is only needed here
+
+            tokenizer = ClipTokenizer.default()
+        where = source or f"class set {self.name!r}"
+        for c in self.classes:
+            for field in ("phrase", "description"):
+                try:
+                    tokenizer.encode([getattr(c, field)], context_length=context_length)
+                except ValueError as error:
+                    raise ClassSetError(
+                        f"{where}: class {c.code}: {field} is longer than the CLIP context of "
+                        f"{context_length} tokens ({error})"
+                    ) from None
+
+    def to_dict(self) -> dict:
+        """Plain data (the YAML file format); `class_set_from_dict` inverts it."""
+        rows = []
+        for c in self.classes:
+            row = {"code": c.code, "phrase": c.phrase, "description": c.description, "seen": c.seen}
+            if c.ciw is not None:
+                row["ciw"] = c.ciw
+            rows.append(row)
+        return {"name": self.name, "classes": rows}
+
+    def save(self, path: str):
+        """Write the set as YAML (to a temporary name first, so a crash leaves no half-written file)."""
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
+            yaml.safe_dump(self.to_dict(), f, sort_keys=False, allow_unicode=True, width=1000)
+        os.replace(tmp, path)
+
+
+def _read_lines(path: str, expected: int, what: str) -> list[str]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f]
+    lines = [line for line in lines if line]
+    if len(lines) != expected:
+        raise ClassSetError(f"{path}: {len(lines)} non-empty lines, expected one per class ({expected})")
+    return lines
+
+
+def _parse_seen(value, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ClassSetError(f"{where}: seen must be true/false (or seen/unseen), got {value!r}")
+
+
+def _parse_class(row: dict, where: str) -> DefectClass:
+    if not isinstance(row, dict):
+        raise ClassSetError(f"{where}: expected a mapping with fields {_REQUIRED}, got {row!r}")
+    unknown = sorted(set(row) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise ClassSetError(f"{where}: unknown field(s) {unknown}; allowed: {_REQUIRED + _OPTIONAL}")
+    for field in _REQUIRED:
+        value = row.get(field)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ClassSetError(f"{where}: missing field {field!r}")
+    code = str(row["code"]).strip()
+    where = f"{where} (code {code})"
+    for field in ("phrase", "description"):
+        if not isinstance(row[field], str):
+            raise ClassSetError(f"{where}: {field} must be text, got {row[field]!r}")
+    ciw = row.get("ciw")
+    if ciw is not None and not (isinstance(ciw, str) and not ciw.strip()):
+        try:
+            ciw = float(ciw)
+        except (TypeError, ValueError):
+            raise ClassSetError(f"{where}: ciw must be a number, got {ciw!r}") from None
+        if not ciw >= 0:
+            raise ClassSetError(f"{where}: ciw must be >= 0, got {ciw}")
+    else:
+        ciw = None
+    return DefectClass(
+        code=code,
+        phrase=" ".join(row["phrase"].split()),
+        description=" ".join(row["description"].split()),
+        seen=_parse_seen(row["seen"], where),
+        ciw=ciw,
+    )
+
+
+def class_set_from_dict(data, name: str, source: str = "<dict>") -> ClassSet:
+    """Build a validated ClassSet from {name?, classes: [rows]} or a bare list of rows."""
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - {"name", "classes"})
+        if unknown or "classes" not in data:
+            raise ClassSetError(f"{source}: expected keys 'name' (optional) and 'classes', got {sorted(data)}")
+        name, rows = str(data.get("name") or name), data["classes"]
+    else:
+        rows = data
+    if not isinstance(rows, list) or not rows:
+        raise ClassSetError(f"{source}: 'classes' must be a non-empty list of classes")
+    classes = [_parse_class(row, f"{source}: class #{i + 1}") for i, row in enumerate(rows)]
+    try:
+        return ClassSet(name, classes)
+    except ClassSetError as error:
+        raise ClassSetError(f"{source}: {error}") from None
+
+
+def _read_csv(path: str) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [h for h in _REQUIRED if h not in header]
+        if missing:
+            raise ClassSetError(f"{path}: CSV header {header} lacks column(s) {missing}")
+        rows = []
+        for line_no, row in enumerate(reader, start=2):
+            if None in row:
+                raise ClassSetError(f"{path}: line {line_no} has more values than the header")
+            row = {k.strip(): v for k, v in row.items()}
+            if not any((v or "").strip() for v in row.values()):
+                continue
+            rows.append({k: v for k, v in row.items() if k})
+        return rows
+
+
+def load_class_set(name_or_path: str, *, descriptions: str | None = None, check_length: bool = True,
+                   tokenizer=None) -> ClassSet:
+    """A built-in set ('sewerml', 'wzpipe') or a user's .yaml/.yml/.csv file, validated; `descriptions`
+    optionally replaces the descriptions with a one-per-line text file."""
+    if name_or_path in _BUILTIN:
+        text = resources.files("sfr_jax.text").joinpath("data", f"{name_or_path}.yaml").read_text("utf-8")
+        class_set = class_set_from_dict(yaml.safe_load(text), name_or_path, f"built-in {name_or_path}")
+        check_length = check_length and descriptions is not None  # ours are checked by the tests
+    else:
+        path = name_or_path
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"class set {path!r} is neither a built-in ({', '.join(_BUILTIN)}) nor a file")
+        stem, ext = os.path.splitext(os.path.basename(path))
+        if ext.lower() in (".yaml", ".yml"):
+            with open(path, encoding="utf-8") as f:
+                try:
+                    data = yaml.safe_load(f)
+                except yaml.YAMLError as error:
+                    raise ClassSetError(f"{path}: not valid YAML ({error})") from None
+        elif ext.lower() == ".csv":
+            data = _read_csv(path)
+        else:
+            raise ClassSetError(f"{path}: class set files must end in .yaml, .yml or .csv")
+        class_set = class_set_from_dict(data, stem, path)
+    if descriptions is not None:
+        class_set = class_set.with_descriptions(descriptions, check_length=False)
+    if check_length:
+        class_set.check_lengths(tokenizer, source=descriptions or name_or_path)
+    return class_set
+
+
+def sewerml() -> ClassSet:
+    """Sewer-ML's 17 classes in SFR-Net order (12 seen, 5 unseen) with CIW weights and our descriptions."""
+    return load_class_set("sewerml", check_length=False)
+
+
+def wzpipe() -> ClassSet:
+    """WZ-Pipe's 17 classes in SFR-Net order (12 seen, 5 unseen) with our descriptions."""
+    return load_class_set("wzpipe", check_length=False)
