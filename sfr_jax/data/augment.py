@@ -1,0 +1,164 @@
+"""The reference's training augmentations (SPEC §6) as batched, stateless TensorFlow ops.
+
+Every random number comes from a stateless op keyed by one seed per batch, so a batch's augmentation is
+a pure function of (images, seed): this is what makes training input exactly resumable.
+Pixel ops (blur, contrast, multiply, noise) run first, then ONE bilinear warp composed of the crop,
+affine, horizontal flip and pad-and-random-crop, so the image is resampled once and padding stays black.
+The reference applies its imgaug ops in random order; a fixed order is used here (they nearly commute).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+ALG = "philox"  # fixed, so the stream does not depend on the device TensorFlow picks
+
+
+@dataclasses.dataclass(frozen=True)
+class AugConfig:
+    """Probabilities and ranges of each augmentation; defaults are the reference's (SPEC §6)."""
+
+    hflip_prob: float = 0.5  # the reference flips twice with p=0.5 each: the net flip probability is 0.5
+    pad: int = 10  # zero-pad then random-crop back to size: a random integer shift in [-pad, pad]
+    crop_prob: float = 0.2
+    crop_max: float = 0.1  # each side cut by 0..crop_max of the size, then resized back
+    blur_prob: float = 0.2
+    blur_sigma_max: float = 0.2
+    contrast_prob: float = 0.2
+    contrast_range: tuple = (0.75, 1.25)  # v -> 127.5 + alpha (v - 127.5)
+    affine_prob: float = 0.2
+    affine_scale: tuple = (0.9, 1.1)  # x and y drawn independently
+    affine_translate: float = 0.1  # fraction of the size, x and y
+    affine_rotate: float = 10.0  # degrees
+    noise_prob: float = 1.0
+    noise_sigma_max: float = 0.015 * 255
+    noise_per_channel_prob: float = 0.2
+    multiply_prob: float = 1.0
+    multiply_range: tuple = (0.9, 1.1)
+    multiply_per_channel_prob: float = 0.2
+
+    @classmethod
+    def off(cls) -> "AugConfig":
+        """No augmentation at all (evaluation)."""
+        return cls(hflip_prob=0.0, pad=0, crop_prob=0.0, blur_prob=0.0, contrast_prob=0.0, affine_prob=0.0,
+                   noise_prob=0.0, multiply_prob=0.0)
+
+    def replace(self, **changes) -> "AugConfig":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def enabled(self) -> bool:
+        return any((self.hflip_prob, self.pad, self.crop_prob, self.blur_prob, self.contrast_prob,
+                    self.affine_prob, self.noise_prob, self.multiply_prob))
+
+
+def _uniform(tf, seed, shape, low=0.0, high=1.0):
+    return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high, alg=ALG)
+
+
+def _coin(tf, seed, batch, prob):
+    return _uniform(tf, seed, [batch]) < prob
+
+
+def _blur(tf, images, sigma):
+    """Separable 3-tap Gaussian blur (reflect-101 edges, as OpenCV); sigma [B]. Exact for sigma <= 0.3."""
+    w1 = tf.exp(-1.0 / (2.0 * tf.maximum(sigma, 1e-6) ** 2))
+    w1 = (w1 / (1.0 + 2.0 * w1))[:, None, None, None]
+    w0 = 1.0 - 2.0 * w1
+    for axis in (1, 2):
+        n = tf.shape(images)[axis]
+        before = tf.concat([tf.gather(images, [1], axis=axis), tf.gather(images, tf.range(n - 1), axis=axis)], axis)
+        after = tf.concat([tf.gather(images, tf.range(1, n), axis=axis), tf.gather(images, [n - 2], axis=axis)], axis)
+        images = w0 * images + w1 * (before + after)
+    return images
+
+
+def _matrix(tf, rows):
+    """[B,3,3] from nine [B] tensors (row-major)."""
+    return tf.reshape(tf.stack(rows, axis=-1), [-1, 3, 3])
+
+
+def warp_matrices(tf, seeds, batch, height, width, cfg: AugConfig):
+    """[B,3,3] maps from output to input pixel coordinates: crop o affine o flip o pad-crop."""
+    h, w = float(height), float(width)
+    zeros, ones = tf.zeros([batch]), tf.ones([batch])
+    eye = _matrix(tf, [ones, zeros, zeros, zeros, ones, zeros, zeros, zeros, ones])
+    matrix = eye
+    if cfg.crop_prob > 0 and cfg.crop_max > 0:
+        cut = _uniform(tf, seeds[0], [batch, 4], 0.0, cfg.crop_max)  # top, right, bottom, left
+        top, left = tf.round(cut[:, 0] * h), tf.round(cut[:, 3] * w)
+        ch, cw = h - top - tf.round(cut[:, 2] * h), w - left - tf.round(cut[:, 1] * w)
+        sy, sx = ch / h, cw / w
+        crop = _matrix(tf, [sx, zeros, left + 0.5 * sx - 0.5, zeros, sy, top + 0.5 * sy - 0.5, zeros, zeros, ones])
+        matrix = tf.where(_coin(tf, seeds[1], batch, cfg.crop_prob)[:, None, None], crop, eye)
+    if cfg.affine_prob > 0:
+        u = _uniform(tf, seeds[2], [batch, 5], -1.0, 1.0)
+        lo, hi = cfg.affine_scale
+        scale_x, scale_y = (lo + hi) / 2 + u[:, 0] * (hi - lo) / 2, (lo + hi) / 2 + u[:, 1] * (hi - lo) / 2
+        tx, ty = u[:, 2] * cfg.affine_translate * w, u[:, 3] * cfg.affine_translate * h
+        angle = u[:, 4] * cfg.affine_rotate * math.pi / 180.0
+        cos, sin = tf.cos(angle), tf.sin(angle)
+        cx, cy = (w - 1) / 2, (h - 1) / 2
+        # inverse of p -> c + R S (p - c) + t:  p = c + S^-1 R^T (q - c - t)
+        a, b = cos / scale_x, sin / scale_x
+        c, d = -sin / scale_y, cos / scale_y
+        qx, qy = -cx - tx, -cy - ty
+        affine = _matrix(tf, [a, b, cx + a * qx + b * qy, c, d, cy + c * qx + d * qy, zeros, zeros, ones])
+        affine = tf.where(_coin(tf, seeds[3], batch, cfg.affine_prob)[:, None, None], affine, eye)
+        matrix = tf.matmul(matrix, affine)
+    if cfg.hflip_prob > 0:
+        flip = _matrix(tf, [-ones, zeros, ones * (w - 1), zeros, ones, zeros, zeros, zeros, ones])
+        matrix = tf.matmul(matrix, tf.where(_coin(tf, seeds[4], batch, cfg.hflip_prob)[:, None, None], flip, eye))
+    if cfg.pad > 0:
+        shift = tf.cast(tf.random.stateless_uniform([batch, 2], seeds[5], minval=-cfg.pad, maxval=cfg.pad + 1,
+                                                    dtype=tf.int32, alg=ALG), tf.float32)
+        matrix = tf.matmul(matrix, _matrix(tf, [ones, zeros, shift[:, 0], zeros, ones, shift[:, 1], zeros, zeros, ones]))
+    return matrix
+
+
+def warp(tf, images, matrices):
+    """Resample [B,H,W,C] float images at matrices [B,3,3] (output -> input), bilinear, zero outside."""
+    flat = tf.reshape(matrices, [-1, 9])[:, :8] / matrices[:, 2:3, 2]
+    shape = tf.shape(images)[1:3]
+    return tf.raw_ops.ImageProjectiveTransformV3(images=images, transforms=flat, output_shape=shape,
+                                                 fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+
+
+def augment_batch(images, seed, cfg: AugConfig):
+    """Augment float32 images [B,H,W,3] in 0..255 with one stateless seed ([2] int); returns 0..255 floats."""
+    import tensorflow as tf
+
+    if not cfg.enabled:
+        return images
+    batch, height, width = images.shape[0], images.shape[1], images.shape[2]
+    if batch is None:
+        raise ValueError("augment_batch needs a static batch size (batch with drop_remainder=True)")
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=16, alg=ALG))
+    if cfg.blur_prob > 0 and cfg.blur_sigma_max > 0:
+        sigma = _uniform(tf, seeds[6], [batch], 0.0, cfg.blur_sigma_max)
+        sigma = tf.where(_coin(tf, seeds[7], batch, cfg.blur_prob), sigma, 0.0)
+        images = _blur(tf, images, sigma)
+    if cfg.contrast_prob > 0:
+        alpha = _uniform(tf, seeds[8], [batch], *cfg.contrast_range)
+        alpha = tf.where(_coin(tf, seeds[9], batch, cfg.contrast_prob), alpha, 1.0)[:, None, None, None]
+        images = tf.clip_by_value(127.5 + alpha * (images - 127.5), 0.0, 255.0)
+    if cfg.multiply_prob > 0:
+        per_channel = _uniform(tf, seeds[10], [batch, 4], *cfg.multiply_range)
+        use_channels = _coin(tf, seeds[11], batch, cfg.multiply_per_channel_prob)[:, None]
+        factor = tf.where(use_channels, per_channel[:, :3], per_channel[:, 3:])
+        factor = tf.where(_coin(tf, seeds[12], batch, cfg.multiply_prob)[:, None], factor, 1.0)
+        images = tf.clip_by_value(images * factor[:, None, None, :], 0.0, 255.0)
+    if cfg.noise_prob > 0 and cfg.noise_sigma_max > 0:
+        sigma = _uniform(tf, seeds[13], [batch], 0.0, cfg.noise_sigma_max)
+        sigma = tf.where(_coin(tf, seeds[14], batch, cfg.noise_prob), sigma, 0.0)[:, None, None, None]
+        # One noise plane of width W+2; channel c reads it shifted by c pixels: independent values per
+        # channel at a pixel for a third of the random numbers.
+        plane = tf.random.stateless_normal([batch, height, width + 2, 1], seeds[15], alg=ALG)
+        shared = plane[:, :, :width]
+        channels = tf.concat([plane[:, :, c:c + width] for c in range(3)], axis=-1)
+        per_channel = _coin(tf, tf.random.experimental.stateless_fold_in(seeds[15], 1, alg=ALG), batch,
+                            cfg.noise_per_channel_prob)[:, None, None, None]
+        images = tf.clip_by_value(images + sigma * tf.where(per_channel, channels, shared), 0.0, 255.0)
+    if cfg.hflip_prob > 0 or cfg.pad > 0 or cfg.crop_prob > 0 or cfg.affine_prob > 0:
+        images = warp(tf, images, warp_matrices(tf, seeds, batch, height, width, cfg))
+    return images
