@@ -1,0 +1,344 @@
+"""A small PyTorch SFR-Net for inference, depending on torch only (copy this one file to deploy without JAX).
+
+It loads what `sfr-jax export --layout reference` writes: a state_dict in the reference PyTorch SFR-Net's
+key layout (OpenAI CLIP names under `clip_model.`, adapters in `resblocks.N.adapter`, `mlp.*`, `gcn_corrector.*`)
+and the JSON sidecar next to it (model shape, classes, their token ids, the GR adjacency, normalisation).
+
+    model = SFRNetTorch.from_export("run1.pth")            # reads run1.json too
+    logits = model(images_nchw, mode="gzsl")               # [B, C] raw logits; torch.sigmoid for scores
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SIDECAR_FORMAT = "sfr-jax-export/1"
+
+
+def sidecar_path(checkpoint: str) -> str:
+    """The sidecar that goes with an exported checkpoint: same path, extension .json."""
+    return os.path.splitext(checkpoint)[0] + ".json"
+
+
+def _act(name: str):
+    if name == "quick_gelu":
+        return lambda x: x * torch.sigmoid(1.702 * x)
+    if name == "gelu":
+        return F.gelu
+    if name in ("gelu_new", "gelu_pytorch_tanh"):
+        return lambda x: F.gelu(x, approximate="tanh")
+    raise ValueError(f"unknown hidden_act {name!r}")
+
+
+class Attention(nn.Module):
+    """Self-attention with a fused [3D, D] input projection (nn.MultiheadAttention's parameter names)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.zeros(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, x, causal: bool):
+        b, n, d = x.shape
+        h = self.heads
+        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).split(d, dim=-1)
+        q, k, v = (t.reshape(b, n, h, d // h).transpose(1, 2) for t in (q, k, v))
+        logits = (q @ k.transpose(-1, -2)) * (d // h) ** -0.5
+        if causal:
+            mask = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
+            logits = logits.masked_fill(~mask, float("-inf"))
+        out = logits.softmax(dim=-1) @ v
+        return self.out_proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class MLP(nn.Module):
+    """c_fc -> activation -> c_proj."""
+
+    def __init__(self, dim: int, hidden: int, act: str):
+        super().__init__()
+        self.c_fc = nn.Linear(dim, hidden)
+        self.c_proj = nn.Linear(hidden, dim)
+        self.act = _act(act)
+
+    def forward(self, x):
+        return self.c_proj(self.act(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block; `forward` returns the residual stream after attention and the normed input
+    of the MLP as well, so that an adapter can read it."""
+
+    def __init__(self, dim: int, heads: int, hidden: int, act: str, eps: float):
+        super().__init__()
+        self.attn = Attention(dim, heads)
+        self.ln_1 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = MLP(dim, hidden, act)
+        self.ln_2 = nn.LayerNorm(dim, eps=eps)
+
+    def forward(self, x, causal: bool = False):
+        x = x + self.attn(self.ln_1(x), causal)
+        return x + self.mlp(self.ln_2(x))
+
+
+class Adapter(nn.Module):
+    """RS adapter: up(GELU_erf(down(h))) (dropout is inactive at inference)."""
+
+    def __init__(self, dim: int, bottleneck: int):
+        super().__init__()
+        self.down_project = nn.Linear(dim, bottleneck)
+        self.up_project = nn.Linear(bottleneck, dim)
+
+    def forward(self, h):
+        return self.up_project(F.gelu(self.down_project(h)))
+
+
+class AdaptedBlock(nn.Module):
+    """x += attn(ln_1 x); h = ln_2 x; x += mlp(h) + adapter(h); names as the reference's wrapper."""
+
+    def __init__(self, block: Block, adapter: Adapter):
+        super().__init__()
+        self.original_block = block
+        self.adapter = adapter
+
+    def forward(self, x, causal: bool = False):
+        b = self.original_block
+        x = x + b.attn(b.ln_1(x), causal)
+        h = b.ln_2(x)
+        return x + b.mlp(h) + self.adapter(h)
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: dict, rs: dict):
+        super().__init__()
+        n = cfg["num_hidden_layers"]
+        blocks = []
+        for i in range(n):
+            block = Block(cfg["hidden_size"], cfg["num_attention_heads"], cfg["intermediate_size"],
+                          cfg.get("hidden_act", "quick_gelu"), cfg.get("layer_norm_eps", 1e-5))
+            if _adapted(rs, i, n):
+                block = AdaptedBlock(block, Adapter(cfg["hidden_size"], rs["bottleneck_dim"]))
+            blocks.append(block)
+        self.resblocks = nn.ModuleList(blocks)
+
+    def forward(self, x, causal: bool = False):
+        for block in self.resblocks:
+            x = block(x, causal)
+        return x
+
+
+def _adapted(rs: dict, layer: int, n: int) -> bool:
+    if not rs.get("enabled", True):
+        return False
+    layers = rs.get("layers")
+    if layers is None or -1 in layers:
+        return True
+    return layer in {i % n if i < 0 else i for i in layers}
+
+
+class VisionTower(nn.Module):
+    """OpenAI's ViT image tower returning every token after ln_post and `proj` (not only the class token)."""
+
+    def __init__(self, cfg: dict, rs: dict, projection_dim: int):
+        super().__init__()
+        d, p = cfg["hidden_size"], cfg["patch_size"]
+        self.patch_size = p
+        eps = cfg.get("layer_norm_eps", 1e-5)
+        self.conv1 = nn.Conv2d(3, d, kernel_size=p, stride=p, bias=False)
+        self.class_embedding = nn.Parameter(torch.zeros(d))
+        self.positional_embedding = nn.Parameter(torch.zeros((cfg["image_size"] // p) ** 2 + 1, d))
+        self.ln_pre = nn.LayerNorm(d, eps=eps)
+        self.transformer = Transformer(cfg, rs)
+        self.ln_post = nn.LayerNorm(d, eps=eps)
+        self.proj = nn.Parameter(torch.zeros(d, projection_dim))
+
+    def position_table(self, grid_h: int, grid_w: int):
+        """The position table for a grid_h x grid_w patch grid (bicubic resize of the stored grid)."""
+        table = self.positional_embedding
+        g = int(round(math.sqrt(table.shape[0] - 1)))
+        if (grid_h, grid_w) == (g, g):
+            return table
+        grid = table[1:].reshape(1, g, g, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(grid_h, grid_w), mode="bicubic", align_corners=False)
+        return torch.cat([table[:1], grid.permute(0, 2, 3, 1).reshape(grid_h * grid_w, -1)], dim=0)
+
+    def forward(self, images):
+        b, _, h, w = images.shape
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {self.patch_size}")
+        x = self.conv1(images).flatten(2).transpose(1, 2)  # [B, P, D], patches in row-major order
+        cls = self.class_embedding.expand(b, 1, -1)
+        x = torch.cat([cls, x], dim=1) + self.position_table(h // self.patch_size, w // self.patch_size)
+        x = self.transformer(self.ln_pre(x))
+        return self.ln_post(x) @ self.proj
+
+
+class CLIPTorch(nn.Module):
+    """OpenAI CLIP layout: `visual.*`, `token_embedding`, `positional_embedding`, `transformer`, `ln_final`,
+    `text_projection`, `logit_scale`."""
+
+    def __init__(self, clip_config: dict, rs: dict):
+        super().__init__()
+        vision, text = clip_config["vision_config"], clip_config["text_config"]
+        e = clip_config.get("projection_dim", 512)
+        self.visual = VisionTower(vision, rs, e)
+        d = text["hidden_size"]
+        self.token_embedding = nn.Embedding(text.get("vocab_size", 49408), d)
+        self.positional_embedding = nn.Parameter(torch.zeros(text.get("max_position_embeddings", 77), d))
+        self.transformer = Transformer(text, rs)
+        self.ln_final = nn.LayerNorm(d, eps=text.get("layer_norm_eps", 1e-5))
+        self.text_projection = nn.Parameter(torch.zeros(d, e))
+        self.logit_scale = nn.Parameter(torch.zeros(()))
+
+    def encode_image(self, images):
+        """[B, 3, H, W] normalised images -> [B, 1+P, E]."""
+        return self.visual(images)
+
+    def encode_text(self, ids):
+        """[N, L] token ids -> [N, E], pooled at the end-of-text (largest id) position."""
+        n = ids.shape[1]
+        x = self.token_embedding(ids) + self.positional_embedding[:n]
+        x = self.ln_final(self.transformer(x, causal=True))
+        return x[torch.arange(x.shape[0]), ids.argmax(dim=-1)] @ self.text_projection
+
+
+class ResidualMLP(nn.Module):
+    """x + fc2(GELU(fc1(LayerNorm(x)))) (dropout inactive at inference)."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.layer_norm = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        return x + self.fc2(F.gelu(self.fc1(self.layer_norm(x))))
+
+
+class GraphConvolution(nn.Module):
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_in, n_out))
+
+    def forward(self, x, adj):
+        return adj @ x @ self.weight
+
+
+class GCN(nn.Module):
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.gc1 = GraphConvolution(1, hidden)
+        self.gc2 = GraphConvolution(hidden, 1)
+
+    def forward(self, x, adj):
+        return self.gc2(F.relu(self.gc1(x, adj)), adj)
+
+
+class SFRNetTorch(nn.Module):
+    """SFR-Net inference: CLIP + RS adapters -> MEF (global + local evidence) -> GR refining -> logits.
+
+    The class token ids [C, L] and the adjacency [C, C] are non-persistent buffers, so `state_dict()` has
+    exactly the reference's keys.
+    """
+
+    def __init__(self, sidecar: dict):
+        super().__init__()
+        model = sidecar["model"]
+        sfr = model["sfr"]
+        self.sidecar = sidecar
+        self.clip_model = CLIPTorch(model["clip"], model["rs"])
+        e = model["clip"].get("projection_dim", 512)
+        self.use_local = sfr.get("use_local", True)
+        self.use_gr = sfr.get("use_gr", True)
+        if self.use_local:
+            blocks = [ResidualMLP(e, sfr.get("head_hidden", 1024)) for _ in range(sfr.get("head_blocks", 2))]
+            self.mlp = nn.Sequential(*blocks, nn.Linear(e, 1))
+        if self.use_gr:
+            self.gcn_corrector = GCN(sfr.get("gcn_hidden", 64))
+        classes = sidecar["classes"]
+        self.codes = [c["code"] for c in classes]
+        self.seen_ids = [i for i, c in enumerate(classes) if c["seen"]]
+        self.unseen_ids = [i for i, c in enumerate(classes) if not c["seen"]]
+        self.register_buffer("class_tokens", torch.tensor(sidecar["class_tokens"], dtype=torch.long),
+                             persistent=False)
+        adjacency = sidecar.get("adjacency")
+        if self.use_gr and adjacency is None:
+            raise ValueError("the sidecar has no adjacency but the model uses GR")
+        self.register_buffer("adjacency", torch.tensor(adjacency if adjacency is not None else [[0.0]],
+                                                       dtype=torch.float32), persistent=False)
+        self.image_size = int(sidecar.get("image_size", model["clip"]["vision_config"]["image_size"]))
+        norm = sidecar.get("normalization", {})
+        self.mean = tuple(norm.get("mean", (0.5, 0.5, 0.5)))
+        self.std = tuple(norm.get("std", (0.5, 0.5, 0.5)))
+
+    @classmethod
+    def from_export(cls, checkpoint: str, sidecar: Optional[str] = None, *, strict: bool = True) -> "SFRNetTorch":
+        """Build from an exported reference-layout checkpoint (.pth or .safetensors) and its JSON sidecar."""
+        sidecar = sidecar or sidecar_path(checkpoint)
+        if not os.path.isfile(sidecar):
+            raise FileNotFoundError(f"sidecar {sidecar} not found (written by `sfr-jax export` next to {checkpoint})")
+        with open(sidecar) as f:
+            meta = json.load(f)
+        if meta.get("format") != SIDECAR_FORMAT:
+            raise ValueError(f"{sidecar}: format {meta.get('format')!r}, expected {SIDECAR_FORMAT!r}")
+        if meta.get("layout") != "reference":
+            raise ValueError(f"{sidecar}: layout {meta.get('layout')!r}; this module reads the 'reference' layout")
+        model = cls(meta).eval()
+        model.load_state_dict(load_state_dict(checkpoint), strict=strict)
+        return model
+
+    def ids(self, mode: str) -> list:
+        """Class indices of a mode: train = seen, zsl = unseen, gzsl = all."""
+        if mode == "train":
+            return list(self.seen_ids)
+        if mode == "zsl":
+            return list(self.unseen_ids)
+        if mode == "gzsl":
+            return list(range(len(self.codes)))
+        raise ValueError(f"unknown mode {mode!r}; expected train, zsl or gzsl")
+
+    def text_features(self, class_ids: Sequence[int]):
+        """l2-normalised text features [c, E] of the given classes."""
+        return F.normalize(self.clip_model.encode_text(self.class_tokens[list(class_ids)]), dim=-1)
+
+    def forward(self, images, mode: str = "gzsl", class_ids: Optional[Sequence[int]] = None):
+        """Logits [B, c] of normalised NCHW float images for a mode's classes (or explicit class ids)."""
+        ids = list(class_ids) if class_ids is not None else self.ids(mode)
+        t = self.text_features(ids)
+        tokens = self.clip_model.encode_image(images)
+        g = F.normalize(tokens[:, 0], dim=-1)
+        scores = g @ t.T
+        if self.use_local:
+            local = F.normalize(tokens[:, 1:], dim=-1)
+            weights = (local @ t.T).softmax(dim=1)  # over patches
+            scores = scores + self.mlp(weights.transpose(1, 2) @ local)[..., 0]
+        if self.use_gr:
+            idx = torch.tensor(ids, dtype=torch.long, device=scores.device)
+            adj = self.adjacency[idx][:, idx]  # the mode's block, not renormalised
+            scores = scores + self.gcn_corrector(scores[..., None], adj)[..., 0]
+        return scores
+
+    def preprocess(self, images_uint8_nhwc):
+        """uint8 [B, H, W, 3] at the model's size -> normalised float NCHW."""
+        x = images_uint8_nhwc.float().div(255.0).permute(0, 3, 1, 2)
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+
+def load_state_dict(path: str) -> dict:
+    """A state_dict from .pth (torch.load, weights only) or .safetensors (needs the `safetensors` package)."""
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+        return load_file(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    return {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
