@@ -48,17 +48,17 @@ def initialize(coordinator: str = "", num_processes: int = 1, process_id: int = 
              jax.local_device_count(), jax.device_count())
 
 
-def make_mesh(data: int = -1, model: int = 1) -> jax.sharding.Mesh:
-    """A ('data', 'model') mesh over every device of every process; -1 means 'all the rest'."""
-    n = jax.device_count()
+def make_mesh(data: int = -1, model: int = 1, devices=None) -> jax.sharding.Mesh:
+    """A ('data', 'model') mesh over every device of every process (or `devices`); -1 means 'all the rest'."""
+    n = len(devices) if devices is not None else jax.device_count()
     if model < 1 or n % model:
         raise ValueError(f"mesh.model={model} must divide the {n} devices")
     if data == -1:
         data = n // model
     if data * model != n:
         raise ValueError(f"mesh.data={data} x mesh.model={model} != {n} devices; use mesh.data=-1 for all devices")
-    return jax.make_mesh((data, model), ("data", "model"),
-                         axis_types=(jax.sharding.AxisType.Auto,) * 2)
+    return jax.make_mesh((data, model), ("data", "model"), axis_types=(jax.sharding.AxisType.Auto,) * 2,
+                         devices=devices)
 
 
 def check_batch(global_batch: int, mesh: jax.sharding.Mesh, what: str = "train.global_batch") -> int:
@@ -87,7 +87,7 @@ def param_sharding(mesh, tree, min_size: int = 2 ** 18):
     n_model = mesh.shape["model"]
 
     def one(x):
-        if n_model == 1 or np.size(x) < min_size:
+        if n_model == 1 or int(np.prod(np.shape(x))) < min_size:
             return replicated(mesh)
         shape = np.shape(x)
         for axis in np.argsort(shape)[::-1]:

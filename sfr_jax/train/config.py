@@ -37,8 +37,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.std = (0.5, 0.5, 0.5)
     c.data.augment = True
     c.data.shuffle_buffer = 16384
-    c.data.max_train_examples = -1  # -1: all; else a prefix of the train split (debugging)
-    c.data.max_eval_examples = -1
+    # Read the input as this many processes would (0: the real process count). A 1-process run with
+    # input_processes=N consumes exactly the global batches of an N-process run (to compare the two).
+    c.data.input_processes = 0
 
     c.model = ml_collections.ConfigDict()
     c.model.rs = True  # RS adapters in every block of both towers (ablation switch)
@@ -98,6 +99,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.global_batch = 896
     c.eval.topk_zsl = (1, 3)
     c.eval.topk_gzsl = (1, 3)
+    c.eval.max_batches = -1  # -1: the whole split (tables are only comparable then); else a quick look
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1  # -1: every device not used by the model axis
@@ -120,7 +122,7 @@ def apply_variants(config: ml_collections.ConfigDict, arg: str | None) -> ml_col
             config.eval.global_batch = 8
             config.train.max_steps = 4
             config.train.log_every = 1
-            config.data.max_eval_examples = 64
+            config.eval.max_batches = 8
             config.data.shuffle_buffer = 64
             config.loss.group_size = 0
         elif variant == "bf16":

@@ -1,0 +1,38 @@
+"""Evaluation results as files: JSON (everything) and Markdown (the paper's tables), written atomically."""
+from __future__ import annotations
+
+import json
+import os
+
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def markdown(results: dict, title: str) -> str:
+    """ZSL and GZSL tables: mAP, top-k O/C metrics, F2-CIW / F1-Normal, and per-class AP (in %)."""
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"
+    lines = [f"# {title}", "", f"{results.get('num_images', '?')} images, each counted once.", ""]
+    for mode, label in (("zsl", "ML-ZSL (unseen classes)"), ("gzsl", "ML-GZSL (all classes)")):
+        table = results.get(mode)
+        if not table:
+            continue
+        keys = ["mAP"] + [k for k in table if "@" in k] + [k for k in ("F2_CIW", "F1_normal") if k in table]
+        lines += [f"## {label}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys),
+                  "| " + " | ".join(pct(table[k]) for k in keys) + " |", ""]
+        codes = list(table["AP"])
+        lines += ["Per-class AP:", "", "| " + " | ".join(codes) + " |", "|" + "---|" * len(codes),
+                  "| " + " | ".join(pct(table["AP"][c]) for c in codes) + " |", ""]
+    return "\n".join(lines)
+
+
+def write(results: dict, directory: str, name: str, title: str) -> tuple[str, str]:
+    """`directory/name.json` and `directory/name.md`; returns both paths."""
+    os.makedirs(directory, exist_ok=True)
+    json_path, md_path = os.path.join(directory, f"{name}.json"), os.path.join(directory, f"{name}.md")
+    _atomic_write(json_path, json.dumps(results, indent=2, sort_keys=True))
+    _atomic_write(md_path, markdown(results, title))
+    return json_path, md_path

@@ -1,0 +1,95 @@
+"""Run logging on process 0: a progress bar (step, loss, images/s, ETA), TensorBoard scalars, and a plain
+log file `train.log` in the workdir. Other processes log warnings and errors only."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+import jax
+
+log = logging.getLogger("sfr_jax")
+
+
+def setup(workdir: str | None, verbose: bool = True) -> None:
+    """Root logger for the `sfr_jax` namespace: stderr, plus workdir/train.log on process 0."""
+    log.setLevel(logging.INFO if jax.process_index() == 0 and verbose else logging.WARNING)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s [p%(process_index)s] %(message)s")
+    for h in list(log.handlers):
+        if getattr(h, "_sfr_jax", False):
+            log.removeHandler(h)
+            h.close()
+
+    class _Proc(logging.Filter):
+        def filter(self, record):
+            record.process_index = jax.process_index()
+            return True
+
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if workdir and jax.process_index() == 0:
+        os.makedirs(workdir, exist_ok=True)
+        handlers.append(logging.FileHandler(os.path.join(workdir, "train.log")))
+    for h in handlers:
+        h.setFormatter(fmt)
+        h.addFilter(_Proc())
+        h._sfr_jax = True
+        log.addHandler(h)
+    log.propagate = False
+
+
+class Progress:
+    """Per-step progress: a tqdm bar on process 0 (when stderr is a terminal or forced) and periodic lines."""
+
+    def __init__(self, total: int, start: int, global_batch: int, workdir: str | None):
+        self.total, self.start, self.global_batch = total, start, global_batch
+        self.main = jax.process_index() == 0
+        self.t0 = time.time()
+        self.window = (time.time(), start)
+        self.bar = None
+        if self.main and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+        self.writer = None
+        if self.main and workdir:
+            from sfr_jax.data.pipeline import tf_cpu
+            self.writer = tf_cpu().summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+
+    def rate(self, step: int) -> float:
+        """Images per second since the last call."""
+        t, s = self.window
+        now = time.time()
+        self.window = (now, step)
+        return (step - s) * self.global_batch / max(now - t, 1e-9)
+
+    def update(self, step: int, scalars: dict, line: bool) -> None:
+        if not self.main:
+            return
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+        if line:
+            ips = self.rate(step)
+            done = step - self.start
+            eta = (time.time() - self.t0) / max(done, 1) * (self.total - step)
+            scalars = dict(scalars, images_per_s=ips)
+            text = f"step {step}/{self.total} loss {scalars.get('loss', float('nan')):.4f} {ips:.1f} img/s " \
+                   f"ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}"
+            if self.bar is not None:
+                self.bar.set_postfix_str(text.split(" ", 2)[2])
+            log.info(text)
+            self.scalars(step, scalars)
+
+    def scalars(self, step: int, scalars: dict, prefix: str = "") -> None:
+        if self.writer is None:
+            return
+        tf = __import__("tensorflow")
+        with self.writer.as_default(step=step):
+            for k, v in scalars.items():
+                tf.summary.scalar(prefix + k, float(v))
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()

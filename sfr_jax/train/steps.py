@@ -1,0 +1,135 @@
+"""The jitted train and eval steps: pure functions of (trainable, optimiser state, frozen state, batch).
+
+Gradients are taken with respect to the trainable dict only; the frozen CLIP weights are a separate
+argument, so XLA never computes their weight gradients nor keeps optimiser state for them. Dropout keys
+depend on (seed, step) only and masks are drawn for the GLOBAL batch, so 1 and N devices draw the same.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from sfr_jax import parallel
+from sfr_jax.train import state as state_lib
+
+
+def grouped_loss(logits, labels, loss_config, group_size: int):
+    """Mean SCL loss over consecutive groups of `group_size` examples (the reference's per-GPU batches,
+    whose gradients DDP averages); group_size 0 = one group."""
+    from sfr_jax.train.loss import scl_loss
+
+    b = logits.shape[0]
+    g = group_size or b
+    one = lambda lo, la: scl_loss(lo, la, temperature=loss_config.temperature, margin=loss_config.margin,
+                                  gamma=loss_config.gamma)
+    return jnp.mean(jax.vmap(one)(logits.reshape(b // g, g, -1), labels.reshape(b // g, g, -1)))
+
+
+def make_train_step(parts: state_lib.ModelParts, tx: optax.GradientTransformation, config, mesh,
+                    shardings: dict):
+    """jit(train_step)(trainable, opt_state, frozen, batch, step, key) -> (trainable, opt_state, metrics).
+
+    `shardings` has 'trainable', 'opt_state', 'frozen' (trees or prefixes); batches are P('data').
+    trainable and opt_state are donated.
+    """
+    train_ids = tuple(parts.class_set.seen_ids)
+    ids = np.asarray(train_ids, np.int32)
+    group = int(config.loss.group_size)
+    loss_config = config.loss
+
+    def train_step(trainable, opt_state, frozen, batch, step, key):
+        dropout_key = jax.random.fold_in(key, step)
+
+        def loss_fn(params):
+            # Fresh Variables at this trace level: reseeding mutates the RNG streams.
+            model = parts.merge(params, jax.tree.map(lambda x: x, frozen), train=True)
+            state_lib.reseed(model, dropout_key)
+            # Seen classes' text features are recomputed here: the text adapters train.
+            logits = model(batch["image"], train_ids).astype(jnp.float32)
+            labels = batch["labels"][:, ids].astype(jnp.float32)
+            return grouped_loss(logits, labels, loss_config, group)
+
+        loss, grads = jax.value_and_grad(loss_fn)(trainable)
+        updates, opt_state = tx.update(grads, opt_state, trainable)
+        trainable = optax.apply_updates(trainable, updates)
+        return trainable, opt_state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+
+    rep = parallel.replicated(mesh)
+    batch_sh = parallel.batch_sharding(mesh)
+    return jax.jit(
+        train_step,
+        in_shardings=(shardings["trainable"], shardings["opt_state"], shardings["frozen"],
+                      {"image": batch_sh, "labels": batch_sh}, rep, rep),
+        out_shardings=(shardings["trainable"], shardings["opt_state"], rep),
+        donate_argnums=(0, 1),
+    )
+
+
+def make_text_features(parts: state_lib.ModelParts, mesh, shardings: dict):
+    """jit(text_features)(trainable, frozen, class_ids static) -> [c, E], computed once per evaluation."""
+
+    def text_features(trainable, frozen, class_ids):
+        return parts.merge(trainable, frozen).text_features(class_ids)
+
+    rep = parallel.replicated(mesh)
+    return jax.jit(text_features, static_argnums=2, in_shardings=(shardings["trainable"], shardings["frozen"]),
+                   out_shardings=rep)
+
+
+def make_eval_step(parts: state_lib.ModelParts, mesh, shardings: dict, modes: dict):
+    """jit(eval_step)(trainable, frozen, images, text_features: {mode: [c,E]}) -> {mode: logits [B, c]}.
+
+    `modes` maps a mode name to its static class ids; all modes score the same images in one program
+    (XLA shares the image encoding). Logits come back sharded over 'data'.
+    """
+    modes = {name: tuple(ids) for name, ids in modes.items()}
+
+    def eval_step(trainable, frozen, images, text_features):
+        model = parts.merge(trainable, frozen)
+        return {name: model(images, ids, text_features=text_features[name]).astype(jnp.float32)
+                for name, ids in modes.items()}
+
+    rep = parallel.replicated(mesh)
+    batch_sh = parallel.batch_sharding(mesh)
+    return jax.jit(eval_step, in_shardings=(shardings["trainable"], shardings["frozen"], batch_sh, rep),
+                   out_shardings=batch_sh)
+
+
+def state_shardings(mesh, trainable, opt_state, frozen) -> dict:
+    """Replicated state, or large tensors split over the 'model' axis when mesh.model > 1."""
+    return {"trainable": parallel.param_sharding(mesh, trainable),
+            "opt_state": parallel.param_sharding(mesh, opt_state),
+            "frozen": parallel.param_sharding(mesh, frozen)}
+
+
+def place(tree, shardings):
+    """Put a host/local tree onto the mesh with the given shardings (same structure)."""
+    return jax.tree.map(lambda x, s: jax.device_put(x, s), tree, shardings)
+
+
+def dry_run_report(compiled, per_device_batch: int, global_batch: int) -> str:
+    """Per-device batch, memory estimate and FLOPs of a compiled train step, as printable lines."""
+    lines = [f"per-device batch: {per_device_batch} (global {global_batch}, {jax.device_count()} devices)"]
+    try:
+        mem = compiled.memory_analysis()
+        if mem is not None:
+            total = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+                     - mem.alias_size_in_bytes)
+            lines.append(f"memory per device: {total / 2 ** 30:.3f} GiB (arguments "
+                         f"{mem.argument_size_in_bytes / 2 ** 30:.3f}, outputs {mem.output_size_in_bytes / 2 ** 30:.3f}, "
+                         f"temporaries {mem.temp_size_in_bytes / 2 ** 30:.3f}, donated/aliased "
+                         f"{mem.alias_size_in_bytes / 2 ** 30:.3f})")
+    except Exception as error:  # not every backend reports memory
+        lines.append(f"memory per device: unavailable ({error})")
+    try:
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        flops = float(cost.get("flops", float("nan")))
+        # cost_analysis describes the per-device program of an SPMD computation.
+        lines.append(f"FLOPs per step: {flops * jax.device_count():.4g} ({flops:.4g} per device, "
+                     f"{flops / max(per_device_batch, 1):.4g} per image)")
+    except Exception as error:
+        lines.append(f"FLOPs per step: unavailable ({error})")
+    return "\n".join(lines)

@@ -1,0 +1,64 @@
+"""The jitted steps: 1 device == 8 devices, only trainable leaves change, frozen weights get no gradient."""
+import jax
+import numpy as np
+import pytest
+
+from sfr_jax import parallel
+from sfr_jax.train import optim, state as state_lib, steps
+from train_fixtures import make_tiny_clip_dir, random_batch, tiny_config
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    return make_tiny_clip_dir(tmp_path_factory.mktemp("clip") / "tiny")
+
+
+def _np(tree):
+    return jax.tree.map(lambda x: np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+                                             else x), tree)
+
+
+def _run(config, mesh, batches):
+    parts = state_lib.build(config)
+    tx = optim.make_optimizer(config, steps_per_epoch=2)
+    opt_state = tx.init(parts.trainable)
+    sh = steps.state_shardings(mesh, parts.trainable, opt_state, parts.frozen)
+    trainable = steps.place(parts.trainable, sh["trainable"])
+    opt_state = steps.place(opt_state, sh["opt_state"])
+    frozen = steps.place(parts.frozen, sh["frozen"])
+    frozen_before = _np(frozen)
+    initial = _np(parts.trainable)  # (the placed copy is donated to the step)
+    train_step = steps.make_train_step(parts, tx, config, mesh, sh)
+    key = jax.random.key(config.seed)
+    losses = []
+    for i, b in enumerate(batches):
+        trainable, opt_state, metrics = train_step(trainable, opt_state, frozen, parallel.host_to_global(b, mesh),
+                                                   np.int32(i), key)
+        losses.append(float(metrics["loss"]))
+    return initial, losses, _np(trainable), frozen_before, _np(frozen)
+
+
+def test_one_device_equals_eight_devices(clip_dir):
+    config = tiny_config(clip_dir)
+    batches = [random_batch(16, seed=i) for i in range(4)]
+    _, losses1, params1, _, _ = _run(config, parallel.make_mesh(devices=jax.devices()[:1]), batches)
+    _, losses8, params8, _, _ = _run(config, parallel.make_mesh(), batches)
+    assert losses1[-1] < losses1[0]
+    np.testing.assert_allclose(losses8, losses1, rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(params1), jax.tree.leaves(params8)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_only_trainable_leaves_change(clip_dir):
+    config = tiny_config(clip_dir)
+    initial, _, params, frozen_before, frozen_after = _run(config, parallel.make_mesh(), [random_batch(16)] * 2)
+    # frozen CLIP weights, class tokens, adjacency: bitwise unchanged
+    for a, b in zip(jax.tree.leaves(frozen_before), jax.tree.leaves(frozen_after)):
+        np.testing.assert_array_equal(a, b)
+    # every trainable leaf moved (adapters' `up` starts at zero and must leave it)
+    flat0 = dict(jax.tree_util.tree_leaves_with_path(initial))
+    for path, after in jax.tree_util.tree_leaves_with_path(params):
+        assert not np.array_equal(np.asarray(flat0[path]), after), jax.tree_util.keystr(path)
+    names = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)}
+    assert all(("adapter" in n) or n.startswith("['head']") or n.startswith("['gcn']") for n in names)
+    assert any("adapter" in n for n in names)

@@ -1,0 +1,59 @@
+"""Shared pieces of the training tests: a tiny converted CLIP on disk and tiny configs."""
+import os
+
+import numpy as np
+
+
+def make_tiny_clip_dir(path, seed=0):
+    """A random tiny CLIP (width 32, 1 layer per tower, 32-px images) in our converted format."""
+    from flax import nnx
+
+    from sfr_jax.convert.store import flat_params, save_clip
+    from sfr_jax.models.clip import CLIP, CLIPConfig, TextConfig, VisionConfig
+    from sfr_jax.models.rs import RSConfig
+    from sfr_jax.text.tokenizer import ClipTokenizer
+
+    if not os.path.exists(path):
+        cfg = CLIPConfig(VisionConfig(32, 64, 1, 2, 32, 8), TextConfig(32, 64, 1, 2), 24)
+        model = CLIP(cfg, RSConfig(enabled=False), rngs=nnx.Rngs(seed))
+        save_clip(str(path), cfg, flat_params(model), ClipTokenizer.default())
+    return str(path)
+
+
+def tiny_config(clip_dir, data_dir="", **overrides):
+    """demo.py's config shrunk further for tests; `overrides` are dotted keys."""
+    from sfr_jax.train.config import base_config
+
+    c = base_config()
+    c.name = "test"
+    c.clip_dir = clip_dir
+    c.data.dir = data_dir
+    c.data.image_size = 32
+    c.data.shuffle_buffer = 64
+    c.model.bottleneck_dim = 8
+    c.model.head_hidden = 16
+    c.model.gcn_hidden = 8
+    c.loss.group_size = 0
+    c.optim.clip_lr = 1e-3
+    c.optim.head_lr = 3e-3
+    c.optim.clip_scaled_like_reference = False
+    c.schedule.warmup_epochs = 0
+    c.train.global_batch = 16
+    c.eval.global_batch = 16
+    c.train.epochs = 1
+    c.train.log_every = 1
+    c.train.best_metric = "zsl/mAP"
+    for key, value in overrides.items():
+        node = c
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return c
+
+
+def random_batch(n, num_classes=17, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, num_classes)) < 0.15).astype(np.int32)
+    labels[:, 12:] = 0  # unseen classes never appear in training
+    return {"image": rng.normal(size=(n, size, size, 3)).astype(np.float32), "labels": labels}
