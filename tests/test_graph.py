@@ -48,7 +48,7 @@ def test_adjacency_hand_case():
 
 def test_gcn_matches_torch_and_dropout_is_nnx_style():
     gcn = GCN(hidden=64, dropout=0.5, rngs=nnx.Rngs(0))
-    w1, w2 = np.asarray(gcn.gc1.weight[...]), np.asarray(gcn.gc2.weight[...])
+    w1, w2 = np.array(gcn.gc1.weight[...]), np.array(gcn.gc2.weight[...])
     assert w1.shape == (1, 64) and w2.shape == (64, 1)
     bound = np.sqrt(6 / (1 + 64))  # Xavier-uniform for a 1x64 / 64x1 matrix
     assert np.abs(w1).max() <= bound and np.abs(w2).max() <= bound and np.abs(w1).max() > 0.5 * bound
