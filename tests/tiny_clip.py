@@ -29,7 +29,10 @@ def make_tiny_hf_clip(path, *, vision_width=32, vision_layers=2, vision_heads=2,
             else:
                 p.copy_(0.3 * torch.randn_like(p) if p.ndim == 1 else torch.randn_like(p) * p.shape[-1] ** -0.5)
     os.makedirs(path, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=safe_serialization)
+    model.save_pretrained(path)
+    if not safe_serialization:  # transformers 5 always writes safetensors: write the legacy pickle by hand
+        torch.save(model.state_dict(), os.path.join(path, "pytorch_model.bin"))
+        os.remove(os.path.join(path, "model.safetensors"))
     if with_tokenizer:
         from sfr_jax.text.tokenizer import ClipTokenizer
         ClipTokenizer.default().save(path)
