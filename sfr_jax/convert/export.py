@@ -102,11 +102,14 @@ def to_reference(flat: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return out
 
 
-def from_reference(state: Mapping[str, np.ndarray], *, vision_heads=None, text_heads=None, source="state"):
-    """A reference SFR-Net state (numpy; `module.` allowed) -> (CLIPConfig, our flat SFR-Net params)."""
+def from_reference(state: Mapping[str, np.ndarray], *, config=None, vision_heads=None, text_heads=None,
+                   source="state"):
+    """A reference SFR-Net state (numpy; `module.` allowed) -> (CLIPConfig, our flat SFR-Net params). The CLIP
+    shape is inferred (heads = width // 64, as OpenAI's) unless `config` or the head counts are given."""
     from sfr_jax.convert.openai import load_openai_clip
 
-    config, clip_flat, rest = load_openai_clip(dict(state), vision_heads=vision_heads, text_heads=text_heads)
+    config, clip_flat, rest = load_openai_clip(dict(state), config=config, vision_heads=vision_heads,
+                                               text_heads=text_heads)
     try:
         head = head_from_reference(rest)
     except KeyError as error:
