@@ -9,6 +9,7 @@ The reference applies its imgaug ops in random order; a fixed order is used here
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 ALG = "philox"  # fixed, so the stream does not depend on the device TensorFlow picks
@@ -65,12 +66,31 @@ def _blur(tf, images, sigma):
     w1 = tf.exp(-1.0 / (2.0 * tf.maximum(sigma, 1e-6) ** 2))
     w1 = (w1 / (1.0 + 2.0 * w1))[:, None, None, None]
     w0 = 1.0 - 2.0 * w1
-    for axis in (1, 2):
-        n = tf.shape(images)[axis]
-        before = tf.concat([tf.gather(images, [1], axis=axis), tf.gather(images, tf.range(n - 1), axis=axis)], axis)
-        after = tf.concat([tf.gather(images, tf.range(1, n), axis=axis), tf.gather(images, [n - 2], axis=axis)], axis)
-        images = w0 * images + w1 * (before + after)
-    return images
+    padded = tf.pad(images, [[0, 0], [1, 1], [0, 0], [0, 0]], mode="REFLECT")  # REFLECT = OpenCV's reflect-101
+    images = w0 * images + w1 * (padded[:, :-2] + padded[:, 2:])
+    padded = tf.pad(images, [[0, 0], [0, 0], [1, 1], [0, 0]], mode="REFLECT")
+    return w0 * images + w1 * (padded[:, :, :-2] + padded[:, :, 2:])
+
+
+def _on_subset(tf, images, selected, fn, *args):
+    """Apply fn(images[selected], *args[selected]) to the selected examples only (others unchanged)."""
+    index = tf.where(selected)
+
+    def update():
+        result = fn(tf.gather_nd(images, index), *[tf.gather_nd(a, index) for a in args])
+        return tf.tensor_scatter_nd_update(images, index, result)
+
+    return tf.cond(tf.size(index) > 0, update, lambda: images)  # some ops reject an empty batch
+
+
+def normal_plane(tf, shape, seed):
+    """Approximately standard-normal noise, Irwin-Hall sum of the 4 bytes of a random int32 (tails cut at
+    3.46 sigma): 2x cheaper than exact normals and indistinguishable as a few grey levels of noise."""
+    bits = tf.random.stateless_uniform(shape, seed, minval=None, maxval=None, dtype=tf.int32, alg=ALG)
+    total = tf.bitwise.bitwise_and(bits, 255)
+    for shift in (8, 16, 24):
+        total += tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, shift), 255)
+    return (tf.cast(total, tf.float32) - 510.0) * (1.0 / 147.80)  # mean 4*127.5, sd sqrt(4*(256^2-1)/12)
 
 
 def _matrix(tf, rows):
@@ -79,18 +99,20 @@ def _matrix(tf, rows):
 
 
 def warp_matrices(tf, seeds, batch, height, width, cfg: AugConfig):
-    """[B,3,3] maps from output to input pixel coordinates: crop o affine o flip o pad-crop."""
+    """Per-example geometry: (M [B,3,3] output -> input pixel coordinates = crop o affine o flip o shift,
+    general [B] (crop or affine drawn: needs interpolation), flip [B] bool, shift [B,2] int32 (dx, dy))."""
     h, w = float(height), float(width)
     zeros, ones = tf.zeros([batch]), tf.ones([batch])
     eye = _matrix(tf, [ones, zeros, zeros, zeros, ones, zeros, zeros, zeros, ones])
-    matrix = eye
+    matrix, general = eye, tf.zeros([batch], tf.bool)
     if cfg.crop_prob > 0 and cfg.crop_max > 0:
         cut = _uniform(tf, seeds[0], [batch, 4], 0.0, cfg.crop_max)  # top, right, bottom, left
         top, left = tf.round(cut[:, 0] * h), tf.round(cut[:, 3] * w)
         ch, cw = h - top - tf.round(cut[:, 2] * h), w - left - tf.round(cut[:, 1] * w)
         sy, sx = ch / h, cw / w
         crop = _matrix(tf, [sx, zeros, left + 0.5 * sx - 0.5, zeros, sy, top + 0.5 * sy - 0.5, zeros, zeros, ones])
-        matrix = tf.where(_coin(tf, seeds[1], batch, cfg.crop_prob)[:, None, None], crop, eye)
+        applied = _coin(tf, seeds[1], batch, cfg.crop_prob)
+        matrix, general = tf.where(applied[:, None, None], crop, eye), general | applied
     if cfg.affine_prob > 0:
         u = _uniform(tf, seeds[2], [batch, 5], -1.0, 1.0)
         lo, hi = cfg.affine_scale
@@ -104,16 +126,34 @@ def warp_matrices(tf, seeds, batch, height, width, cfg: AugConfig):
         c, d = -sin / scale_y, cos / scale_y
         qx, qy = -cx - tx, -cy - ty
         affine = _matrix(tf, [a, b, cx + a * qx + b * qy, c, d, cy + c * qx + d * qy, zeros, zeros, ones])
-        affine = tf.where(_coin(tf, seeds[3], batch, cfg.affine_prob)[:, None, None], affine, eye)
-        matrix = tf.matmul(matrix, affine)
-    if cfg.hflip_prob > 0:
-        flip = _matrix(tf, [-ones, zeros, ones * (w - 1), zeros, ones, zeros, zeros, zeros, ones])
-        matrix = tf.matmul(matrix, tf.where(_coin(tf, seeds[4], batch, cfg.hflip_prob)[:, None, None], flip, eye))
+        applied = _coin(tf, seeds[3], batch, cfg.affine_prob)
+        matrix, general = tf.matmul(matrix, tf.where(applied[:, None, None], affine, eye)), general | applied
+    flip = _coin(tf, seeds[4], batch, cfg.hflip_prob) if cfg.hflip_prob > 0 else tf.zeros([batch], tf.bool)
+    flip_matrix = _matrix(tf, [-ones, zeros, ones * (w - 1), zeros, ones, zeros, zeros, zeros, ones])
+    matrix = tf.matmul(matrix, tf.where(flip[:, None, None], flip_matrix, eye))
     if cfg.pad > 0:
-        shift = tf.cast(tf.random.stateless_uniform([batch, 2], seeds[5], minval=-cfg.pad, maxval=cfg.pad + 1,
-                                                    dtype=tf.int32, alg=ALG), tf.float32)
-        matrix = tf.matmul(matrix, _matrix(tf, [ones, zeros, shift[:, 0], zeros, ones, shift[:, 1], zeros, zeros, ones]))
-    return matrix
+        shift = tf.random.stateless_uniform([batch, 2], seeds[5], minval=-cfg.pad, maxval=cfg.pad + 1,
+                                            dtype=tf.int32, alg=ALG)
+    else:
+        shift = tf.zeros([batch, 2], tf.int32)
+    dx, dy = tf.cast(shift[:, 0], tf.float32), tf.cast(shift[:, 1], tf.float32)
+    matrix = tf.matmul(matrix, _matrix(tf, [ones, zeros, dx, zeros, ones, dy, zeros, zeros, ones]))
+    return matrix, general, flip, shift
+
+
+def shift_flip(tf, images, flip, shift):
+    """The integer part of the geometry without interpolation: out(y, x) = in(y + dy, x') with
+    x' = x + dx, mirrored (W-1-x') where flip; zero outside (= pad and random crop, horizontal flip)."""
+    height, width = images.shape[1], images.shape[2]
+    x = tf.range(width)[None] + shift[:, :1]
+    x = tf.where(flip[:, None], width - 1 - x, x)
+    y = tf.range(height)[None] + shift[:, 1:]
+    # one zero row and column appended: out-of-range indices read them (cheaper than masking afterwards)
+    images = tf.pad(images, [[0, 0], [0, 1], [0, 1], [0, 0]])
+    y = tf.where((y >= 0) & (y < height), y, height)
+    x = tf.where((x >= 0) & (x < width), x, width)
+    images = tf.gather(images, y, axis=1, batch_dims=1)
+    return tf.gather(images, x, axis=2, batch_dims=1)
 
 
 def warp(tf, images, matrices):
@@ -136,8 +176,7 @@ def augment_batch(images, seed, cfg: AugConfig):
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=16, alg=ALG))
     if cfg.blur_prob > 0 and cfg.blur_sigma_max > 0:
         sigma = _uniform(tf, seeds[6], [batch], 0.0, cfg.blur_sigma_max)
-        sigma = tf.where(_coin(tf, seeds[7], batch, cfg.blur_prob), sigma, 0.0)
-        images = _blur(tf, images, sigma)
+        images = _on_subset(tf, images, _coin(tf, seeds[7], batch, cfg.blur_prob), functools.partial(_blur, tf), sigma)
     if cfg.contrast_prob > 0:
         alpha = _uniform(tf, seeds[8], [batch], *cfg.contrast_range)
         alpha = tf.where(_coin(tf, seeds[9], batch, cfg.contrast_prob), alpha, 1.0)[:, None, None, None]
@@ -151,14 +190,19 @@ def augment_batch(images, seed, cfg: AugConfig):
     if cfg.noise_prob > 0 and cfg.noise_sigma_max > 0:
         sigma = _uniform(tf, seeds[13], [batch], 0.0, cfg.noise_sigma_max)
         sigma = tf.where(_coin(tf, seeds[14], batch, cfg.noise_prob), sigma, 0.0)[:, None, None, None]
-        # One noise plane of width W+2; channel c reads it shifted by c pixels: independent values per
-        # channel at a pixel for a third of the random numbers.
-        plane = tf.random.stateless_normal([batch, height, width + 2, 1], seeds[15], alg=ALG)
-        shared = plane[:, :, :width]
-        channels = tf.concat([plane[:, :, c:c + width] for c in range(3)], axis=-1)
+        # Per-channel noise only where drawn (20 %): one shared plane for all, three planes for those.
+        noisy = images + sigma * normal_plane(tf, [batch, height, width, 1], seeds[15])
         per_channel = _coin(tf, tf.random.experimental.stateless_fold_in(seeds[15], 1, alg=ALG), batch,
-                            cfg.noise_per_channel_prob)[:, None, None, None]
-        images = tf.clip_by_value(images + sigma * tf.where(per_channel, channels, shared), 0.0, 255.0)
+                            cfg.noise_per_channel_prob)
+        index = tf.where(per_channel)
+        planes = normal_plane(tf, tf.stack([tf.shape(index)[0], height, width, 3]),
+                              tf.random.experimental.stateless_fold_in(seeds[15], 2, alg=ALG))
+        subset = tf.gather_nd(images, index) + tf.gather_nd(sigma, index) * planes
+        images = tf.clip_by_value(tf.tensor_scatter_nd_update(noisy, index, subset), 0.0, 255.0)
     if cfg.hflip_prob > 0 or cfg.pad > 0 or cfg.crop_prob > 0 or cfg.affine_prob > 0:
-        images = warp(tf, images, warp_matrices(tf, seeds, batch, height, width, cfg))
+        # Bilinear resampling only where a crop or affine was drawn; flips and shifts elsewhere are exact
+        # index gathers (the same values bilinear sampling at integer positions gives, at half the cost).
+        matrix, general, flip, shift = warp_matrices(tf, seeds, batch, height, width, cfg)
+        shifted = shift_flip(tf, images, flip, shift)
+        images = _on_subset(tf, shifted, general, lambda _, source, m: warp(tf, source, m), images, matrix)
     return images
