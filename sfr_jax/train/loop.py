@@ -164,6 +164,14 @@ def restore_into(run: Run, step: int | None = None, manager: ckpt_lib.Checkpoint
     return meta
 
 
+def recompute_adjacency(run: Run) -> None:
+    """GR's adjacency from the CURRENT (trained) text encoder, as the reference does when it evaluates a
+    saved model (SPEC §4); training keeps the start-up adjacency."""
+    model = run.parts.merge(run.trainable, run.frozen)
+    value = jax.device_put(model.compute_adjacency(run.parts.phrase_tokens), parallel.replicated(run.mesh))
+    state_lib.set_adjacency(run.frozen, value)
+
+
 def _meta(run: Run) -> dict:
     return {"step": run.step, "epoch": run.step // run.steps_per_epoch,
             "step_in_epoch": run.step % run.steps_per_epoch, "steps_per_epoch": run.steps_per_epoch,
