@@ -152,3 +152,4 @@ def test_config_round_trips_through_hf_dict():
         assert CLIPConfig.from_hf(config.to_hf_dict()) == config
         hf = transformers.CLIPConfig.from_dict(config.to_hf_dict())
         assert CLIPConfig.from_hf(hf.to_dict()) == config
+        assert CLIPConfig.from_hf(hf.to_diff_dict()) == config  # HF's config.json omits default values

@@ -60,6 +60,13 @@ class TextConfig:
     hidden_act: str = "quick_gelu"
 
 
+# transformers' CLIPVisionConfig / CLIPTextConfig defaults (HF config.json files leave these out)
+_HF_VISION_DEFAULTS = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                           image_size=224, patch_size=32, layer_norm_eps=1e-5, hidden_act="quick_gelu")
+_HF_TEXT_DEFAULTS = dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,
+                         vocab_size=49408, max_position_embeddings=77, layer_norm_eps=1e-5, hidden_act="quick_gelu")
+
+
 def _sub(cls, d: Mapping[str, Any]):
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in names})
@@ -86,17 +93,14 @@ class CLIPConfig:
                 raise FileNotFoundError(f"CLIP config not found: {path}")
             with open(path) as f:
                 d = json.load(f)
-        for key in ("vision_config", "text_config"):
+        for key in ("vision_config", "text_config"):  # very old HF configs used *_config_dict
+            if key not in d and f"{key}_dict" in d:
+                d[key] = d[f"{key}_dict"]
             if key not in d:
                 raise ValueError(f"not a CLIP config (no {key!r}): keys {sorted(d)}")
-        vision = dict(d["vision_config"])
-        text = dict(d["text_config"])
-        for sub, need in ((vision, ("hidden_size", "intermediate_size", "num_hidden_layers",
-                                    "num_attention_heads", "image_size", "patch_size")),
-                          (text, ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"))):
-            missing = [k for k in need if k not in sub]
-            if missing:
-                raise ValueError(f"CLIP config lacks {missing}")
+        # HF's config.json files omit values equal to transformers' defaults: fill those in
+        vision = {**_HF_VISION_DEFAULTS, **d["vision_config"]}
+        text = {**_HF_TEXT_DEFAULTS, **d["text_config"]}
         return cls(_sub(VisionConfig, vision), _sub(TextConfig, text), int(d.get("projection_dim", 512)))
 
     def to_hf_dict(self) -> dict:
