@@ -27,6 +27,7 @@ setup(
         "tqdm",
         "matplotlib",
         "absl-py",
+        "ftfy",
     ],
     extras_require={
         # Export to / parity with PyTorch. On a GPU/TPU host install jax[cuda12] or jax[tpu] (same version) instead of plain jax.
