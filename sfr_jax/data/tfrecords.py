@@ -23,7 +23,7 @@ def shard_name(dataset: str, split: str, index: int, count: int) -> str:
 
 
 def serialize(image: bytes, filename: str, labels) -> bytes:
-    """One tf.train.Example as bytes."""
+    """One tf.train.Example as bytes (map keys sorted: the same bytes in every process)."""
     import tensorflow as tf
 
     feature = {
@@ -31,7 +31,7 @@ def serialize(image: bytes, filename: str, labels) -> bytes:
         "filename": tf.train.Feature(bytes_list=tf.train.BytesList(value=[filename.encode("utf-8")])),
         "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in labels])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def feature_spec(num_classes: int) -> dict:

@@ -1,0 +1,206 @@
+"""`sfr-jax prepare`: raw -> shards -> pipeline round trips (official, SFR-Net and WZ-Pipe layouts), bad input
+listed instead of crashing, resumable, parallel == serial, TFDS registration."""
+import csv
+import io
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sfr_jax.data import pipeline, prepare, synthetic, tfrecords
+from sfr_jax.text.classes import load_class_set
+
+SEWERML = load_class_set("sewerml")
+WZPIPE = load_class_set("wzpipe")
+
+
+def _prepare(dataset, root, out, *extra):
+    return prepare.main([dataset, "--root", str(root), "--out", str(out), "--workers", "1", "--image-size", "32",
+                         "--shard-size", "4", "--no-progress", *extra])
+
+
+def _csv_labels(path, codes):
+    """{filename: labels in `codes` order}, read independently of sfr_jax.data.raw."""
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        name = next(key for key in reader.fieldnames if key.lower() == "filename")
+        return {row[name]: [int(row[code]) for code in codes] for row in reader}
+
+
+def _stored(split_dir):
+    """{filename: (labels, image bytes)} of every record of a split, read with plain tf.data."""
+    tf = pipeline.tf_cpu()
+    info = tfrecords.read_info(split_dir)
+    spec = tfrecords.feature_spec(len(info["codes"]))
+    out = {}
+    for record in tf.data.TFRecordDataset(tfrecords.shard_paths(split_dir, info)).as_numpy_iterator():
+        example = tf.io.parse_single_example(record, spec)
+        name = example["filename"].numpy().decode()
+        assert name not in out
+        out[name] = (example["labels"].numpy().tolist(), example["image"].numpy())
+    return out
+
+
+def _check_round_trip(out, csv_paths, class_set):
+    for split, csv_path in csv_paths.items():
+        expected = _csv_labels(csv_path, class_set.codes)
+        if split == "train":  # zero-shot protocol: no training image carries an unseen label
+            unseen = list(class_set.unseen_ids)
+            dropped = {name for name, labels in expected.items() if any(labels[i] for i in unseen)}
+            assert dropped, "the test data should contain unseen-labelled training rows"
+            expected = {name: labels for name, labels in expected.items() if name not in dropped}
+            assert tfrecords.read_info(os.path.join(out, split))["dropped_unseen"] == len(dropped)
+        stored = _stored(os.path.join(out, split))
+        assert {name: labels for name, (labels, _) in stored.items()} == expected
+        # through the eval pipeline too: every file once, right labels (global batch 8 does not divide)
+        seen = {}
+        for batch in pipeline.eval_batches(os.path.join(out, split), global_batch=8, with_filenames=True):
+            for name, labels, keep in zip(batch["filename"], batch["labels"], batch["mask"]):
+                if keep:
+                    assert name.decode() not in seen
+                    seen[name.decode()] = labels.astype(int).tolist()
+        assert seen == expected
+        names = tfrecords.read_info(os.path.join(out, split))
+        assert sorted(expected) == [n for n in sorted(expected)]  # rows are sorted by file name in shards:
+        assert list(stored) == sorted(stored), "shards must hold the rows sorted by file name"
+        assert names["num_examples"] == len(expected)
+
+
+def test_round_trip_official_layout_png_pixels(tmp_path):
+    raw = tmp_path / "raw"
+    synthetic.write(str(raw), 40, seed=3, layout="official", draw_size=32, save_size="real")
+    assert _prepare("sewerml", raw, tmp_path / "out", "--format", "png") == 0
+    _check_round_trip(str(tmp_path / "out"), {"train": raw / "SewerML_Train.csv", "test": raw / "SewerML_Val.csv"},
+                      SEWERML)
+    # stored pixels = PIL bicubic resize of the source, exactly (PNG is lossless)
+    stored = _stored(str(tmp_path / "out" / "test"))
+    name, (_, encoded) = next(iter(stored.items()))
+    expected = np.asarray(Image.open(raw / "images" / name).convert("RGB").resize((32, 32), Image.BICUBIC))
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(encoded))), expected)
+
+
+def test_round_trip_sfr_layout(tmp_path):
+    raw = tmp_path / "raw"
+    synthetic.write(str(raw), 30, seed=4, layout="sfr", draw_size=24, save_size="draw")
+    assert _prepare("sewerml", raw, tmp_path / "out") == 0
+    _check_round_trip(str(tmp_path / "out"), {"train": raw / "sewerml_train.csv", "test": raw / "sewerml_test.csv"},
+                      SEWERML)
+
+
+def test_round_trip_wzpipe(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "masked").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    shuffled_codes = list(WZPIPE.codes)[::-1]  # column order differs from the class-set order
+    for split, count in (("train", 14), ("test", 6)):
+        with open(raw / f"{split}.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["filename"] + shuffled_codes)
+            for i in range(count):
+                name = f"{split}_{i:03d}.jpg"
+                image, _, _ = synthetic.make_frame(9, i + 100 * (split == "test"), draw_size=24, save_size="draw")
+                image.save(raw / "masked" / name, format="JPEG")
+                labels = (rng.uniform(size=17) < 0.15).astype(int)
+                if split == "train" and i < 2:
+                    labels[WZPIPE.codes.index("CQ")] = 1  # an unseen WZ-Pipe class
+                writer.writerow([name] + [labels[WZPIPE.codes.index(code)] for code in shuffled_codes])
+    assert _prepare("wzpipe", raw, tmp_path / "out") == 0
+    _check_round_trip(str(tmp_path / "out"), {"train": raw / "train.csv", "test": raw / "test.csv"}, WZPIPE)
+    assert tfrecords.read_info(str(tmp_path / "out" / "train"))["codes"] == list(WZPIPE.codes)
+
+
+def _bad_input(tmp_path):
+    raw = tmp_path / "raw"
+    synthetic.write(str(raw), 16, seed=5, layout="official", draw_size=24, save_size="draw", val_fraction=0.25)
+    with open(raw / "SewerML_Train.csv") as handle:
+        lines = handle.read().splitlines()
+    header, rows = lines[0], lines[1:]
+    (raw / "images" / "00000002.png").write_bytes((raw / "images" / "00000002.png").read_bytes()[:60])  # corrupt
+    os.remove(raw / "images" / "00000003.png")  # missing
+    extra = [
+        ",0,0" + ",0" * 17 + ",1,0",                        # empty file name
+        "zz_bad_label.png,0,0,2" + ",0" * 16 + ",0,1",       # RB = 2
+        rows[0],                                             # duplicate of the first row
+    ]
+    (raw / "SewerML_Train.csv").write_text("\n".join([header] + rows + extra) + "\n")
+    return raw, len(rows)
+
+
+def test_bad_input_is_counted_and_listed(tmp_path):
+    raw, num_rows = _bad_input(tmp_path)
+    assert _prepare("sewerml", raw, tmp_path / "out") == 0
+    split = tmp_path / "out" / "train"
+    with open(split / "rejects.csv", newline="") as handle:
+        rejects = list(csv.DictReader(handle))
+    reasons = {row["filename"]: row["reason"] for row in rejects}
+    assert reasons["00000002.png"].startswith("unreadable image")
+    assert reasons["00000003.png"] == "missing image"
+    assert reasons[""] == "empty file name"
+    assert reasons["zz_bad_label.png"].startswith("label not 0/1")
+    assert reasons["00000001.png"].startswith("duplicate file name")
+    assert len(rejects) == 5
+    info = tfrecords.read_info(str(split))
+    assert info["num_rejected"] == 5
+    assert info["rejected_by_reason"] == {"duplicate file name (first on line 2)": 1, "empty file name": 1,
+                                          "label not 0/1": 1, "missing image": 1, "unreadable image": 1}
+    expected = _csv_labels(raw / "SewerML_Train.csv", SEWERML.codes)
+    good = {n for n, l in expected.items() if n not in ("", "zz_bad_label.png", "00000002.png", "00000003.png")
+            and not any(l[i] for i in SEWERML.unseen_ids)}
+    assert set(_stored(str(split))) == good
+    assert info["num_examples"] + info["dropped_unseen"] + 2 == num_rows  # 2 = corrupt + missing
+
+
+def test_wrong_header_is_an_error_naming_columns(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    synthetic.write(str(raw), 6, seed=6, layout="official", draw_size=24, save_size="draw")
+    text = (raw / "SewerML_Val.csv").read_text().replace(",OS,", ",XX,", 1)
+    (raw / "SewerML_Val.csv").write_text(text)
+    assert _prepare("sewerml", raw, tmp_path / "out") == 2
+    assert "missing column(s) OS" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out" / "test" / tfrecords.INFO_FILE)
+
+
+def test_parallel_equals_serial_and_resume_skips_finished_shards(tmp_path):
+    raw = tmp_path / "raw"
+    synthetic.write(str(raw), 36, seed=7, layout="official", draw_size=24, save_size="draw", val_fraction=0.25)
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert _prepare("sewerml", raw, serial) == 0
+    assert _prepare("sewerml", raw, parallel, "--workers", "2") == 0  # two spawned worker processes
+    for split in ("train", "test"):
+        info = tfrecords.read_info(str(serial / split))
+        assert info["shards"] == tfrecords.read_info(str(parallel / split))["shards"]
+        for name in info["shards"]:
+            assert (serial / split / name).read_bytes() == (parallel / split / name).read_bytes()
+
+    split = parallel / "train"
+    info = tfrecords.read_info(str(split))
+    shards = info["shards"]
+    assert len(shards) >= 4
+    before = {name: os.stat(split / name).st_mtime_ns for name in shards}
+    # simulate a crash: one shard never renamed (a temporary left behind), the split never finished
+    os.replace(split / shards[1], split / (shards[1] + ".tmp999"))
+    os.remove(split / tfrecords.INFO_FILE)
+    assert _prepare("sewerml", raw, parallel) == 0
+    after = {name: os.stat(split / name).st_mtime_ns for name in shards}
+    assert [name for name in shards if after[name] != before[name]] == [shards[1]]
+    assert (split / shards[1]).read_bytes() == (serial / "train" / shards[1]).read_bytes()
+    assert tfrecords.read_info(str(split))["shard_lengths"] == info["shard_lengths"]
+    # other options into the same folder are refused
+    assert _prepare("sewerml", raw, parallel, "--image-size", "16") == 2
+
+
+def test_tfds_reads_the_split(tmp_path):
+    import tensorflow_datasets as tfds
+
+    raw = tmp_path / "raw"
+    synthetic.write(str(raw), 12, seed=8, layout="official", draw_size=24, save_size="draw", val_fraction=0.5)
+    assert _prepare("sewerml", raw, tmp_path / "out") == 0
+    builder = tfds.builder_from_directory(str(tmp_path / "out" / "test"))
+    assert builder.info.splits["test"].num_examples == 6
+    names = sorted(ex["filename"].decode() for ex in tfds.as_numpy(builder.as_dataset(split="test")))
+    assert names == sorted(_csv_labels(raw / "SewerML_Val.csv", SEWERML.codes))
+    with open(tmp_path / "out" / "test" / tfrecords.INFO_FILE) as handle:
+        assert json.load(handle)["image_size"] == 32
