@@ -71,3 +71,96 @@ def convert_clip_main(argv) -> int:
     print(f"wrote {out}: ViT {v.hidden_size}w x{v.num_hidden_layers} patch {v.patch_size} @ {v.image_size}px, "
           f"text {t.hidden_size}w x{t.num_hidden_layers}, embed {config.projection_dim}")
     return 0
+
+
+# ---------------------------------------------------------------- export / import (EXPORT helper)
+
+def _load_source(args):
+    """The model named by --workdir [--step/--best] or --checkpoint (see sfr_jax.convert.import_reference)."""
+    from sfr_jax.convert import import_reference as imp
+    if getattr(args, "checkpoint", None):
+        return imp.load_checkpoint(args.checkpoint, tokenizer=args.tokenizer, descriptions=args.descriptions)
+    return imp.load_workdir(args.workdir, step=args.step, best=args.best)
+
+
+def export_main(argv) -> int:
+    """`sfr-jax export`: a saved step -> PyTorch, in the reference SFR-Net's layout or Hugging Face's."""
+    ap = argparse.ArgumentParser(
+        prog="sfr-jax export",
+        description="Write a trained SFR-Net for PyTorch. reference layout: one state_dict that the reference "
+                    "SFR-Net loads with strict=True (and sfr_jax/convert/torch_model.py runs), plus FILE.json. "
+                    "hf layout: a folder with a transformers CLIPModel, sfr_extras.safetensors (adapters, head, "
+                    "GCN), sfr.json, classes.yaml and the tokenizer.")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--workdir", help="training (or imported) workdir")
+    src.add_argument("--checkpoint", help="re-export a PyTorch checkpoint (.pth, export, hf folder)")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--step", type=int, default=None, help="saved step (default: the newest readable one)")
+    which.add_argument("--best", action="store_true", help="the best step by the run's train.best_metric")
+    ap.add_argument("--to", required=True, help="FILE.pth | FILE.safetensors (reference layout) or a folder (hf)")
+    ap.add_argument("--layout", choices=("reference", "hf"), default="reference")
+    ap.add_argument("--recompute-adjacency", action="store_true",
+                    help="store GR's adjacency recomputed with the trained text encoder (the reference's evaluation)")
+    ap.add_argument("--tokenizer", default=None, help="with --checkpoint: tokenizer folder or bpe .txt.gz")
+    ap.add_argument("--descriptions", default=None, help="with a bare reference .pth: one description per line")
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    from sfr_jax.convert import export
+    try:
+        if args.layout == "reference" and not args.to.endswith((".pth", ".pt", ".safetensors")):
+            raise ValueError(f"--to {args.to}: the reference layout is a .pth or .safetensors file")
+        if args.layout == "reference" and os.path.exists(args.to) and not args.overwrite:
+            raise FileExistsError(f"{args.to} exists; choose another --to or pass --overwrite")
+        loaded = _load_source(args)
+        if args.recompute_adjacency and loaded.model.adjacency is not None:
+            phrases = loaded.tokenizer.encode(list(loaded.class_set.phrases))
+            loaded.model.refresh_adjacency(phrases)
+            loaded.provenance["adjacency"] = "recomputed with the trained text encoder"
+        kw = dict(normalization=(loaded.mean, loaded.std), provenance=loaded.provenance)
+        if args.layout == "reference":
+            path, meta = export.export_reference(loaded.model, loaded.class_set, args.to, loaded.tokenizer, **kw)
+            print(f"wrote {path} and {meta}")
+        else:
+            out = export.export_hf(loaded.model, loaded.class_set, args.to, loaded.tokenizer,
+                                   overwrite=args.overwrite, **kw)
+            print(f"wrote {out}")
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError, RuntimeError) as error:
+        print(f"sfr-jax export: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def import_main(argv) -> int:
+    """`sfr-jax import`: a reference SFR-Net .pth (or one of our exports) -> a workdir at step 0."""
+    ap = argparse.ArgumentParser(
+        prog="sfr-jax import",
+        description="Turn the reference's released checkpoints (e.g. sewerml_best.pth) or our exports into a "
+                    "workdir that `sfr-jax eval`, `predict --workdir`, `export --workdir` and `train` accept.")
+    ap.add_argument("--from", dest="source", required=True, help="reference .pth, export .pth/.safetensors or hf folder")
+    ap.add_argument("--out", required=True, help="the workdir to create")
+    ap.add_argument("--tokenizer", default=None,
+                    help="tokenizer folder or bpe .txt.gz (default: OpenAI's vocabulary shipped with open_clip)")
+    ap.add_argument("--descriptions", default=None,
+                    help="one class description per line, class order (e.g. the reference's sewerml_de.txt); "
+                         "default: our built-in descriptions")
+    ap.add_argument("--classes", default=None, help="class set of a bare .pth: built-in name or .yaml/.csv")
+    ap.add_argument("--adjacency", choices=("current", "frozen"), default="current",
+                    help="GR graph of a bare .pth: 'current' = with the trained text adapters (what the reference's "
+                         "evaluation uses), 'frozen' = adapters off (what it trained with)")
+    ap.add_argument("--data-dir", default=None, help="prepared data folder recorded in the workdir's config")
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    from sfr_jax.convert import import_reference as imp
+    try:
+        if os.path.exists(args.out) and not args.overwrite:
+            raise FileExistsError(f"{args.out} exists; choose another --out or pass --overwrite")
+        loaded = imp.load_checkpoint(args.source, tokenizer=args.tokenizer, class_set=args.classes,
+                                     descriptions=args.descriptions, adjacency=args.adjacency)
+        out = imp.write_workdir(loaded, args.out, data_dir=args.data_dir, overwrite=args.overwrite,
+                                source=args.source)
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as error:
+        print(f"sfr-jax import: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}: {loaded.class_set.num_classes} classes ({len(loaded.class_set.seen_ids)} seen), "
+          f"{loaded.image_size}px; try `sfr-jax eval --workdir {out} --data-dir DATA`")
+    return 0
