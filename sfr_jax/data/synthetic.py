@@ -301,7 +301,7 @@ def write(out: str, num_images: int, seed: int, *, val_fraction: float = 0.2, la
                                           normal_fraction=normal_fraction)
         name = f"{index + 1:08d}.png"
         path = os.path.join(image_dir, name)
-        image.save(path + ".tmp", format="PNG", compress_level=1)
+        image.save(path + ".tmp", format="PNG", compress_level=1, compress_type=3)  # Z_RLE: smaller, as fast
         os.replace(path + ".tmp", path)
         rows["train" if index < num_images - num_val else "test"].append((name, labels, water))
     files = {"official": {"train": "SewerML_Train.csv", "test": "SewerML_Val.csv"},
