@@ -143,3 +143,20 @@ def test_export_refuses_unknown_suffix_and_leaves_nothing(tiny, tmp_path):
     with pytest.raises(ValueError, match="pth"):
         export.export_reference(model, classes, str(tmp_path / "run.bin"))
     assert [p for p in os.listdir(tmp_path) if not p.endswith(".json")] == []
+
+
+def test_foreign_or_broken_states_are_rejected_by_name(tiny, tmp_path):
+    model, _ = tiny
+    state = export.to_reference(export.model_flat(model))
+    with pytest.raises(KeyError, match="mlp.9.extra.weight"):
+        export.from_reference({**state, "mlp.9.extra.weight": np.zeros(3, np.float32)}, vision_heads=2, text_heads=2)
+    broken = dict(state)
+    broken["clip_model.visual.ln_post.bias"] = np.zeros(5, np.float32)
+    with pytest.raises(ValueError, match=r"post_layernorm.bias: \(5,\) != expected \(32,\)"):
+        export.from_reference(broken, config=TINY)
+
+
+def test_export_cli_rejects_a_reference_layout_folder(tmp_path, capsys):
+    from sfr_jax.convert import cli
+    assert cli.export_main(["--checkpoint", str(tmp_path / "x.pth"), "--to", str(tmp_path / "out")]) == 1
+    assert "reference layout is a .pth or .safetensors file" in capsys.readouterr().err
