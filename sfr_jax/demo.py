@@ -1,0 +1,543 @@
+"""`sfr-jax demo` (`make demo`): the whole story on an embedded miniature, on a CPU, in minutes.
+
+Stages, each cached under --out (a finished stage is skipped by the next run; an interrupted one resumes):
+  1 data      synthetic mini Sewer-ML in the raw format: 'web' frames with captions, 'cctv' frames for SFR-Net
+  2 clip      a tiny CLIP pre-trained contrastively on the web frames, saved as a Hugging Face CLIPModel
+              folder, then converted with `sfr-jax convert-clip` like real weights
+  3 prepare   `sfr-jax prepare` of the cctv set into TFRecords (training images with unseen labels dropped)
+  4 train     `sfr-jax train` of SFR-Net on the seen classes (configs/demo.py), evaluated after every epoch
+  5 evaluate  plain CLIP zero-shot (no RS, MEF, GR) and SFR-Net on the cctv test split; PR-curve plot
+  6 export    `sfr-jax export` to PyTorch and `sfr-jax predict` with a user-style class file
+  7 summary   the paper's Table 3 in miniature, and where everything is
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import time
+
+STAGES = ("data", "clip", "prepare", "train", "evaluate", "export", "summary")
+
+
+def _config_file() -> str:
+    """configs/demo.py of this checkout (the package's parent folder), else of the working directory."""
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo.py")
+    return here if os.path.isfile(here) else os.path.join("configs", "demo.py")
+
+
+CONFIG_FILE = _config_file()
+# Demo values layered over configs/demo.py (tuned here for the tiny CLIP at 64 px; see README "The demo").
+TRAIN_OVERRIDES = {
+    "data.image_size": 64,
+}
+# Ablation rows of the paper's Table 3: model switches on top of the demo config.
+ABLATIONS = {
+    "+RS": {"model.use_local": False, "model.use_gr": False},
+    "+RS +MEF": {"model.use_gr": False},
+}
+SIZES = {  # (web frames, cctv frames, cctv test fraction, pre-training steps, SFR epochs or max steps)
+    "full": dict(web=4000, cctv=3000, test_fraction=0.3, pretrain_steps=400, train_steps=-1, draw=96),
+    "quick": dict(web=400, cctv=320, test_fraction=0.4, pretrain_steps=20, train_steps=6, draw=64),
+}
+USER_CLASSES = """\
+# Your own defect classes, scored zero-shot: code, phrase (for the class graph), description (the prompt).
+# SFR-Net never trained on any of them; `sfr-jax predict --classes this_file.yaml` scores them.
+name: my_inspection_classes
+classes:
+  - code: HOLE
+    phrase: Drilled connection
+    description: a photo of a sewer pipe with drilled connection.
+    seen: false
+  - code: SEAL
+    phrase: Intruding sealing material
+    description: a photo of a sewer pipe with intruding sealing material.
+    seen: false
+  - code: BLOCK
+    phrase: Obstacle
+    description: a photo of a sewer pipe with obstacle.
+    seen: false
+  - code: ROOTS
+    phrase: Roots
+    description: a photo of a sewer pipe with roots.
+    seen: false
+"""
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _digest(payload) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _atomic_json(path: str, payload) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=1, sort_keys=True, default=str)
+    os.replace(tmp, path)
+
+
+class Stages:
+    """Stage bookkeeping under out/stages: a stage is done when its marker holds the same key (its
+    parameters and those of every stage before it). A changed key wipes the stage's outputs first."""
+
+    def __init__(self, out: str, fresh: bool):
+        self.dir = os.path.join(out, "stages")
+        if fresh and os.path.isdir(out):
+            shutil.rmtree(out)
+        os.makedirs(self.dir, exist_ok=True)
+        self.chain = ""
+        self.timings = {}
+
+    def run(self, index: int, name: str, title: str, params: dict, outputs, fn):
+        """Run fn() -> info dict unless done with the same key; returns the stage's info."""
+        key = _digest([self.chain, name, params])
+        self.chain = key
+        marker = os.path.join(self.dir, f"{name}.json")
+        started = os.path.join(self.dir, f"{name}.started")
+        header = f"[{index}/{len(STAGES)}] {title}"
+        if os.path.isfile(marker):
+            with open(marker) as handle:
+                done = json.load(handle)
+            if done.get("key") == key:
+                _say(f"{header}: done earlier, skipped ({done['seconds']:.0f}s then)")
+                self.timings[name] = 0.0
+                return done["info"]
+            os.remove(marker)
+        if os.path.isfile(started):
+            with open(started) as handle:
+                if handle.read().strip() != key:  # left by a run with other parameters: start over
+                    for path in outputs:
+                        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else (
+                            os.path.exists(path) and os.remove(path))
+                else:
+                    _say(f"{header}: resuming an unfinished run")
+        else:
+            for path in outputs:  # outputs without a marker of ours: not trusted
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else (
+                    os.path.exists(path) and os.remove(path))
+        with open(started, "w") as handle:
+            handle.write(key)
+        _say(f"{header} ...")
+        start = time.time()
+        info = fn() or {}
+        seconds = time.time() - start
+        _atomic_json(marker, {"key": key, "params": params, "seconds": seconds, "info": info})
+        os.remove(started)
+        self.timings[name] = seconds
+        _say(f"    ({seconds:.0f}s)")
+        return info
+
+
+def _verb(argv, quiet: bool = False) -> int:
+    """Run `sfr-jax ARGV` in this process (same code path as the command line), echoing the command."""
+    from sfr_jax.main import main as sfr_main
+
+    _say("    $ sfr-jax " + " ".join(argv))
+    if not quiet:
+        code = sfr_main(list(argv))
+    else:
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            code = sfr_main(list(argv))
+    if code:
+        raise RuntimeError(f"`sfr-jax {' '.join(argv)}` failed with exit code {code}")
+    return code
+
+
+# ---------------------------------------------------------------------------------------------- stages
+
+
+def stage_data(out: str, size: dict, seed: int) -> dict:
+    """Write the web (pre-training) and cctv (target) sets in parallel, and caption the web set."""
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    from sfr_jax.data import synthetic
+    from sfr_jax.demo_pretrain import write_captions
+    from sfr_jax.text.classes import load_class_set
+
+    jobs = {
+        "web": dict(num_images=size["web"], seed=1000 + seed, val_fraction=0.1, draw_size=size["draw"],
+                    save_size="draw", style="web", normal_fraction=0.3),
+        "cctv": dict(num_images=size["cctv"], seed=2000 + seed, val_fraction=size["test_fraction"],
+                     draw_size=size["draw"], save_size="draw", style="cctv", normal_fraction=0.4),
+    }
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: pool.submit(synthetic.write, os.path.join(out, "raw", name), **kw)
+                   for name, kw in jobs.items()}
+        counts = {name: f.result() for name, f in futures.items()}
+    write_captions(os.path.join(out, "raw", "web"), load_class_set("sewerml"), seed)
+    for name, c in counts.items():
+        _say(f"    {name}: {c['train']} + {c['test']} frames ({jobs[name]['style']} style) in {out}/raw/{name}")
+    return {"counts": counts}
+
+
+def stage_clip(out: str, size: dict, seed: int, image_size: int) -> dict:
+    """Pre-train the tiny CLIP on the web set, save it in HF format, check transformers loads it, convert."""
+    from sfr_jax import demo_pretrain as dp
+    from sfr_jax.text.classes import load_class_set
+    from sfr_jax.text.tokenizer import ClipTokenizer
+
+    class_set = load_class_set("sewerml")
+    web = os.path.join(out, "raw", "web")
+    images, labels, files = dp.load_split_images(web, "train", class_set, image_size)
+    captions = dp.read_captions(web, "train", files)
+    tokenizer = ClipTokenizer.default()
+    tokens = tokenizer.encode(captions)
+    config = dp.tiny_config(image_size)
+    _say(f"    {len(images)} captioned web frames, e.g. \"{captions[0]}\"")
+    _say(f"    tiny CLIP: ViT {config.vision.hidden_size}w x{config.vision.num_hidden_layers} patch "
+         f"{config.vision.patch_size} @ {image_size}px, text {config.text.hidden_size}w x"
+         f"{config.text.num_hidden_layers}, vocabulary {config.text.vocab_size} (OpenAI's BPE)")
+    model, loss = dp.pretrain(images, tokens, dp.label_groups(labels), config, steps=size["pretrain_steps"],
+                              seed=seed, log=_say)
+    hf_dir = dp.save_hf_clip(model, os.path.join(out, "clip_hf"), tokenizer)
+    check = check_hf_clip(hf_dir, model, images[:4])
+    _say(f"    saved {hf_dir} (Hugging Face CLIPModel; transformers reloads it, max |diff| {check:.1e})")
+    _verb(["convert-clip", "--from", hf_dir, "--out", os.path.join(out, "clip"), "--overwrite"])
+    return {"loss": loss, "hf_max_abs_diff": check}
+
+
+def check_hf_clip(hf_dir: str, model, images_uint8) -> float:
+    """Load hf_dir with transformers.CLIPModel and compare its image embeddings with ours; returns max |diff|."""
+    import numpy as np
+    import torch
+    import transformers
+
+    from sfr_jax.demo_pretrain import encode_images, normalise
+
+    hf = transformers.CLIPModel.from_pretrained(hf_dir).eval()
+    pixels = torch.from_numpy(normalise(images_uint8)).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        theirs = hf.get_image_features(pixel_values=pixels)
+        theirs = getattr(theirs, "pooler_output", theirs)
+    theirs = theirs.numpy()
+    theirs = theirs / np.linalg.norm(theirs, axis=-1, keepdims=True)
+    diff = float(np.abs(theirs - encode_images(model, images_uint8)).max())
+    if not diff < 1e-3:
+        raise RuntimeError(f"{hf_dir}: transformers' CLIPModel disagrees with ours (max |diff| {diff})")
+    return diff
+
+
+def stage_prepare(out: str, image_size: int) -> dict:
+    _verb(["prepare", "sewerml", "--root", os.path.join(out, "raw", "cctv"), "--out", os.path.join(out, "data"),
+           "--image-size", str(image_size), "--format", "png", "--shard-size", "512", "--workers", "2",
+           "--no-progress"])
+    from sfr_jax.data import tfrecords
+
+    return {split: tfrecords.read_info(os.path.join(out, "data", split))["num_examples"]
+            for split in ("train", "test")}
+
+
+def train_argv(out: str, workdir: str, seed: int, train_steps: int, extra: dict) -> list:
+    overrides = {**TRAIN_OVERRIDES, "clip_dir": os.path.join(out, "clip"), "data.dir": os.path.join(out, "data"),
+                 "data.descriptions": os.path.join(out, "prompts.txt"), "seed": seed, **extra}
+    if train_steps > 0:
+        overrides.update({"train.max_steps": train_steps, "train.log_every": 2})
+    return (["train", "--config", CONFIG_FILE, "--workdir", workdir]
+            + [f"--config.{k}={v}" for k, v in overrides.items()])
+
+
+def write_prompts(out: str) -> str:
+    """The class prompts of the demo (one line per class): the caption template with the class phrase."""
+    from sfr_jax.demo_pretrain import class_prompts
+    from sfr_jax.text.classes import load_class_set
+
+    path = os.path.join(out, "prompts.txt")
+    with open(path + ".tmp", "w") as handle:
+        handle.write("\n".join(class_prompts(load_class_set("sewerml").phrases)) + "\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def stage_train(out: str, name: str, seed: int, train_steps: int, extra: dict) -> dict:
+    workdir = os.path.join(out, name)
+    _verb(train_argv(out, workdir, seed, train_steps, extra))
+    return {"workdir": workdir}
+
+
+def _config_from_workdir(workdir: str):
+    from sfr_jax.train import config as config_lib
+
+    with open(os.path.join(workdir, "config.json")) as handle:
+        return config_lib.from_json(handle.read())
+
+
+def evaluate_workdir(workdir: str):
+    """(results, zsl logits, labels) of the newest checkpoint of a training workdir over the test split."""
+    from sfr_jax.eval.evaluator import Evaluator
+    from sfr_jax.train import loop
+
+    config = _config_from_workdir(workdir)
+    run = loop.setup(config, workdir, restore=True)
+    evaluator = Evaluator(run.parts, config, run.mesh, run.shardings)
+    logits, labels = evaluator.scores(run.trainable, run.frozen)
+    evaluator.scores = lambda *_args, **_kw: (logits, labels)  # score once, tabulate from the same logits
+    return evaluator.run(run.trainable, run.frozen), logits, labels, run.parts.class_set
+
+
+def evaluate_plain_clip(config, workdir: str):
+    """Plain CLIP zero-shot: the same evaluator on SFR-Net with RS, MEF and GR switched off, i.e. the cosine
+    of the global image feature and each class prompt's text feature."""
+    from sfr_jax.eval.evaluator import Evaluator
+    from sfr_jax.train import loop
+
+    with config.unlocked():
+        config.model.rs = False
+        config.model.use_local = False
+        config.model.use_gr = False
+    run = loop.setup(config, workdir, restore=False)
+    evaluator = Evaluator(run.parts, config, run.mesh, run.shardings)
+    logits, labels = evaluator.scores(run.trainable, run.frozen)
+    evaluator.scores = lambda *_args, **_kw: (logits, labels)
+    return evaluator.run(run.trainable, run.frozen), logits, labels
+
+
+def pr_curve(scores, labels):
+    """Micro-averaged precision/recall over all (image, class) pairs, for a PR plot."""
+    import numpy as np
+
+    s, y = np.asarray(scores).ravel(), np.asarray(labels).ravel().astype(bool)
+    order = np.argsort(-s, kind="stable")
+    tp = np.cumsum(y[order])
+    precision = tp / np.arange(1, len(s) + 1)
+    recall = tp / max(1, y.sum())
+    return precision, recall
+
+
+def plot_pr(path: str, curves: dict, title: str, chance: float) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=110)
+    for label, (precision, recall) in curves.items():
+        ax.plot(recall, precision, label=label)
+    ax.axhline(chance, color="grey", linestyle=":", label=f"chance ({100 * chance:.1f}%)")
+    ax.set(xlabel="recall", ylabel="precision", title=title, xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path + ".tmp.png")
+    plt.close(fig)
+    os.replace(path + ".tmp.png", path)
+    return path
+
+
+def stage_evaluate(out: str, rows: dict) -> dict:
+    """Evaluate plain CLIP and every trained model on the cctv test split; write results.json and the plot."""
+    import numpy as np
+
+    results, curves = {}, {}
+    first = None
+    for label, workdir in rows.items():
+        res, logits, labels, class_set = evaluate_workdir(workdir)
+        results[label] = res
+        curves[label] = pr_curve(logits["zsl"], labels[:, list(class_set.ids("zsl"))])
+        first = first or (workdir, labels, class_set)
+    workdir, labels, class_set = first
+    base, base_logits, _ = evaluate_plain_clip(_config_from_workdir(workdir), os.path.join(out, "plain_clip"))
+    results = {"CLIP (zero-shot)": base, **results}
+    unseen = labels[:, list(class_set.ids("zsl"))]
+    curves = {"CLIP (zero-shot)": pr_curve(base_logits["zsl"], unseen), **curves}
+    chance = {"zsl": float(unseen.mean(0).mean()), "gzsl": float(labels.mean(0).mean()),
+              "zsl_pairs": float(unseen.mean())}
+    plot = plot_pr(os.path.join(out, "pr_zsl.png"), {k: (p, r) for k, (p, r) in curves.items()},
+                   "ML-ZSL on the synthetic cctv test split (unseen classes)", chance["zsl_pairs"])
+    payload = {"rows": results, "chance": chance, "num_test_images": int(labels.shape[0]),
+               "unseen": [class_set.codes[i] for i in class_set.ids("zsl")], "pr_plot": plot}
+    _atomic_json(os.path.join(out, "results.json"), payload)
+    return {"results": os.path.join(out, "results.json"), "plot": plot}
+
+
+def stage_export(out: str, workdir: str) -> dict:
+    """Export the trained SFR-Net to PyTorch and score a few test frames, also with user-defined classes."""
+    import csv
+
+    export_dir = os.path.join(out, "export")
+    os.makedirs(export_dir, exist_ok=True)
+    pth = os.path.join(export_dir, "sfr_demo.pth")
+    _verb(["export", "--workdir", workdir, "--to", pth, "--overwrite"])
+    classes = os.path.join(out, "my_classes.yaml")
+    with open(classes + ".tmp", "w") as handle:
+        handle.write(USER_CLASSES)
+    os.replace(classes + ".tmp", classes)
+    # a few test frames: ones showing the user's classes first
+    raw = os.path.join(out, "raw", "cctv")
+    with open(os.path.join(raw, "SewerML_Val.csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    picks = []
+    for code in ("PB", "IS", "FO", "RO"):
+        for row in rows:
+            if row[code] == "1" and row["Filename"] not in picks:
+                picks.append(row["Filename"])
+                break
+    images = [os.path.join(raw, "images", name) for name in picks]
+    predictions = os.path.join(export_dir, "predictions.txt")
+    _verb(["predict", "--checkpoint", pth, *images, "--classes", classes, "--out", predictions])
+    truth = {row["Filename"]: [c for c in ("RB", "OB", "PF", "DE", "FS", "IS", "RO", "IN", "AF", "BE", "FO", "GR",
+                                            "PH", "PB", "OS", "OP", "OK") if row.get(c) == "1"] for row in rows}
+    return {"pth": pth, "sidecar": os.path.splitext(pth)[0] + ".json", "classes": classes,
+            "predictions": predictions, "images": images, "truth": {os.path.basename(p): truth[os.path.basename(p)]
+                                                                   for p in images}}
+
+
+# ---------------------------------------------------------------------------------------------- summary
+
+
+def table(results: dict, chance: dict) -> str:
+    """The paper's Table 3 in miniature: rows of models, ZSL and GZSL mAP and F1@k (OF1), in %."""
+    pct = lambda v: "  n/a" if v is None else f"{100 * v:5.2f}"  # noqa: E731
+    first = next(iter(results.values()))
+    kz = sorted(int(k.split("@")[1]) for k in first["zsl"] if k.startswith("OF1@"))
+    kg = sorted(int(k.split("@")[1]) for k in first["gzsl"] if k.startswith("OF1@"))
+    head = (f"{'method':<22}| ZSL mAP " + "".join(f" F1@{k} " for k in kz) + "| GZSL mAP "
+            + "".join(f" F1@{k} " for k in kg))
+    lines = [head, "-" * len(head)]
+    lines.append(f"{'chance (prevalence)':<22}|  {pct(chance['zsl'])}  " + "       " * len(kz)
+                 + f"|  {pct(chance['gzsl'])}   " + "       " * len(kg))
+    for label, res in results.items():
+        z, g = res["zsl"], res["gzsl"]
+        lines.append(f"{label:<22}|  {pct(z['mAP'])}  " + "".join(f" {pct(z[f'OF1@{k}'])} " for k in kz)
+                     + f"|  {pct(g['mAP'])}   " + "".join(f" {pct(g[f'OF1@{k}'])} " for k in kg))
+    return "\n".join(lines)
+
+
+def _show(path: str) -> str:
+    """A path relative to the working directory when it lies below it, else absolute."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def summary(out: str, info: dict, timings: dict, started: float) -> None:
+    with open(info["evaluate"]["results"]) as handle:
+        res = json.load(handle)
+    _say()
+    _say("=" * 78)
+    _say(f"SFR-Net demo: synthetic mini Sewer-ML, {res['num_test_images']} cctv test frames; "
+         f"unseen classes {' '.join(res['unseen'])}")
+    _say("=" * 78)
+    _say(table(res["rows"], res["chance"]))
+    _say("(in %; F1@k = overall F1 of the top-k classes per image; ZSL: the unseen classes only, "
+         "GZSL: all 17)")
+    exp = info.get("export")
+    if exp:
+        _say()
+        _say("Prediction with the exported PyTorch model and the classes of " + _show(exp["classes"])
+             + " (never trained on):")
+        with open(exp["predictions"]) as handle:
+            for line in handle.read().rstrip().splitlines():
+                _say("  " + line)
+        _say("  true labels: " + "; ".join(f"{k}: {' '.join(v) or 'normal'}" for k, v in exp["truth"].items()))
+    workdir = info["train"]["workdir"]
+    _say()
+    _say("Where things are:")
+    entries = [
+        ("tiny CLIP (Hugging Face)", os.path.join(out, "clip_hf"), ""),
+        ("tiny CLIP (converted)", os.path.join(out, "clip"), ""),
+        ("TFRecords", os.path.join(out, "data"), ""),
+        ("SFR-Net checkpoints", os.path.join(workdir, "checkpoints"), ""),
+        ("per-epoch evaluations", os.path.join(workdir, "eval"), ""),
+        ("TensorBoard logs", os.path.join(workdir, "tensorboard"), f"  (tensorboard --logdir {_show(workdir)})"),
+        ("metrics (JSON)", info["evaluate"]["results"], ""),
+        ("PR curves (ZSL, PNG)", info["evaluate"]["plot"], ""),
+    ]
+    if exp:
+        entries += [("PyTorch export", exp["pth"], "  (+ .json sidecar)"), ("predictions", exp["predictions"], "")]
+    for label, path, note in entries:
+        _say(f"  {label:<26} {_show(path)}{note}")
+    spent = ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())
+    _say(f"\nTotal {time.time() - started:.0f}s ({spent}). Run `make demo` again: finished stages are skipped.")
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="sfr-jax demo", description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--out", default="checkpoints/demo", help="cache folder of every stage (default %(default)s)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the data, the pre-training and SFR-Net")
+    ap.add_argument("--quick", action="store_true", help="a shortened run (CI): tiny sets, a few steps")
+    ap.add_argument("--steps", type=int, default=None, help="SFR-Net training steps (default: the config's epochs)")
+    ap.add_argument("--pretrain-steps", type=int, default=None, help="tiny-CLIP pre-training steps")
+    ap.add_argument("--ablation", action="store_true", help="also train the +RS and +RS +MEF rows of Table 3")
+    ap.add_argument("--fresh", action="store_true", help="delete --out first and redo every stage")
+    ap.add_argument("--image-size", type=int, default=64, help="image size of the tiny CLIP and SFR-Net")
+    return ap
+
+
+def main(argv) -> int:
+    """Entry point of `sfr-jax demo`."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    started = time.time()
+    size = dict(SIZES["quick" if args.quick else "full"])
+    if args.steps is not None:
+        size["train_steps"] = args.steps
+    if args.pretrain_steps is not None:
+        size["pretrain_steps"] = args.pretrain_steps
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    st = Stages(out, args.fresh)
+    info = {}
+    seed, image_size = args.seed, args.image_size
+    try:
+        info["data"] = st.run(1, "data", "synthetic mini Sewer-ML (web + cctv styles)",
+                              {"size": size, "seed": seed}, [os.path.join(out, "raw")],
+                              lambda: stage_data(out, size, seed))
+        info["clip"] = st.run(2, "clip", "tiny CLIP: contrastive pre-training on the web set",
+                              {"steps": size["pretrain_steps"], "seed": seed, "image_size": image_size},
+                              [os.path.join(out, "clip_hf"), os.path.join(out, "clip")],
+                              lambda: stage_clip(out, size, seed, image_size))
+        info["prepare"] = st.run(3, "prepare", "sfr-jax prepare: cctv set -> TFRecords",
+                                 {"image_size": image_size}, [os.path.join(out, "data")],
+                                 lambda: stage_prepare(out, image_size))
+        write_prompts(out)
+        base, keys, rows = st.chain, [], {}
+        variants = ({**{k: v for k, v in ABLATIONS.items()}} if args.ablation else {})
+        variants["SFR-Net (RS+MEF+GR)"] = {}
+        for label, extra in variants.items():
+            name = "sfr" if not extra else "ablation_" + label.replace("+", "").replace(" ", "_").lower().strip("_")
+            params = {"steps": size["train_steps"], "seed": seed, "extra": extra, "overrides": TRAIN_OVERRIDES,
+                      "config": _file_digest(CONFIG_FILE)}
+            title = f"sfr-jax train: SFR-Net on the seen classes" + (f" ({label})" if extra else "")
+            st.chain = base  # every training row depends on the data stages only
+            result = st.run(4, "train" if not extra else f"train_{name}", title, params,
+                            [os.path.join(out, name)],
+                            lambda name=name, extra=extra: stage_train(out, name, seed, size["train_steps"], extra))
+            rows[label] = result["workdir"]
+            keys.append(st.chain)
+        st.chain = _digest(keys)
+        info["train"] = {"workdir": rows["SFR-Net (RS+MEF+GR)"]}
+        ordered = {k: rows[k] for k in list(ABLATIONS) + ["SFR-Net (RS+MEF+GR)"] if k in rows}
+        info["evaluate"] = st.run(5, "evaluate", "evaluation: plain CLIP zero-shot vs SFR-Net (cctv test split)",
+                                  {"rows": list(ordered)}, [os.path.join(out, "results.json")],
+                                  lambda: stage_evaluate(out, ordered))
+        info["export"] = st.run(6, "export", "sfr-jax export (PyTorch) and sfr-jax predict (your classes)", {},
+                                [os.path.join(out, "export")],
+                                lambda: stage_export(out, info["train"]["workdir"]))
+        _say(f"[7/{len(STAGES)}] summary")
+        summary(out, info, st.timings, started)
+    except (RuntimeError, FileNotFoundError, ValueError) as error:
+        print(f"sfr-jax demo: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _file_digest(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()[:16]
+    except OSError:
+        return "missing"

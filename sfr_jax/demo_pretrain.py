@@ -1,0 +1,215 @@
+"""The demo's stand-in for OpenAI's web pre-training: a tiny CLIP trained contrastively on captioned 'web' frames.
+
+Captions name every defect of a frame by its class phrase (all 17 classes, seen and unseen, as web text
+would). The result is written as a Hugging Face CLIPModel folder, the format real weights come in.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+import time
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+# Web-like alt texts; the zero-shot class prompt is the first template with one phrase.
+CAPTION_TEMPLATES = ("a photo of a sewer pipe with {}.", "{} in a sewer pipe.", "sewer inspection photo showing {}.")
+NORMAL_CAPTIONS = ("a photo of a sewer pipe.", "a photo of a clean sewer pipe without defects.",
+                   "sewer inspection photo of an intact pipe.")
+PROMPT_TEMPLATE = CAPTION_TEMPLATES[0]
+CAPTIONS_FILE = "captions.csv"
+
+
+def class_prompts(phrases: Sequence[str]) -> list:
+    """The demo's class prompts: one short sentence per class naming its phrase, as the captions do."""
+    return [PROMPT_TEMPLATE.format(p.lower()) for p in phrases]
+
+
+def caption(rng: np.random.Generator, phrases: Sequence[str]) -> str:
+    """A web-style caption naming all given phrases, in random order, with a random template."""
+    if not phrases:
+        return NORMAL_CAPTIONS[rng.integers(len(NORMAL_CAPTIONS))]
+    order = [phrases[i].lower() for i in rng.permutation(len(phrases))]
+    text = order[0] if len(order) == 1 else ", ".join(order[:-1]) + " and " + order[-1]
+    return CAPTION_TEMPLATES[rng.integers(len(CAPTION_TEMPLATES))].format(text)
+
+
+def write_captions(root: str, class_set, seed: int) -> str:
+    """Caption every frame of a synthetic raw set (official CSVs under root) into root/captions.csv."""
+    from sfr_jax.data import raw
+
+    rng = np.random.default_rng([seed, 7])
+    rows = []
+    for source in raw.find_sources("sewerml", root):
+        split = raw.read_split(source, class_set.codes)
+        for name, labels in zip(split.filenames, split.labels):
+            phrases = [class_set.phrases[i] for i in np.flatnonzero(labels)]
+            rows.append((source.name, name, caption(rng, phrases)))
+    path = os.path.join(root, CAPTIONS_FILE)
+    with open(path + ".tmp", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["split", "filename", "caption"])
+        writer.writerows(rows)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def load_split_images(root: str, split: str, class_set, image_size: int):
+    """(uint8 images [N, S, S, 3], labels [N, C] in class-set order, filenames) of one raw split."""
+    from PIL import Image
+
+    from sfr_jax.data import raw
+
+    source = {s.name: s for s in raw.find_sources("sewerml", root)}[split]
+    rows = raw.read_split(source, class_set.codes)
+    images = np.zeros((len(rows.filenames), image_size, image_size, 3), np.uint8)
+    for i, name in enumerate(rows.filenames):
+        with Image.open(os.path.join(source.image_dir, name)) as image:
+            images[i] = np.asarray(image.convert("RGB").resize((image_size, image_size), Image.BICUBIC))
+    return images, np.asarray(rows.labels, np.int32), list(rows.filenames)
+
+
+def read_captions(root: str, split: str, filenames: Sequence[str]) -> list:
+    with open(os.path.join(root, CAPTIONS_FILE), newline="") as handle:
+        table = {(r["split"], r["filename"]): r["caption"] for r in csv.DictReader(handle)}
+    missing = [f for f in filenames if (split, f) not in table]
+    if missing:
+        raise KeyError(f"{os.path.join(root, CAPTIONS_FILE)}: no caption for {missing[:3]} ({len(missing)} in all)")
+    return [table[(split, f)] for f in filenames]
+
+
+def normalise(images_uint8, mean=0.5, std=0.5):
+    return ((np.asarray(images_uint8, np.float32) / 255.0) - mean) / std
+
+
+def tiny_config(image_size: int = 64, patch_size: int = 8, width: int = 64, layers: int = 3,
+                text_width: int = 64, text_layers: int = 2, projection_dim: int = 64, context: int = 77):
+    """The demo CLIP: a few layers, small width, the full CLIP BPE vocabulary."""
+    from sfr_jax.models.clip import CLIPConfig, TextConfig, VisionConfig
+
+    return CLIPConfig(VisionConfig(width, 2 * width, layers, max(1, width // 32), image_size, patch_size),
+                      TextConfig(text_width, 2 * text_width, text_layers, max(1, text_width // 32),
+                                 max_position_embeddings=context), projection_dim)
+
+
+def _contrastive_loss(image_features, text_features, groups, logit_scale):
+    """Symmetric CLIP loss; frames with the same label set (same caption meaning) count as positives."""
+    import jax
+    import jax.numpy as jnp
+
+    img = image_features / jnp.linalg.norm(image_features, axis=-1, keepdims=True)
+    txt = text_features / jnp.linalg.norm(text_features, axis=-1, keepdims=True)
+    logits = jnp.exp(jnp.clip(logit_scale, 0.0, np.log(100.0))) * img @ txt.T
+    same = (groups[:, None] == groups[None, :]).astype(jnp.float32)
+    targets = same / same.sum(-1, keepdims=True)
+    loss_i = -(targets * jax.nn.log_softmax(logits, axis=-1)).sum(-1).mean()
+    loss_t = -(targets * jax.nn.log_softmax(logits.T, axis=-1)).sum(-1).mean()
+    return 0.5 * (loss_i + loss_t)
+
+
+def pretrain(images, tokens, groups, config, *, steps: int, batch_size: int = 128, lr: float = 1e-3,
+             seed: int = 0, log: Optional[Callable[[str], None]] = None):
+    """Train a fresh CLIP of `config` (no adapters) contrastively; returns (model, final loss)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    from sfr_jax.models.clip import CLIP
+    from sfr_jax.models.rs import RSConfig
+
+    model = CLIP(config, RSConfig(enabled=False), rngs=nnx.Rngs(params=seed, dropout=seed + 1))
+    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(1, steps // 10), steps, lr * 0.05)
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=0.05))
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    @nnx.jit
+    def step(model, optimizer, pixels, ids, grp):
+        def loss_fn(model):
+            return _contrastive_loss(model.encode_image(pixels)[:, 0], model.encode_text(ids), grp,
+                                     model.logit_scale[...])
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        optimizer.update(model, grads)
+        return loss
+
+    rng = np.random.default_rng(seed)
+    n = len(images)
+    batch_size = min(batch_size, n)
+    order, cursor, loss, start = rng.permutation(n), 0, float("nan"), time.time()
+    for i in range(steps):
+        if cursor + batch_size > n:
+            order, cursor = rng.permutation(n), 0
+        idx = np.sort(order[cursor:cursor + batch_size])
+        cursor += batch_size
+        batch = images[idx]
+        flip = rng.uniform(size=len(idx)) < 0.5  # the one augmentation: mirrored pipes are still pipes
+        batch = np.where(flip[:, None, None, None], batch[:, :, ::-1], batch)
+        loss = step(model, optimizer, jnp.asarray(normalise(batch)), jnp.asarray(tokens[idx]),
+                    jnp.asarray(groups[idx]))
+        if log and (i + 1) % max(1, steps // 10) == 0:
+            log(f"  pre-train step {i + 1}/{steps}  loss {float(loss):.3f}  ({time.time() - start:.0f}s)")
+    return model, float(loss)
+
+
+def label_groups(labels) -> np.ndarray:
+    """An int per frame identifying its label set (bit mask over classes)."""
+    labels = np.asarray(labels, np.int64)
+    return (labels * (1 << np.arange(labels.shape[1], dtype=np.int64))).sum(-1)
+
+
+def encode_images(model, images_uint8, batch_size: int = 256) -> np.ndarray:
+    """Global (class-token) CLIP image features [N, E], l2-normalised."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    @nnx.jit
+    def run(model, pixels):
+        return model.encode_image(pixels)[:, 0]
+
+    out = [np.asarray(run(model, jnp.asarray(normalise(images_uint8[i:i + batch_size]))))
+           for i in range(0, len(images_uint8), batch_size)]
+    feats = np.concatenate(out)
+    return feats / np.linalg.norm(feats, axis=-1, keepdims=True)
+
+
+def encode_texts(model, tokens) -> np.ndarray:
+    """CLIP text features [N, E], l2-normalised."""
+    import jax.numpy as jnp
+
+    feats = np.asarray(model.encode_text(jnp.asarray(tokens)))
+    return feats / np.linalg.norm(feats, axis=-1, keepdims=True)
+
+
+def save_hf_clip(model, out_dir: str, tokenizer) -> str:
+    """Write `model` as a Hugging Face CLIPModel folder (config.json, model.safetensors, tokenizer files),
+    atomically: a temporary sibling folder renamed at the end."""
+    from safetensors.numpy import save_file
+
+    from sfr_jax.convert.hf import ours_to_hf
+    from sfr_jax.convert.store import flat_params
+
+    out_dir = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+    try:
+        # (np.ascontiguousarray would turn the 0-d logit_scale into shape [1])
+        state = {k: np.array(v, np.float32, order="C") for k, v in ours_to_hf(flat_params(model)).items()}
+        save_file(state, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        hf = model.config.to_hf_dict()
+        hf["torch_dtype"] = "float32"
+        with open(os.path.join(tmp, "config.json"), "w") as handle:
+            json.dump(hf, handle, indent=2)
+        tokenizer.save(tmp)
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir

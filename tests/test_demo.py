@@ -1,0 +1,158 @@
+"""The demo: a shortened `sfr-jax demo --quick` end to end (artifacts exist and load with independent tools),
+its stage cache, and its small pieces (captions, contrastive loss, PR curve) against independent computations."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from sfr_jax import demo, demo_pretrain
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    code = demo.main(["--quick", "--out", str(out)])
+    assert code == 0
+    return out
+
+
+@pytest.mark.slow
+def test_quick_demo_artifacts_load(quick_demo):
+    out = quick_demo
+    # metrics JSON: both Table-3 rows, finite mAPs, chance = the test split's prevalence
+    with open(out / "results.json") as f:
+        res = json.load(f)
+    assert list(res["rows"]) == ["CLIP (zero-shot)", "SFR-Net (RS+MEF+GR)"]
+    for row in res["rows"].values():
+        for mode in ("zsl", "gzsl"):
+            assert 0.0 <= row[mode]["mAP"] <= 1.0
+    assert res["unseen"] == ["PB", "IS", "OP", "FO", "OS"]
+    assert 0 < res["chance"]["zsl"] < res["chance"]["gzsl"] < 1
+
+    # the pre-trained CLIP folder loads with transformers and agrees with our converted copy (text tower)
+    import torch
+    import transformers
+
+    from sfr_jax.convert.store import load_clip
+    from sfr_jax.models.rs import RSConfig
+    from sfr_jax.text.tokenizer import ClipTokenizer
+
+    hf = transformers.CLIPModel.from_pretrained(str(out / "clip_hf")).eval()
+    tok = ClipTokenizer.from_pretrained(str(out / "clip_hf"))
+    ids = tok.encode(["a photo of a sewer pipe with roots.", "obstacle in a sewer pipe."])
+    with torch.no_grad():
+        theirs = hf.get_text_features(input_ids=torch.from_numpy(ids.astype(np.int64)))
+        theirs = getattr(theirs, "pooler_output", theirs).numpy()
+    ours = np.asarray(load_clip(str(out / "clip"), rs=RSConfig(enabled=False)).encode_text(ids))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+
+    # the PyTorch export loads with torch (and the reference-layout keys are there), with its sidecar
+    state = torch.load(out / "export" / "sfr_demo.pth", map_location="cpu", weights_only=True)
+    assert any(k.startswith("clip_model.") for k in state) and "gcn_corrector.gc1.weight" in state
+    with open(out / "export" / "sfr_demo.json") as f:
+        json.load(f)
+    # predictions for the user's classes: one row per picked image, the user's codes as columns
+    lines = (out / "export" / "predictions.txt").read_text().strip().splitlines()
+    assert lines[0].split()[1:] == ["HOLE", "SEAL", "BLOCK", "ROOTS"] and len(lines) == 5
+
+    # PR plot is a PNG; TensorBoard events and per-epoch evaluations were written; a checkpoint exists
+    from PIL import Image
+
+    with Image.open(out / "pr_zsl.png") as image:
+        assert image.format == "PNG" and image.size[0] > 100
+    assert any(f.startswith("events.out.tfevents") for _, _, files in os.walk(out / "sfr" / "tensorboard")
+               for f in files)
+    assert any(f.endswith(".json") for f in os.listdir(out / "sfr" / "eval"))
+    assert os.listdir(out / "sfr" / "checkpoints")
+
+
+@pytest.mark.slow
+def test_second_run_skips_every_stage(quick_demo, capsys):
+    capsys.readouterr()
+    assert demo.main(["--quick", "--out", str(quick_demo)]) == 0
+    text = capsys.readouterr().out
+    assert text.count("done earlier, skipped") == 6, text
+    assert "CLIP (zero-shot)" in text and "SFR-Net (RS+MEF+GR)" in text
+
+
+def test_stage_cache_reruns_on_changed_parameters(tmp_path, capsys):
+    calls = []
+
+    def work(tag):
+        def fn():
+            (tmp_path / "out").mkdir(exist_ok=True)
+            (tmp_path / "out" / "file").write_text(tag)
+            calls.append(tag)
+            return {"tag": tag}
+        return fn
+
+    outputs = [str(tmp_path / "out")]
+    assert demo.Stages(str(tmp_path), False).run(1, "a", "A", {"p": 1}, outputs, work("x")) == {"tag": "x"}
+    assert demo.Stages(str(tmp_path), False).run(1, "a", "A", {"p": 1}, outputs, work("y")) == {"tag": "x"}
+    assert calls == ["x"]  # cached
+    assert demo.Stages(str(tmp_path), False).run(1, "a", "A", {"p": 2}, outputs, work("z")) == {"tag": "z"}
+    assert calls == ["x", "z"]
+    # a downstream stage reruns when an upstream stage's parameters change
+    st = demo.Stages(str(tmp_path), False)
+    st.run(1, "a", "A", {"p": 2}, outputs, work("z"))
+    st.run(2, "b", "B", {}, [], lambda: calls.append("b"))
+    st = demo.Stages(str(tmp_path), False)
+    st.run(1, "a", "A", {"p": 3}, outputs, work("w"))
+    st.run(2, "b", "B", {}, [], lambda: calls.append("b"))
+    assert calls == ["x", "z", "b", "w", "b"]
+
+
+def test_interrupted_stage_with_other_parameters_starts_clean(tmp_path):
+    out = tmp_path / "work"
+    out.mkdir()
+    (out / "stale").write_text("from another run")
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "a.started").write_text("some-other-key")
+    seen = []
+    demo.Stages(str(tmp_path), False).run(1, "a", "A", {}, [str(out)], lambda: seen.append(os.path.exists(out)))
+    assert seen == [False]
+
+
+def test_captions_name_every_phrase():
+    rng = np.random.default_rng(0)
+    phrases = ["Roots", "Cracks, breaks, and collapses", "Drilled connection"]
+    for _ in range(20):
+        text = demo_pretrain.caption(rng, phrases)
+        assert all(p.lower() in text for p in phrases)
+    assert "defect" in demo_pretrain.caption(rng, []) or "sewer" in demo_pretrain.caption(rng, [])
+    assert demo_pretrain.class_prompts(["Roots"]) == ["a photo of a sewer pipe with roots."]
+
+
+def test_contrastive_loss_matches_torch_clip_loss():
+    import torch
+
+    rng = np.random.default_rng(1)
+    img, txt = rng.normal(size=(6, 8)).astype(np.float32), rng.normal(size=(6, 8)).astype(np.float32)
+    scale = np.float32(np.log(10.0))
+    groups = np.arange(6)  # all captions distinct: the plain CLIP loss
+    ours = float(demo_pretrain._contrastive_loss(img, txt, groups, scale))
+    ti, tt = torch.nn.functional.normalize(torch.tensor(img)), torch.nn.functional.normalize(torch.tensor(txt))
+    logits = 10.0 * ti @ tt.T
+    target = torch.arange(6)
+    ref = 0.5 * (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target))
+    assert ours == pytest.approx(float(ref), rel=1e-5)
+    # two frames with one label set: each row's target is split evenly between them
+    groups = np.array([0, 0, 1, 2, 3, 4])
+    ours = float(demo_pretrain._contrastive_loss(img, txt, groups, scale))
+    soft = torch.eye(6)
+    soft[0, 1] = soft[1, 0] = 1
+    soft = soft / soft.sum(1, keepdim=True)
+    ref = 0.5 * (torch.nn.functional.cross_entropy(logits, soft) + torch.nn.functional.cross_entropy(logits.T, soft))
+    assert ours == pytest.approx(float(ref), rel=1e-5)
+
+
+def test_pr_curve_gives_sklearn_average_precision():
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(2)
+    labels = rng.uniform(size=(50, 4)) < 0.2
+    scores = rng.normal(size=(50, 4)) + labels
+    precision, recall = demo.pr_curve(scores, labels)
+    ap = float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
+    assert ap == pytest.approx(average_precision_score(labels.ravel(), scores.ravel()), rel=1e-9)
