@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=256, help="distinct 720x576 source PNGs")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20, help="timed training batches (after 3 warm-up)")
-    parser.add_argument("--copies", type=int, default=8, help="shard copies, so the pipeline reads enough images")
+    parser.add_argument("--copies", type=int, default=12, help="shard copies, so the pipeline reads enough images")
     args = parser.parse_args(argv)
 
     import numpy as np

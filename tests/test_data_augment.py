@@ -96,9 +96,14 @@ def test_blur_matches_opencv_style_3_tap_kernel(tf):
         rows = sum(k[i] * padded[i:i + 9] for i in range(3))
         expected = sum(k[i] * rows[:, i:i + 9] for i in range(3))
         np.testing.assert_allclose(out[b], expected, rtol=1e-5, atol=1e-3)
-    # the reference's range (sigma <= 0.2) changes a pixel by well under one grey level
-    out = _run(tf, images, OFF.replace(blur_prob=1.0))
-    assert np.abs(out - images).max() < 0.01
+    # the reference's range (sigma <= 0.2) cannot change a uint8 pixel: skipped, exactly
+    uint8 = np.rint(images)
+    np.testing.assert_array_equal(_run(tf, uint8, OFF.replace(blur_prob=1.0)), uint8)
+    worst = augment._blur(tf, tf.constant(uint8), tf.fill([2], augment.BLUR_NOOP_SIGMA)).numpy()
+    np.testing.assert_array_equal(np.rint(worst), uint8)
+    np.testing.assert_array_equal(np.rint(augment._blur(tf, tf.constant(uint8), tf.fill([2], 0.2)).numpy()), uint8)
+    # a wider range is applied
+    assert np.abs(_run(tf, uint8, OFF.replace(blur_prob=1.0, blur_sigma_max=3.0)) - uint8).max() > 1
 
 
 def test_noise_is_zero_mean_with_sigma_in_range(tf):

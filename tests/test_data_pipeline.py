@@ -69,7 +69,7 @@ def test_train_disjoint_processes_and_all_labels_right(split):
     seen = []
     for process in range(2):
         batches = list(pipeline.train_batches(split, global_batch=4, seed=0, process_index=process, process_count=2,
-                                              aug=AugConfig.off(), num_steps=pipeline.steps_per_epoch(split, 4, 2)))
+                                              aug_config=AugConfig.off(), num_steps=pipeline.steps_per_epoch(split, 4, 2)))
         names = []
         for batch in batches:
             assert batch["image"].shape == (2, 32, 32, 3) and batch["labels"].shape == (2, 17)

@@ -13,6 +13,10 @@ import functools
 import math
 
 ALG = "philox"  # fixed, so the stream does not depend on the device TensorFlow picks
+# A 3-tap Gaussian with sigma <= 0.25 moves a pixel by at most 4 * 255 * exp(-8) = 0.34 grey levels: it can
+# never change a uint8 image, so the reference's blur (sigma 0..0.2, uint8 in and out) is an identity and
+# is skipped below this sigma.
+BLUR_NOOP_SIGMA = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +59,11 @@ class AugConfig:
 
 def _uniform(tf, seed, shape, low=0.0, high=1.0):
     return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high, alg=ALG)
+
+
+def _clip(tf, images):
+    """Clip to 0..255 in one pass (tf.clip_by_value makes two), as the reference's uint8 round trips do."""
+    return tf.raw_ops.ClipByValue(t=images, clip_value_min=tf.constant(0.0), clip_value_max=tf.constant(255.0))
 
 
 def _coin(tf, seed, batch, prob):
@@ -174,19 +183,25 @@ def augment_batch(images, seed, cfg: AugConfig):
     if batch is None:
         raise ValueError("augment_batch needs a static batch size (batch with drop_remainder=True)")
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=16, alg=ALG))
-    if cfg.blur_prob > 0 and cfg.blur_sigma_max > 0:
+    if cfg.blur_prob > 0 and cfg.blur_sigma_max > BLUR_NOOP_SIGMA:
         sigma = _uniform(tf, seeds[6], [batch], 0.0, cfg.blur_sigma_max)
         images = _on_subset(tf, images, _coin(tf, seeds[7], batch, cfg.blur_prob), functools.partial(_blur, tf), sigma)
     if cfg.contrast_prob > 0:
-        alpha = _uniform(tf, seeds[8], [batch], *cfg.contrast_range)
-        alpha = tf.where(_coin(tf, seeds[9], batch, cfg.contrast_prob), alpha, 1.0)[:, None, None, None]
-        images = tf.clip_by_value(127.5 + alpha * (images - 127.5), 0.0, 255.0)
+        alpha = _uniform(tf, seeds[8], [batch], *cfg.contrast_range)[:, None, None, None]
+
+        def contrast(x, a):
+            return _clip(tf, x * a + 127.5 * (1.0 - a))
+
+        images = _on_subset(tf, images, _coin(tf, seeds[9], batch, cfg.contrast_prob), contrast, alpha)
     if cfg.multiply_prob > 0:
-        per_channel = _uniform(tf, seeds[10], [batch, 4], *cfg.multiply_range)
-        use_channels = _coin(tf, seeds[11], batch, cfg.multiply_per_channel_prob)[:, None]
-        factor = tf.where(use_channels, per_channel[:, :3], per_channel[:, 3:])
-        factor = tf.where(_coin(tf, seeds[12], batch, cfg.multiply_prob)[:, None], factor, 1.0)
-        images = tf.clip_by_value(images * factor[:, None, None, :], 0.0, 255.0)
+        factors = _uniform(tf, seeds[10], [batch, 4], *cfg.multiply_range)
+        applied = _coin(tf, seeds[12], batch, cfg.multiply_prob)
+        factors = tf.where(applied[:, None], factors, 1.0)
+        per_channel = _coin(tf, seeds[11], batch, cfg.multiply_per_channel_prob)
+        # one factor per image is a cheap broadcast; per-channel factors (slow broadcast) only where drawn
+        images = images * tf.where(per_channel, 1.0, factors[:, 3])[:, None, None, None]
+        images = _on_subset(tf, images, per_channel, lambda x, f: x * f[:, None, None, :], factors[:, :3])
+        images = _clip(tf, images)
     if cfg.noise_prob > 0 and cfg.noise_sigma_max > 0:
         sigma = _uniform(tf, seeds[13], [batch], 0.0, cfg.noise_sigma_max)
         sigma = tf.where(_coin(tf, seeds[14], batch, cfg.noise_prob), sigma, 0.0)[:, None, None, None]
@@ -198,7 +213,7 @@ def augment_batch(images, seed, cfg: AugConfig):
         planes = normal_plane(tf, tf.stack([tf.shape(index)[0], height, width, 3]),
                               tf.random.experimental.stateless_fold_in(seeds[15], 2, alg=ALG))
         subset = tf.gather_nd(images, index) + tf.gather_nd(sigma, index) * planes
-        images = tf.clip_by_value(tf.tensor_scatter_nd_update(noisy, index, subset), 0.0, 255.0)
+        images = _clip(tf, tf.tensor_scatter_nd_update(noisy, index, subset))
     if cfg.hflip_prob > 0 or cfg.pad > 0 or cfg.crop_prob > 0 or cfg.affine_prob > 0:
         # Bilinear resampling only where a crop or affine was drawn; flips and shifts elsewhere are exact
         # index gathers (the same values bilinear sampling at integer positions gives, at half the cost).

@@ -119,7 +119,7 @@ def _epoch_seeds(seed: int, epoch: int, process_index: int):
 
 def train_dataset(split_dir: str, *, global_batch: int, epoch: int, seed: int, skip_batches: int = 0,
                   image_size: int | None = None, process_index: int = 0, process_count: int = 1,
-                  aug: AugConfig = AugConfig(), mean=DEFAULT_MEAN, std=DEFAULT_STD, shuffle_buffer: int = 8192,
+                  aug_config: AugConfig = AugConfig(), mean=DEFAULT_MEAN, std=DEFAULT_STD, shuffle_buffer: int = 8192,
                   threads: int | None = None, cycle_length: int = 16):
     """tf.data of one epoch's host batches {image [b,S,S,3] f32 normalised, labels [b,C] f32}, from batch
     skip_batches on. labels hold ALL classes of the class set (select seen ids for training)."""
@@ -149,7 +149,7 @@ def train_dataset(split_dir: str, *, global_batch: int, epoch: int, seed: int, s
 
     def augment(step, batch):
         key = tf.random.experimental.stateless_fold_in(base, step, alg=ALG)
-        images = augment_batch(tf.cast(batch["image"], tf.float32), key, aug)
+        images = augment_batch(tf.cast(batch["image"], tf.float32), key, aug_config)
         return {"image": _normalise(tf, images, mean, std), "labels": batch["labels"]}
 
     ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -158,7 +158,7 @@ def train_dataset(split_dir: str, *, global_batch: int, epoch: int, seed: int, s
 
 def train_batches(split_dir: str, *, global_batch: int, seed: int, start_step: int = 0,
                   image_size: int | None = None, process_index: int = 0, process_count: int = 1,
-                  aug: AugConfig = AugConfig(), mean=DEFAULT_MEAN, std=DEFAULT_STD, shuffle_buffer: int = 8192,
+                  aug_config: AugConfig = AugConfig(), mean=DEFAULT_MEAN, std=DEFAULT_STD, shuffle_buffer: int = 8192,
                   num_steps: int | None = None, threads: int | None = None):
     """Host-local numpy training batches for global steps start_step, start_step+1, ... (endless unless
     num_steps): {image [b,S,S,3] f32, labels [b,C] f32}, b = global_batch // process_count."""
@@ -168,7 +168,7 @@ def train_batches(split_dir: str, *, global_batch: int, seed: int, start_step: i
         epoch, skip = divmod(step, steps)
         ds = train_dataset(split_dir, global_batch=global_batch, epoch=epoch, seed=seed, skip_batches=skip,
                            image_size=image_size, process_index=process_index, process_count=process_count,
-                           aug=aug, mean=mean, std=std, shuffle_buffer=shuffle_buffer, threads=threads)
+                           aug_config=aug_config, mean=mean, std=std, shuffle_buffer=shuffle_buffer, threads=threads)
         if stop is not None:
             ds = ds.take(stop - step)
         for batch in ds.as_numpy_iterator():

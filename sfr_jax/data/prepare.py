@@ -43,7 +43,9 @@ def encode_image(path: str, image_size: int, image_format: str, quality: int) ->
 
 def _write_shard(task: dict) -> dict:
     """Encode and write one shard (worker side); returns its receipt, also saved next to the shards."""
-    import tensorflow as tf
+    from sfr_jax.data.pipeline import tf_cpu
+
+    tf = tf_cpu()  # only its record writer is used; never let it claim an accelerator
 
     final = os.path.join(task["split_dir"], task["name"])
     tmp = f"{final}.tmp{os.getpid()}"
@@ -108,9 +110,12 @@ class _Runner:
             self.pool = multiprocessing.get_context("spawn").Pool(self.workers)
         return self.pool.imap_unordered(_write_shard, tasks)
 
-    def close(self):
+    def close(self, failed: bool = False):
         if self.pool is not None:
-            self.pool.close()
+            if failed:  # Ctrl-C or an error: stop now; unfinished shards are only temporaries
+                self.pool.terminate()
+            else:
+                self.pool.close()
             self.pool.join()
 
 
@@ -229,7 +234,7 @@ def main(argv) -> int:
         options = {"dataset": args.dataset, "image_size": args.image_size, "image_format": args.image_format,
                    "quality": args.quality, "shard_size": args.shard_size, "codes": list(class_set.codes),
                    "zero_shot": not args.keep_unseen}
-        runner = _Runner(args.workers)
+        runner, failed = _Runner(args.workers), True
         try:
             for source in sources:
                 info = prepare_split(source, args.out, dataset=args.dataset, class_set=class_set, options=options,
@@ -237,8 +242,9 @@ def main(argv) -> int:
                 print(f"{source.name}: {info['num_examples']} images in {len(info['shards'])} shards, "
                       f"{info['num_rejected']} rejected (rejects.csv), {info['dropped_unseen']} dropped for "
                       f"unseen labels -> {os.path.join(args.out, source.name)}")
+            failed = False
         finally:
-            runner.close()
+            runner.close(failed)
     except (ValueError, FileNotFoundError) as error:
         print(f"sfr-jax prepare: {error}", file=sys.stderr)
         return 2
