@@ -38,21 +38,26 @@ def _run(config, mesh, batches):
     return initial, losses, _np(trainable), frozen_before, _np(frozen)
 
 
-def test_one_device_equals_eight_devices(clip_dir):
+@pytest.fixture(scope="module")
+def runs(clip_dir):
+    """The same 4 steps on a 1-device mesh and on the 8-device mesh."""
     config = tiny_config(clip_dir)
     batches = [random_batch(16, seed=i) for i in range(4)]
-    _, losses1, params1, _, _ = _run(config, parallel.make_mesh(devices=jax.devices()[:1]), batches)
-    _, losses8, params8, _, _ = _run(config, parallel.make_mesh(), batches)
+    return (_run(config, parallel.make_mesh(devices=jax.devices()[:1]), batches),
+            _run(config, parallel.make_mesh(), batches))
+
+
+def test_one_device_equals_eight_devices(runs):
+    (_, losses1, params1, _, _), (_, losses8, params8, _, _) = runs
     assert losses1[-1] < losses1[0]
     np.testing.assert_allclose(losses8, losses1, rtol=1e-5, atol=1e-5)
     for a, b in zip(jax.tree.leaves(params1), jax.tree.leaves(params8)):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
 
 
-def test_only_trainable_leaves_change(clip_dir):
-    config = tiny_config(clip_dir)
-    initial, _, params, frozen_before, frozen_after = _run(config, parallel.make_mesh(), [random_batch(16)] * 2)
-    # frozen CLIP weights, class tokens, adjacency: bitwise unchanged
+def test_only_trainable_leaves_change(runs):
+    initial, _, params, frozen_before, frozen_after = runs[1]
+    # frozen CLIP weights, class tokens, adjacency, RNG streams: bitwise unchanged
     for a, b in zip(jax.tree.leaves(frozen_before), jax.tree.leaves(frozen_after)):
         np.testing.assert_array_equal(a, b)
     # every trainable leaf moved (adapters' `up` starts at zero and must leave it)
@@ -62,3 +67,26 @@ def test_only_trainable_leaves_change(clip_dir):
     names = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)}
     assert all(("adapter" in n) or n.startswith("['head']") or n.startswith("['gcn']") for n in names)
     assert any("adapter" in n for n in names)
+
+
+def test_frozen_weights_get_no_gradient_work(clip_dir):
+    """Cost analysis: the train step costs under 2.3x a forward (activation gradients through CLIP, weight
+    gradients of the small trainable parts only), not the 3x that frozen-weight gradients would cost."""
+    config = tiny_config(clip_dir)
+    parts = state_lib.build(config)
+    mesh = parallel.make_mesh(devices=jax.devices()[:1])
+    tx = optim.make_optimizer(config, 2)
+    opt_state = tx.init(parts.trainable)
+    sh = steps.state_shardings(mesh, parts.trainable, opt_state, parts.frozen)
+    batch = parallel.host_to_global(random_batch(16), mesh)
+    key = jax.random.key(0)
+    train = steps.make_train_step(parts, tx, config, mesh, sh).lower(
+        parts.trainable, opt_state, parts.frozen, batch, np.int32(0), key).compile()
+
+    def forward(trainable, frozen, images):
+        return parts.merge(trainable, frozen)(images, tuple(parts.class_set.seen_ids))
+
+    fwd = jax.jit(forward).lower(parts.trainable, parts.frozen, batch["image"]).compile()
+    flops = lambda c: (c.cost_analysis()[0] if isinstance(c.cost_analysis(), list) else c.cost_analysis())["flops"]
+    ratio = flops(train) / flops(fwd)
+    assert 1.0 < ratio < 2.3, ratio

@@ -57,3 +57,28 @@ def random_batch(n, num_classes=17, size=32, seed=0):
     labels = (rng.random((n, num_classes)) < 0.15).astype(np.int32)
     labels[:, 12:] = 0  # unseen classes never appear in training
     return {"image": rng.normal(size=(n, size, size, 3)).astype(np.float32), "labels": labels}
+
+
+def make_synthetic_data(root, num_images=160, shard_size=16):
+    """A prepared synthetic mini Sewer-ML at 32 px (train and test splits, several shards each)."""
+    from sfr_jax.data import prepare, synthetic
+
+    raw, out = os.path.join(root, "raw"), os.path.join(root, "prepared")
+    if not os.path.exists(out):
+        synthetic.write(raw, num_images, seed=0, draw_size=64, save_size="draw")
+        code = prepare.main(["sewerml", "--root", raw, "--out", out, "--image-size", "32", "--shard-size",
+                             str(shard_size), "--workers", "1", "--no-progress"])
+        assert code == 0
+    return out
+
+
+def cli_args(clip_dir, data_dir, workdir, *extra):
+    """`sfr-jax train` arguments for a tiny run on the synthetic data (configs/demo.py shrunk)."""
+    return ["--config", os.path.join(REPO, "configs", "demo.py"), "--workdir", str(workdir),
+            f"--config.clip_dir={clip_dir}", f"--config.data.dir={data_dir}", "--config.model.bottleneck_dim=8",
+            "--config.model.head_hidden=16", "--config.model.gcn_hidden=8", "--config.train.global_batch=16",
+            "--config.eval.global_batch=16", "--config.data.shuffle_buffer=64", "--config.train.log_every=1",
+            *extra]
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

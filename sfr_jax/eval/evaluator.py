@@ -5,6 +5,7 @@ all modes score a batch in one program. Padding images of the last batches are d
 """
 from __future__ import annotations
 
+import itertools
 import os
 import time
 
@@ -29,14 +30,21 @@ class Evaluator:
         self.eval_step = steps.make_eval_step(parts, mesh, shardings, self.modes)
         self.split_dir = os.path.join(config.data.dir, config.data.eval_split)
         parallel.check_batch(config.eval.global_batch, mesh, "eval.global_batch")
+        from sfr_jax.data import pipeline
+        # Fails now, not after an epoch of training, when the split does not suit the processes.
+        self.num_batches = pipeline.eval_steps(self.split_dir, config.eval.global_batch, jax.process_count())
+        if config.eval.max_batches > 0:
+            self.num_batches = min(self.num_batches, config.eval.max_batches)
 
     def batches(self):
         from sfr_jax.data import pipeline
 
         c = self.config
-        return pipeline.eval_batches(self.split_dir, global_batch=c.eval.global_batch, image_size=c.data.image_size,
-                                     process_index=jax.process_index(), process_count=jax.process_count(),
-                                     mean=tuple(c.data.mean), std=tuple(c.data.std))
+        batches = pipeline.eval_batches(self.split_dir, global_batch=c.eval.global_batch,
+                                        image_size=c.data.image_size, process_index=jax.process_index(),
+                                        process_count=jax.process_count(), mean=tuple(c.data.mean),
+                                        std=tuple(c.data.std))
+        return itertools.islice(batches, self.num_batches)
 
     def scores(self, trainable, frozen, batches=None):
         """{mode: logits [N, c]} and labels [N, C] over the whole split (masked padding removed)."""

@@ -83,7 +83,7 @@ def train_input(config, start_step: int, num_steps: int):
     readers, mine = input_readers(config)
     kw = dict(global_batch=config.train.global_batch, seed=config.seed, start_step=start_step,
               image_size=config.data.image_size, process_count=readers,
-              aug=AugConfig() if config.data.augment else AugConfig.off(), mean=tuple(config.data.mean),
+              aug_config=AugConfig() if config.data.augment else AugConfig.off(), mean=tuple(config.data.mean),
               std=tuple(config.data.std), shuffle_buffer=config.data.shuffle_buffer, num_steps=num_steps)
     iterators = [pipeline.train_batches(_split_dir(config, config.data.train_split), process_index=r, **kw)
                  for r in mine]
@@ -122,7 +122,7 @@ def setup(config, workdir: str, *, restore: bool = True, step: int | None = None
 
 def _ckpt_tree(run: Run) -> dict:
     tree = {"trainable": run.trainable, "opt_state": run.opt_state,
-            "rng": jax.random.key_data(run.key)}
+            "rng": np.asarray(jax.random.key_data(run.key))}  # host numpy: saved once, by process 0
     adjacency = state_lib.get_adjacency(run.frozen)
     if adjacency is not None:
         tree["adjacency"] = adjacency
@@ -168,7 +168,7 @@ def recompute_adjacency(run: Run) -> None:
     """GR's adjacency from the CURRENT (trained) text encoder, as the reference does when it evaluates a
     saved model (SPEC §4); training keeps the start-up adjacency."""
     model = run.parts.merge(run.trainable, run.frozen)
-    value = jax.device_put(model.compute_adjacency(run.parts.phrase_tokens), parallel.replicated(run.mesh))
+    value = steps.place(np.asarray(model.compute_adjacency(run.parts.phrase_tokens)), parallel.replicated(run.mesh))
     state_lib.set_adjacency(run.frozen, value)
 
 

@@ -105,8 +105,19 @@ def state_shardings(mesh, trainable, opt_state, frozen) -> dict:
 
 
 def place(tree, shardings):
-    """Put a host/local tree onto the mesh with the given shardings (same structure)."""
-    return jax.tree.map(lambda x, s: jax.device_put(x, s), tree, shardings)
+    """Put a host tree (identical on every process) onto the mesh with the given shardings (same structure).
+
+    Works across processes (each builds its own shards from its host copy) and always copies, so the
+    result may be donated without invalidating `tree`.
+    """
+
+    def one(x, sharding):
+        is_key = jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+        host = np.asarray(jax.random.key_data(x) if is_key else x)
+        out = jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+        return jax.random.wrap_key_data(out, impl=jax.random.key_impl(x)) if is_key else out
+
+    return jax.tree.map(one, tree, shardings)
 
 
 def dry_run_report(compiled, per_device_batch: int, global_batch: int) -> str:

@@ -1,0 +1,100 @@
+"""End to end on prepared synthetic data: `sfr-jax train` / `eval` / `--dry-run`, 2 processes == 1 process,
+and learning (the loss falls over 200 steps)."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from sfr_jax.train import cli
+from train_fixtures import REPO, cli_args, make_synthetic_data, make_tiny_clip_dir
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    return make_tiny_clip_dir(tmp_path_factory.mktemp("clip") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_synthetic_data(str(tmp_path_factory.mktemp("data")))
+
+
+def _final_trainable(workdir):
+    ckdir = os.path.join(workdir, "checkpoints")
+    step = max(int(d) for d in os.listdir(ckdir) if d.isdigit())
+    with ocp.PyTreeCheckpointer() as c:
+        tree = c.restore(os.path.join(ckdir, str(step), "state"))
+    return step, jax.tree.map(np.asarray, tree["trainable"])
+
+
+def test_train_then_eval_reproduces_the_table(clip_dir, data_dir, tmp_path):
+    wd = tmp_path / "run"
+    assert cli.train_main(cli_args(clip_dir, data_dir, wd, "--config.train.epochs=1")) == 0
+    (step, _), = [_final_trainable(str(wd))]
+    during = json.loads((wd / "eval" / f"step_{step:08d}.json").read_text())
+    assert cli.eval_main(["--workdir", str(wd), "--step", str(step), "--name", "again"]) == 0
+    again = json.loads((wd / "eval" / "again.json").read_text())
+    for mode in ("zsl", "gzsl"):
+        assert again[mode]["mAP"] == during[mode]["mAP"] and again[mode]["AP"] == during[mode]["AP"]
+    from sfr_jax.data import tfrecords
+    info = tfrecords.read_info(os.path.join(data_dir, "test"))
+    assert during["num_images"] == sum(info["shard_lengths"])  # every test image exactly once
+    assert (wd / "eval" / "again.md").read_text().startswith("# ")
+    assert (wd / "train.log").exists() and any((wd / "tensorboard").iterdir())
+
+
+def test_dry_run_reports_batch_memory_flops(clip_dir, data_dir, tmp_path, capsys):
+    assert cli.train_main(cli_args(clip_dir, data_dir, tmp_path / "dry", "--dry-run")) == 0
+    out = capsys.readouterr().out
+    assert "per-device batch: 2 (global 16, 8 devices)" in out
+    assert "memory per device:" in out and "FLOPs per step:" in out
+    assert not (tmp_path / "dry" / "checkpoints").exists()
+
+
+def test_indivisible_batch_fails_clearly(clip_dir, data_dir, tmp_path, capsys):
+    assert cli.train_main(cli_args(clip_dir, data_dir, tmp_path / "bad", "--config.train.global_batch=12")) == 2
+    assert "train.global_batch=12 is not divisible by the 8 devices" in capsys.readouterr().err
+
+
+def test_two_processes_equal_one_process(clip_dir, data_dir, tmp_path):
+    """launch/local.sh 2 (2 processes x 4 CPU devices, gloo) == 1 process x 8 devices reading the same input."""
+    steps = ["--config.train.max_steps=3", "--config.train.epochs=1"]
+    env = dict(os.environ, SFR_JAX_CMD=f"{sys.executable} -m sfr_jax.main train", DEVICES_PER_PROCESS="4",
+               LAUNCH_LOG_DIR=str(tmp_path / "logs"), LAUNCH_TIMEOUT="400", PYTHONPATH=REPO)
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.run(["bash", os.path.join(REPO, "launch", "local.sh"), "2",
+                           *cli_args(clip_dir, data_dir, tmp_path / "two", *steps)],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=450)
+    logs = "".join((tmp_path / "logs" / f"process_{i}.log").read_text() for i in range(2)
+                   if (tmp_path / "logs" / f"process_{i}.log").exists())
+    assert proc.returncode == 0, proc.stderr[-3000:] + logs[-5000:]
+    assert cli.train_main(cli_args(clip_dir, data_dir, tmp_path / "one", *steps,
+                                   "--config.data.input_processes=2")) == 0
+    step2, two = _final_trainable(str(tmp_path / "two"))
+    step1, one = _final_trainable(str(tmp_path / "one"))
+    assert step1 == step2 == 3
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    e1 = json.loads((tmp_path / "one" / "eval" / "step_00000003.json").read_text())
+    e2 = json.loads((tmp_path / "two" / "eval" / "step_00000003.json").read_text())
+    assert e1["num_images"] == e2["num_images"]
+    for mode in ("zsl", "gzsl"):
+        assert abs(e1[mode]["mAP"] - e2[mode]["mAP"]) < 1e-4
+
+
+def test_loss_falls_over_200_steps(clip_dir, data_dir, tmp_path):
+    from sfr_jax.train import config as config_lib, loop
+
+    args = cli_args(clip_dir, data_dir, tmp_path / "learn", "--config.train.max_steps=200",
+                    "--config.train.epochs=100", "--config.train.log_every=50")
+    config, _ = config_lib.parse(args, extra=cli._train_flags)
+    result = loop.train(config, str(tmp_path / "learn"))
+    losses = np.array(result.losses)
+    assert len(losses) == 200 and np.all(np.isfinite(losses))
+    first, last = losses[:20].mean(), losses[-20:].mean()
+    assert last < 0.8 * first, (first, last)
