@@ -146,7 +146,8 @@ def eval_main(argv) -> int:
         meta_step = step if step is not None else manager.latest_step()
         if meta_step is None:
             raise ckpt_lib.CheckpointError(f"no checkpoint in {manager.directory}")
-        spe = manager.read_meta(meta_step)["steps_per_epoch"]
+        # an imported workdir (sfr-jax import) leaves steps_per_epoch open; evaluation does not need it
+        spe = manager.read_meta(meta_step).get("steps_per_epoch") or 1
         run = loop.setup(config, workdir, restore=False, spe=spe)
         loop.restore_into(run, step, manager=manager)
         if config.model.recompute_adjacency_at_eval:
