@@ -175,8 +175,9 @@ def warp(tf, images, matrices):
 
 def augment_batch(images, seed, cfg: AugConfig):
     """Augment float32 images [B,H,W,3] in 0..255 with one stateless seed ([2] int); returns 0..255 floats."""
-    import tensorflow as tf
+    from sfr_jax.data.tfrecords import tf_cpu
 
+    tf = tf_cpu()
     if not cfg.enabled:
         return images
     batch, height, width = images.shape[0], images.shape[1], images.shape[2]
@@ -218,6 +219,6 @@ def augment_batch(images, seed, cfg: AugConfig):
         # Bilinear resampling only where a crop or affine was drawn; flips and shifts elsewhere are exact
         # index gathers (the same values bilinear sampling at integer positions gives, at half the cost).
         matrix, general, flip, shift = warp_matrices(tf, seeds, batch, height, width, cfg)
-        shifted = shift_flip(tf, images, flip, shift)
-        images = _on_subset(tf, shifted, general, lambda _, source, m: warp(tf, source, m), images, matrix)
+        warped = _on_subset(tf, images, general, lambda source, m: warp(tf, source, m), matrix)
+        images = _on_subset(tf, warped, tf.logical_not(general), functools.partial(shift_flip, tf), flip, shift)
     return images

@@ -15,31 +15,17 @@ with zero images and mask False so that every process yields the same number of 
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 
 import numpy as np
 
 from sfr_jax.data import tfrecords
+from sfr_jax.data.tfrecords import tf_cpu  # noqa: F401  (re-exported: the one way to get TensorFlow)
 from sfr_jax.data.augment import ALG, AugConfig, augment_batch
 
 DEFAULT_MEAN = (0.5, 0.5, 0.5)  # Sewer-ML / WZ-Pipe normalisation (SPEC §6), not CLIP's
 DEFAULT_STD = (0.5, 0.5, 0.5)
-
-
-@functools.cache
-def tf_cpu():
-    """TensorFlow, with every GPU hidden from it (the accelerators belong to JAX)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    try:
-        tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:  # already initialised: only fine if it sees no GPU
-        if tf.config.get_visible_devices("GPU"):
-            raise RuntimeError("TensorFlow was initialised with a visible GPU before sfr_jax hid it") from None
-    return tf
 
 
 def _process_shards(info: dict, process_index: int, process_count: int):
@@ -137,7 +123,7 @@ def train_dataset(split_dir: str, *, global_batch: int, epoch: int, seed: int, s
     ds = tf.data.Dataset.from_tensor_slices(files)
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(files)), block_length=1,
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if shuffle_buffer > 1:
+    if shuffle_buffer > 1:  # (its op seed pairs with TF's global seed: never call tf.random.set_seed)
         ds = ds.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
     ds = ds.skip(skip_batches * local)  # raw records only: skipped images are never decoded
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

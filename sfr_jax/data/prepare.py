@@ -43,9 +43,7 @@ def encode_image(path: str, image_size: int, image_format: str, quality: int) ->
 
 def _write_shard(task: dict) -> dict:
     """Encode and write one shard (worker side); returns its receipt, also saved next to the shards."""
-    from sfr_jax.data.pipeline import tf_cpu
-
-    tf = tf_cpu()  # only its record writer is used; never let it claim an accelerator
+    tf = tfrecords.tf_cpu()  # only its record writer is used; never let it claim an accelerator
 
     final = os.path.join(task["split_dir"], task["name"])
     tmp = f"{final}.tmp{os.getpid()}"

@@ -8,6 +8,7 @@ class-set order).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -17,6 +18,20 @@ INFO_FILE = "metadata.json"
 TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
 
 
+@functools.cache
+def tf_cpu():
+    """TensorFlow, with every GPU hidden from it (the accelerators belong to JAX)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # already initialised: only fine if it sees no GPU
+        if tf.config.get_visible_devices("GPU"):
+            raise RuntimeError("TensorFlow was initialised with a visible GPU before sfr_jax hid it") from None
+    return tf
+
+
 def shard_name(dataset: str, split: str, index: int, count: int) -> str:
     """The TFDS-style file name of shard `index` of `count` (matches TEMPLATE)."""
     return f"{dataset}-{split}.tfrecord-{index:05d}-of-{count:05d}"
@@ -24,7 +39,7 @@ def shard_name(dataset: str, split: str, index: int, count: int) -> str:
 
 def serialize(image: bytes, filename: str, labels) -> bytes:
     """One tf.train.Example as bytes (map keys sorted: the same bytes in every process)."""
-    import tensorflow as tf
+    tf = tf_cpu()
 
     feature = {
         "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
@@ -36,7 +51,7 @@ def serialize(image: bytes, filename: str, labels) -> bytes:
 
 def feature_spec(num_classes: int) -> dict:
     """tf.io.parse_example description of the stored features."""
-    import tensorflow as tf
+    tf = tf_cpu()
 
     return {
         "image": tf.io.FixedLenFeature([], tf.string),
@@ -72,6 +87,7 @@ def shard_paths(split_dir: str, info: dict) -> list:
 def write_tfds_metadata(split_dir: str, *, dataset: str, split: str, shard_lengths, image_size: int,
                         image_format: str, codes) -> None:
     """Register the shards of one split as a TFDS dataset folder (features.json, dataset_info.json)."""
+    tf_cpu()
     import tensorflow_datasets as tfds
 
     features = tfds.features.FeaturesDict({
