@@ -36,6 +36,14 @@ def test_tiny_logits_match_jax(tiny_export, mode):
     assert tmodel.codes == list(classes.codes)
 
 
+def test_hf_layout_runs_in_the_module_too(tiny_export, tmp_path):
+    model, classes, tmodel, jax_out = tiny_export
+    hmodel = SFRNetTorch.from_hf_export(export.export_hf(model, classes, str(tmp_path / "hf")))
+    assert sorted(hmodel.state_dict()) == sorted(tmodel.state_dict())
+    for mode in ("train", "gzsl"):
+        np.testing.assert_allclose(torch_logits(hmodel, IMAGES, mode), jax_out[mode], atol=1e-4, rtol=0)
+
+
 def test_state_dict_round_trips_into_the_module(tiny_export, tmp_path):
     tmodel = tiny_export[2]
     assert all(not k.startswith(("class_tokens", "adjacency")) for k in tmodel.state_dict())

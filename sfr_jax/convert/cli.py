@@ -109,6 +109,8 @@ def export_main(argv) -> int:
     try:
         if args.layout == "reference" and not args.to.endswith((".pth", ".pt", ".safetensors")):
             raise ValueError(f"--to {args.to}: the reference layout is a .pth or .safetensors file")
+        if args.layout == "hf" and args.to.endswith((".pth", ".pt", ".safetensors")):
+            raise ValueError(f"--to {args.to}: the hf layout is a folder; name one without a file extension")
         if args.layout == "reference" and os.path.exists(args.to) and not args.overwrite:
             raise FileExistsError(f"{args.to} exists; choose another --to or pass --overwrite")
         loaded = _load_source(args)

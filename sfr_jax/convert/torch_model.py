@@ -5,6 +5,7 @@ key layout (OpenAI CLIP names under `clip_model.`, adapters in `resblocks.N.adap
 and the JSON sidecar next to it (model shape, classes, their token ids, the GR adjacency, normalisation).
 
     model = SFRNetTorch.from_export("run1.pth")            # reads run1.json too
+    model = SFRNetTorch.from_hf_export("run1_hf/")         # or the Hugging Face layout folder
     logits = model(images_nchw, mode="gzsl")               # [B, C] raw logits; torch.sigmoid for scores
 """
 from __future__ import annotations
@@ -294,6 +295,22 @@ class SFRNetTorch(nn.Module):
         model.load_state_dict(load_state_dict(checkpoint), strict=strict)
         return model
 
+    @classmethod
+    def from_hf_export(cls, folder: str, *, strict: bool = True) -> "SFRNetTorch":
+        """Build from an `sfr-jax export --layout hf` folder (needs the `safetensors` package)."""
+        from safetensors.torch import load_file
+
+        meta = os.path.join(folder, "sfr.json")
+        if not os.path.isfile(meta):
+            raise FileNotFoundError(f"{meta} not found: is {folder} an `sfr-jax export --layout hf` folder?")
+        with open(meta) as f:
+            side = json.load(f)
+        state = hf_to_reference(load_file(os.path.join(folder, "model.safetensors")),
+                                load_file(os.path.join(folder, "sfr_extras.safetensors")))
+        model = cls(side).eval()
+        model.load_state_dict(state, strict=strict)
+        return model
+
     def ids(self, mode: str) -> list:
         """Class indices of a mode: train = seen, zsl = unseen, gzsl = all."""
         if mode == "train":
@@ -342,3 +359,67 @@ def load_state_dict(path: str) -> dict:
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
+
+
+_HF_TOP = {
+    "vision_model.embeddings.patch_embedding.weight": "visual.conv1.weight",
+    "vision_model.embeddings.class_embedding": "visual.class_embedding",
+    "vision_model.embeddings.position_embedding.weight": "visual.positional_embedding",
+    "vision_model.pre_layrnorm.weight": "visual.ln_pre.weight", "vision_model.pre_layrnorm.bias": "visual.ln_pre.bias",
+    "vision_model.post_layernorm.weight": "visual.ln_post.weight",
+    "vision_model.post_layernorm.bias": "visual.ln_post.bias",
+    "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
+    "text_model.embeddings.position_embedding.weight": "positional_embedding",
+    "text_model.final_layer_norm.weight": "ln_final.weight", "text_model.final_layer_norm.bias": "ln_final.bias",
+    "logit_scale": "logit_scale",
+}
+_HF_BLOCK = {"self_attn.out_proj": "attn.out_proj", "layer_norm1": "ln_1", "layer_norm2": "ln_2",
+             "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
+
+
+def hf_to_reference(clip_state: dict, extras: dict) -> dict:
+    """A transformers CLIPModel state + our sfr_extras -> the reference layout this module loads."""
+    import re
+
+    towers = {"vision_model": "visual.transformer", "text_model": "transformer"}
+    adapted = {(m.group(1), m.group(2)) for m in (re.match(r"^(\w+)\.encoder\.layers\.(\d+)\.adapter\.", k)
+                                                  for k in extras) if m}
+    out, qkv = {}, {}
+    for name, x in clip_state.items():
+        if name.endswith("position_ids"):
+            continue
+        if name in _HF_TOP:
+            out[_HF_TOP[name]] = x
+        elif name in ("visual_projection.weight", "text_projection.weight"):
+            out["visual.proj" if name.startswith("visual") else "text_projection"] = x.T.contiguous()
+        else:
+            m = re.match(r"^(vision_model|text_model)\.encoder\.layers\.(\d+)\.(.+)\.(weight|bias)$", name)
+            if not m:
+                raise KeyError(f"unexpected tensor {name!r} in the CLIP state")
+            tower, i, local, leaf = m.groups()
+            prefix = f"{towers[tower]}.resblocks.{i}." + ("original_block." if (tower, i) in adapted else "")
+            q = re.match(r"^self_attn\.([qkv])_proj$", local)
+            if q:
+                qkv.setdefault((prefix, leaf), {})[q.group(1)] = x
+            elif local in _HF_BLOCK:
+                out[f"{prefix}{_HF_BLOCK[local]}.{leaf}"] = x
+            else:
+                raise KeyError(f"unexpected tensor {name!r} in the CLIP state")
+    for (prefix, leaf), parts in qkv.items():
+        out[f"{prefix}attn.in_proj_{leaf}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
+    out = {f"clip_model.{k}": v for k, v in out.items()}
+    blocks = {int(m.group(1)) for m in (re.match(r"^head\.blocks\.(\d+)\.", k) for k in extras) if m}
+    for name, x in extras.items():
+        m = re.match(r"^(vision_model|text_model)\.encoder\.layers\.(\d+)\.adapter\.(down|up)\.(weight|bias)$", name)
+        if m:
+            tower, i, part, leaf = m.groups()
+            out[f"clip_model.{towers[tower]}.resblocks.{i}.adapter.{part}_project.{leaf}"] = x
+        elif name.startswith("head.blocks."):
+            out["mlp." + name[len("head.blocks."):]] = x
+        elif name.startswith("head.out."):
+            out[f"mlp.{len(blocks)}.{name[len('head.out.'):]}"] = x
+        elif name.startswith("gcn."):
+            out["gcn_corrector." + name[len("gcn."):]] = x
+        else:
+            raise KeyError(f"unexpected tensor {name!r} in sfr_extras.safetensors")
+    return out
