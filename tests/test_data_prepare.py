@@ -188,8 +188,11 @@ def test_parallel_equals_serial_and_resume_skips_finished_shards(tmp_path):
     assert [name for name in shards if after[name] != before[name]] == [shards[1]]
     assert (split / shards[1]).read_bytes() == (serial / "train" / shards[1]).read_bytes()
     assert tfrecords.read_info(str(split))["shard_lengths"] == info["shard_lengths"]
-    # other options into the same folder are refused
+    # other options, or a changed CSV, into the same folder are refused
     assert _prepare("sewerml", raw, parallel, "--image-size", "16") == 2
+    text = (raw / "SewerML_Val.csv").read_text().splitlines()
+    (raw / "SewerML_Val.csv").write_text("\n".join(text[:-1]) + "\n")
+    assert _prepare("sewerml", raw, parallel) == 2
 
 
 def test_tfds_reads_the_split(tmp_path):

@@ -10,6 +10,7 @@ import argparse
 import collections
 import csv
 import datetime
+import hashlib
 import io
 import json
 import math
@@ -22,7 +23,7 @@ import numpy as np
 from sfr_jax.data import raw, tfrecords
 
 PROGRESS_DIR = ".progress"  # per-shard receipts and the options of the run, inside each split folder
-OPTION_KEYS = ("image_size", "image_format", "quality", "shard_size", "codes", "zero_shot", "dataset")
+OPTION_KEYS = ("image_size", "image_format", "quality", "shard_size", "codes", "zero_shot", "dataset", "rows")
 
 
 def encode_image(path: str, image_size: int, image_format: str, quality: int) -> bytes:
@@ -80,7 +81,8 @@ def _check_options(split_dir: str, options: dict) -> None:
         changed = [key for key in OPTION_KEYS if previous.get(key) != options.get(key)]
         if changed:
             details = ", ".join(f"{key}: {previous.get(key)!r} -> {options.get(key)!r}" for key in changed)
-            raise ValueError(f"{split_dir} was prepared with other options ({details}); use a new --out")
+            raise ValueError(f"{split_dir} was prepared with other options or another CSV ({details}); "
+                             "use a new --out")
     else:
         tfrecords.write_json(path, options)
 
@@ -129,7 +131,10 @@ def prepare_split(source: raw.SplitSource, out: str, *, dataset: str, class_set,
                          f"{rows.dropped_unseen} dropped for unseen labels)")
     split_dir = os.path.join(out, source.name)
     os.makedirs(os.path.join(split_dir, PROGRESS_DIR), exist_ok=True)
-    _check_options(split_dir, options)
+    # the rows decide which image lands in which shard: a changed CSV must not resume into old shards
+    digest = hashlib.sha1("\n".join(rows.filenames).encode("utf-8"))
+    digest.update(np.ascontiguousarray(rows.labels).tobytes())
+    _check_options(split_dir, dict(options, rows=f"{len(rows.filenames)} rows, sha1 {digest.hexdigest()}"))
 
     size = options["shard_size"]
     count = math.ceil(len(rows.filenames) / size)
