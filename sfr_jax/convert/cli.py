@@ -146,9 +146,11 @@ def import_main(argv) -> int:
                     help="one class description per line, class order (e.g. the reference's sewerml_de.txt); "
                          "default: our built-in descriptions")
     ap.add_argument("--classes", default=None, help="class set of a bare .pth: built-in name or .yaml/.csv")
-    ap.add_argument("--adjacency", choices=("current", "frozen"), default="current",
-                    help="GR graph of a bare .pth: 'current' = with the trained text adapters (what the reference's "
-                         "evaluation uses), 'frozen' = adapters off (what it trained with)")
+    ap.add_argument("--adjacency", default="current",
+                    help="GR graph of a bare .pth: 'current' = from the phrases with the trained text adapters "
+                         "(the reference's evaluation, which however leaves adapter dropout on, so its graph can "
+                         "differ near the 0.85 threshold), 'frozen' = adapters off (what it trained with), or a "
+                         ".npy file with the normalised [C, C] matrix to use as is")
     ap.add_argument("--data-dir", default=None, help="prepared data folder recorded in the workdir's config")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)

@@ -93,8 +93,8 @@ def load_checkpoint(path: str, *, tokenizer: Optional[str] = None, class_set: Op
     from sfr_jax.models.clip import CLIPConfig
     from sfr_jax.text.classes import class_set_from_dict, load_class_set
 
-    if adjacency not in ADJACENCY_CHOICES:
-        raise ValueError(f"adjacency must be one of {ADJACENCY_CHOICES}, got {adjacency!r}")
+    if adjacency not in ADJACENCY_CHOICES and not str(adjacency).endswith(".npy"):
+        raise ValueError(f"adjacency must be one of {ADJACENCY_CHOICES} or a .npy file, got {adjacency!r}")
     tok = _tokenizer(tokenizer)
     side = None
     if os.path.isdir(path):
@@ -144,8 +144,16 @@ def load_checkpoint(path: str, *, tokenizer: Optional[str] = None, class_set: Op
     model = build_model(clip_config, sfr_config, flat, tokens, None, source=path)
     if sfr_config.use_gr:
         phrases = tok.encode(list(classes.phrases))
-        adj = (np.asarray(model.compute_adjacency(phrases)) if adjacency == "current"
-               else frozen_adjacency(model, phrases))
+        if adjacency == "current":
+            adj = np.asarray(model.compute_adjacency(phrases))
+        elif adjacency == "frozen":
+            adj = frozen_adjacency(model, phrases)
+        else:  # e.g. the matrix the reference printed / `ref_sfr.py adjacency` saved
+            if not os.path.isfile(adjacency):
+                raise FileNotFoundError(f"adjacency file {adjacency} not found")
+            adj = np.load(adjacency)
+            if adj.shape != (classes.num_classes,) * 2:
+                raise ValueError(f"{adjacency}: shape {adj.shape}, expected {(classes.num_classes,) * 2}")
         model.adjacency.set_value(np.asarray(adj, np.float32))
     return Loaded(model, classes, tok, clip_config.vision.image_size, (0.5,) * 3, (0.5,) * 3,
                   {"source": os.path.abspath(path), "adjacency": adjacency})
