@@ -160,3 +160,43 @@ def test_export_cli_rejects_a_reference_layout_folder(tmp_path, capsys):
     from sfr_jax.convert import cli
     assert cli.export_main(["--checkpoint", str(tmp_path / "x.pth"), "--to", str(tmp_path / "out")]) == 1
     assert "reference layout is a .pth or .safetensors file" in capsys.readouterr().err
+
+
+def test_bare_reference_pth_imports_with_each_adjacency_choice(tmp_path):
+    """A reference .pth has no sidecar: Sewer-ML classes (+ a descriptions file), heads = width // 64, and the
+    GR graph computed from the phrases with the trained adapters ('current'), without them ('frozen'), or given."""
+    from sfr_jax.convert.import_reference import load_checkpoint
+    from sfr_jax.models.clip import CLIPConfig, TextConfig, VisionConfig
+    from sfr_jax.models.graph import adjacency
+    from sfr_jax.models.sfr import SFRConfig
+    from sfr_jax.text.classes import sewerml
+    from sfr_jax.text.tokenizer import ClipTokenizer
+
+    config = CLIPConfig(VisionConfig(64, 96, 1, 1, 32, 16), TextConfig(64, 96, 2, 1), projection_dim=32)
+    model, _ = random_sfr(config, SFRConfig(rs=RSConfig(bottleneck_dim=8), head_hidden=16, gcn_hidden=8),
+                          n_seen=12, n_unseen=5, seed=11)
+    path = str(tmp_path / "sewerml_best.pth")
+    export.save_state(path, {f"module.{k}": v for k, v in export.to_reference(export.model_flat(model)).items()})
+    descriptions = tmp_path / "de.txt"
+    descriptions.write_text("\n".join(f"a sewer pipe with defect {c}" for c in sewerml().codes))
+    tok = ClipTokenizer.default()
+    phrases = jnp.asarray(tok.encode(list(sewerml().phrases)))
+    loaded = {}
+    for choice in ("current", "frozen"):
+        loaded[choice] = load_checkpoint(path, descriptions=str(descriptions), adjacency=choice)
+    current = loaded["current"]
+    assert current.class_set.codes == sewerml().codes
+    assert current.class_set.descriptions[0] == "a sewer pipe with defect RB"
+    flat = export.model_flat(model)
+    assert all(np.array_equal(export.model_flat(current.model)[k], flat[k]) for k in flat)
+    np.testing.assert_array_equal(np.asarray(current.model.adjacency[...]),
+                                  np.asarray(adjacency(np.asarray(model.clip.encode_text(phrases)))))
+    base = CLIP(config, RSConfig(enabled=False), rngs=nnx.Rngs(0))
+    assign_params(base, {k[5:]: v for k, v in flat.items() if k.startswith("clip.") and ".adapter." not in k},
+                  allow_missing=None)
+    np.testing.assert_array_equal(np.asarray(loaded["frozen"].model.adjacency[...]),
+                                  np.asarray(adjacency(np.asarray(base.encode_text(phrases)))))
+    given = np.full((17, 17), 1 / 17, np.float32)
+    np.save(tmp_path / "a.npy", given)
+    assert np.array_equal(np.asarray(load_checkpoint(path, descriptions=str(descriptions),
+                                                     adjacency=str(tmp_path / "a.npy")).model.adjacency[...]), given)
