@@ -198,6 +198,7 @@ def load_workdir(workdir: str, step: Optional[int] = None, best: bool = False) -
         if meta_step is None:
             raise ckpt_lib.CheckpointError(f"no checkpoint in {manager.directory}")
         meta = manager.read_meta(meta_step)
+        _fit_batch_to_devices(config)
         run = loop.setup(config, workdir, restore=False, spe=meta.get("steps_per_epoch") or 1)
         meta = loop.restore_into(run, step, manager=manager)
     finally:
@@ -207,6 +208,15 @@ def load_workdir(workdir: str, step: Optional[int] = None, best: bool = False) -
     provenance = {"workdir": workdir, "step": run.step, "metrics": meta.get("metrics"), "run": config.name}
     return Loaded(model, run.parts.class_set, run.parts.tokenizer, int(config.data.image_size),
                   tuple(config.data.mean), tuple(config.data.std), provenance)
+
+
+def _fit_batch_to_devices(config) -> None:
+    """Loading a model does not train: let any device count hold it (training's batch may not divide it)."""
+    import jax
+
+    with config.unlocked():
+        config.train.global_batch = jax.device_count() * jax.process_count()
+        config.loss.group_size = 0
 
 
 def _pure_paths(tree, prefix=()):
@@ -275,6 +285,7 @@ def write_workdir(loaded: Loaded, workdir: str, *, data_dir: Optional[str] = Non
         build_config = config_lib.from_json(config_lib.to_json(config))
         build_config.clip_dir = os.path.join(tmp, "clip")
         build_config.data.class_set = os.path.join(tmp, "classes.yaml")
+        _fit_batch_to_devices(build_config)
         run = loop.setup(build_config, tmp, restore=False, spe=1)
         trainable = jax.tree.map(np.asarray, run.trainable)
         missing = []
