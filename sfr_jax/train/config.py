@@ -89,7 +89,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.max_steps = -1  # -1: epochs x steps per epoch; else stop after this many steps in all
     c.train.log_every = 50
     c.train.eval_every_epochs = 1
-    c.train.checkpoint_every_steps = 0  # 0: only at the end of each epoch (and on preemption)
+    c.train.checkpoint_every_epochs = 1  # at these epoch ends (and always at the last step / on preemption)
+    c.train.checkpoint_every_steps = 0  # additionally every N steps (0: never)
     c.train.keep_checkpoints = 3
     c.train.best_metric = "zsl/mAP"  # '' disables keeping the best checkpoint
     c.train.stop_at_step = -1  # testing aid: behave as if preempted (SIGTERM) right after this step
@@ -143,6 +144,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         ("eval.global_batch", config.eval.global_batch > 0, "must be positive"),
         ("train.epochs", config.train.epochs > 0, "must be positive"),
         ("train.log_every", config.train.log_every > 0, "must be positive"),
+        ("train.eval_every_epochs", config.train.eval_every_epochs > 0, "must be positive"),
+        ("train.checkpoint_every_epochs", config.train.checkpoint_every_epochs > 0, "must be positive"),
         ("train.keep_checkpoints", config.train.keep_checkpoints > 0, "must be positive"),
         ("schedule.period_epochs", config.schedule.period_epochs > 0, "must be positive"),
         ("mesh.model", config.mesh.model >= 1, "must be >= 1"),

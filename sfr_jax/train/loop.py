@@ -295,21 +295,22 @@ def train(config, workdir: str, *, dry_run: bool = False, spe: int | None = None
                 if pending is not None:
                     report(*check(pending), line=pending[0] % config.train.log_every == 0)
                 pending = (run.step, metrics)
-                epoch_end = run.step % run.steps_per_epoch == 0
+                epoch, in_epoch = divmod(run.step, run.steps_per_epoch)
+                epoch_end = in_epoch == 0
                 last = run.step == run.total_steps
-                periodic = config.train.checkpoint_every_steps and run.step % config.train.checkpoint_every_steps == 0
+                eval_now = evaluator is not None and (last or epoch_end and epoch % config.train.eval_every_epochs == 0)
+                periodic = eval_now or (epoch_end and epoch % config.train.checkpoint_every_epochs == 0) or (
+                    config.train.checkpoint_every_steps and run.step % config.train.checkpoint_every_steps == 0)
                 requested = run.step == config.train.stop_at_step or stop.requested
                 if jax.process_count() > 1:
                     # Processes agree on a stop with one collective, only at these points.
-                    sync = epoch_end or last or periodic or run.step % config.train.log_every == 0
+                    sync = last or periodic or run.step % config.train.log_every == 0
                     requested = _any_process(requested) if sync else False
-                if epoch_end or last or periodic or requested:
+                if last or periodic or requested:
                     report(*check(pending), line=True)
                     pending = None
                     metrics_out = None
-                    epoch = run.step // run.steps_per_epoch
-                    if evaluator is not None and (epoch_end and epoch % config.train.eval_every_epochs == 0
-                                                  or last):
+                    if eval_now:
                         last_eval = evaluate(run, evaluator, f"step_{run.step:08d}")
                         metrics_out = flat_metrics(last_eval)
                         progress.scalars(run.step, metrics_out, prefix="eval/")
