@@ -1,5 +1,8 @@
 """Stopping and resuming: a run stopped (as if preempted) at step k and resumed ends bit-identical to one
 that never stopped; a NaN loss stops the run and keeps the last good checkpoint."""
+import os
+import signal
+
 import jax
 import numpy as np
 import pytest
@@ -28,9 +31,14 @@ def test_stopped_and_resumed_equals_uninterrupted(clip_dir, tmp_path):
     full = loop.train(config, str(tmp_path / "full"), spe=SPE, batches=_batches)
     assert full.status == "done" and full.step == SPE * EPOCHS
 
-    config.train.stop_at_step = 4  # mid-epoch: behaves as if SIGTERM arrived after step 4
-    first = loop.train(config, str(tmp_path / "cut"), spe=SPE, batches=_batches)
-    assert first.status == "preempted" and first.step == 4
+    def preempted(start):
+        for i, batch in zip(range(start, SPE * EPOCHS), _batches(start)):
+            if i == 4:  # a real SIGTERM while step 5 (mid-epoch 2) is about to run
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield batch
+
+    first = loop.train(config, str(tmp_path / "cut"), spe=SPE, batches=preempted)
+    assert first.status == "preempted" and first.step == 5  # saved after the step in flight, then exited
     second = loop.train(config, str(tmp_path / "cut"), spe=SPE, batches=_batches)
     assert second.status == "done" and second.step == SPE * EPOCHS
     assert first.losses + second.losses == full.losses  # bit-identical losses
@@ -39,6 +47,16 @@ def test_stopped_and_resumed_equals_uninterrupted(clip_dir, tmp_path):
     for a, b in zip(jax.tree.leaves(jax.tree.map(np.asarray, full.run.opt_state)),
                     jax.tree.leaves(jax.tree.map(np.asarray, second.run.opt_state))):
         np.testing.assert_array_equal(a, b)
+
+
+def test_stop_at_step_and_resume_past_the_end(clip_dir, tmp_path):
+    config = tiny_config(clip_dir, **{"train.epochs": 1, "train.stop_at_step": 2})
+    first = loop.train(config, str(tmp_path / "w"), spe=SPE, batches=_batches)
+    assert (first.status, first.step) == ("preempted", 2)
+    second = loop.train(config, str(tmp_path / "w"), spe=SPE, batches=_batches)
+    assert (second.status, second.step, len(second.losses)) == ("done", 3, 1)
+    third = loop.train(config, str(tmp_path / "w"), spe=SPE, batches=_batches)  # already complete: no step
+    assert (third.status, third.step, third.losses) == ("done", 3, [])
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(clip_dir, tmp_path):

@@ -40,15 +40,23 @@ def _run(config, mesh, batches):
 
 @pytest.fixture(scope="module")
 def runs(clip_dir):
-    """The same 4 steps on a 1-device mesh and on the 8-device mesh."""
+    """The same 4 steps on 1 device, on 8 devices ('data'), and on a 4 x 2 ('data', 'model') mesh."""
     config = tiny_config(clip_dir)
     batches = [random_batch(16, seed=i) for i in range(4)]
     return (_run(config, parallel.make_mesh(devices=jax.devices()[:1]), batches),
-            _run(config, parallel.make_mesh(), batches))
+            _run(config, parallel.make_mesh(), batches),
+            _run(config, parallel.make_mesh(data=4, model=2), batches))  # token embedding split over 'model'
+
+
+def test_model_axis_equals_one_device(runs):
+    (_, losses1, params1, _, _), _, (_, losses42, params42, _, _) = runs
+    np.testing.assert_allclose(losses42, losses1, rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(params1), jax.tree.leaves(params42)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
 
 
 def test_one_device_equals_eight_devices(runs):
-    (_, losses1, params1, _, _), (_, losses8, params8, _, _) = runs
+    (_, losses1, params1, _, _), (_, losses8, params8, _, _), _ = runs
     assert losses1[-1] < losses1[0]
     np.testing.assert_allclose(losses8, losses1, rtol=1e-5, atol=1e-5)
     for a, b in zip(jax.tree.leaves(params1), jax.tree.leaves(params8)):

@@ -139,8 +139,8 @@ def dry_run_report(compiled, per_device_batch: int, global_batch: int) -> str:
         cost = cost[0] if isinstance(cost, (list, tuple)) else cost
         flops = float(cost.get("flops", float("nan")))
         # cost_analysis describes the per-device program of an SPMD computation.
-        lines.append(f"FLOPs per step: {flops * jax.device_count():.4g} ({flops:.4g} per device, "
-                     f"{flops / max(per_device_batch, 1):.4g} per image)")
+        total = flops * jax.device_count()
+        lines.append(f"FLOPs per step: {total:.4g} ({flops:.4g} per device, {total / global_batch:.4g} per image)")
     except Exception as error:
         lines.append(f"FLOPs per step: unavailable ({error})")
     return "\n".join(lines)
