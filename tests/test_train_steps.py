@@ -98,3 +98,10 @@ def test_frozen_weights_get_no_gradient_work(clip_dir):
     flops = lambda c: (c.cost_analysis()[0] if isinstance(c.cost_analysis(), list) else c.cost_analysis())["flops"]
     ratio = flops(train) / flops(fwd)
     assert 1.0 < ratio < 2.3, ratio
+
+
+def test_bf16_compute_keeps_fp32_master_weights(clip_dir, runs):
+    config = tiny_config(clip_dir, **{"model.dtype": "bfloat16"})
+    _, losses, params, _, _ = _run(config, parallel.make_mesh(), [random_batch(16, seed=i) for i in range(4)])
+    assert all(p.dtype == np.float32 for p in jax.tree.leaves(params))
+    np.testing.assert_allclose(losses, runs[1][1], rtol=2e-2)  # within bf16 tolerance of the fp32 run

@@ -239,6 +239,9 @@ def train(config, workdir: str, *, dry_run: bool = False, spe: int | None = None
     os.makedirs(workdir, exist_ok=True)
     run_log.setup(workdir)
     run = setup(config, workdir, restore=False, spe=spe)
+    if not jax.tree.leaves(run.trainable):
+        raise ValueError("nothing to train: config values model.rs, model.use_local and model.use_gr are all "
+                         "False (evaluate plain CLIP with `sfr-jax eval` instead)")
     train_step = steps.make_train_step(run.parts, run.tx, config, run.mesh, run.shardings)
     if dry_run:
         return _dry_run(run, train_step)
