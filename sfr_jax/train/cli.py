@@ -72,9 +72,8 @@ def train_main(argv) -> int:
     _start_distributed(config)
     from sfr_jax.train import loop
 
-    workdir = fv.workdir or os.path.join("/tmp", f"sfr-jax-dry-run-{os.getpid()}")
     try:
-        result = loop.train(config, workdir, dry_run=fv.dry_run)
+        result = loop.train(config, fv.workdir, dry_run=fv.dry_run)
     except (ValueError, FileNotFoundError) as error:
         # Setup errors a user can fix (paths, batch vs devices, class sets): one clear line.
         log.error("%s", error)

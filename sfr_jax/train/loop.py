@@ -227,7 +227,7 @@ def evaluate(run: Run, evaluator, name: str) -> dict:
     return results
 
 
-def train(config, workdir: str, *, dry_run: bool = False, spe: int | None = None, batches=None) -> Result:
+def train(config, workdir: str | None, *, dry_run: bool = False, spe: int | None = None, batches=None) -> Result:
     """Train (or resume) in `workdir` until train.epochs / train.max_steps; see module docstring.
 
     `spe` and `batches(start_step) -> iterable of host batches` let tests feed in-memory data instead of
@@ -235,9 +235,10 @@ def train(config, workdir: str, *, dry_run: bool = False, spe: int | None = None
     """
     from sfr_jax.eval.evaluator import Evaluator, flat_metrics
 
-    workdir = os.path.abspath(workdir)
-    os.makedirs(workdir, exist_ok=True)
-    run_log.setup(workdir)
+    workdir = os.path.abspath(workdir) if workdir else ""
+    if not dry_run:
+        os.makedirs(workdir, exist_ok=True)
+    run_log.setup(None if dry_run else workdir)
     run = setup(config, workdir, restore=False, spe=spe)
     if not jax.tree.leaves(run.trainable):
         raise ValueError("nothing to train: config values model.rs, model.use_local and model.use_gr are all "

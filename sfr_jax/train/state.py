@@ -63,9 +63,9 @@ def build(config) -> ModelParts:
 
     class_set = load_classes(config)
     sc = sfr_config(config)
-    tokenizer = ClipTokenizer.from_pretrained(config.clip_dir)
     clip = load_clip(config.clip_dir, rs=sc.rs, image_size=config.data.image_size,
-                     dtype=DTYPES[config.model.dtype], seed=config.seed)
+                     dtype=DTYPES[config.model.dtype], seed=config.seed)  # (its error names convert-clip)
+    tokenizer = ClipTokenizer.from_pretrained(config.clip_dir)
     class_tokens = tokenizer.encode(list(class_set.descriptions))
     phrase_tokens = tokenizer.encode(list(class_set.phrases))
     model = SFRNet(clip, sc, class_tokens, None, phrase_tokens=phrase_tokens,
