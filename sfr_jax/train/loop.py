@@ -24,10 +24,6 @@ from sfr_jax.train import optim, state as state_lib, steps
 log = logging.getLogger("sfr_jax")
 
 
-class Preempted(Exception):
-    """Raised internally when a stop was requested (SIGTERM, SIGINT, or train.stop_at_step)."""
-
-
 class NonFiniteLoss(FloatingPointError):
     """The loss became NaN or Inf; the last good checkpoint is kept."""
 
@@ -239,6 +235,12 @@ def train(config, workdir: str | None, *, dry_run: bool = False, spe: int | None
     if not dry_run:
         os.makedirs(workdir, exist_ok=True)
     run_log.setup(None if dry_run else workdir)
+    if dry_run and spe is None:
+        try:
+            spe = steps_per_epoch(config)
+        except (OSError, ValueError) as error:  # compiling a step needs no data
+            log.warning("no steps per epoch from the data (%s); the dry run assumes 1", error)
+            spe = 1
     run = setup(config, workdir, restore=False, spe=spe)
     if not jax.tree.leaves(run.trainable):
         raise ValueError("nothing to train: config values model.rs, model.use_local and model.use_gr are all "

@@ -140,7 +140,8 @@ def dry_run_report(compiled, per_device_batch: int, global_batch: int) -> str:
         flops = float(cost.get("flops", float("nan")))
         # cost_analysis describes the per-device program of an SPMD computation.
         total = flops * jax.device_count()
-        lines.append(f"FLOPs per step: {total:.4g} ({flops:.4g} per device, {total / global_batch:.4g} per image)")
+        lines.append(f"FLOPs per step: {total:.4g} ({flops:.4g} per device, {total / global_batch:.4g} per image; "
+                     "XLA counts the body of a scanned layer stack once)")
     except Exception as error:
         lines.append(f"FLOPs per step: unavailable ({error})")
     return "\n".join(lines)
