@@ -33,8 +33,9 @@ class Evaluator:
         from sfr_jax.data import pipeline
         # Fails now, not after an epoch of training, when the split does not suit the processes.
         self.num_batches = pipeline.eval_steps(self.split_dir, config.eval.global_batch, jax.process_count())
-        if config.eval.max_batches > 0:
-            self.num_batches = min(self.num_batches, config.eval.max_batches)
+        self.partial = 0 < config.eval.max_batches < self.num_batches
+        if self.partial:
+            self.num_batches = config.eval.max_batches
 
     def batches(self):
         from sfr_jax.data import pipeline
@@ -65,7 +66,7 @@ class Evaluator:
         start = time.time()
         logits, labels = self.scores(trainable, frozen, batches)
         cs = self.parts.class_set
-        results = {"num_images": int(labels.shape[0])}
+        results = {"num_images": int(labels.shape[0]), "partial": bool(getattr(self, "partial", False))}
         for name, ids in self.modes.items():
             y = labels[:, list(ids)]
             table = metrics_lib.evaluate(logits[name], y, self.topk[name])

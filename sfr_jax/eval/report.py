@@ -15,7 +15,9 @@ def _atomic_write(path: str, text: str) -> None:
 def markdown(results: dict, title: str) -> str:
     """ZSL and GZSL tables: mAP, top-k O/C metrics, F2-CIW / F1-Normal, and per-class AP (in %)."""
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"
-    lines = [f"# {title}", "", f"{results.get('num_images', '?')} images, each counted once.", ""]
+    coverage = ("a PARTIAL evaluation (eval.max_batches): not comparable with full tables" if results.get("partial")
+                else "each counted once")
+    lines = [f"# {title}", "", f"{results.get('num_images', '?')} images, {coverage}.", ""]
     for mode, label in (("zsl", "ML-ZSL (unseen classes)"), ("gzsl", "ML-GZSL (all classes)")):
         table = results.get(mode)
         if not table:
