@@ -308,7 +308,7 @@ def main(argv=None) -> int:
     ap.add_argument("--remat", default="none", choices=["none", "block", "dots"],
                     help="rematerialise each encoder block in the backward pass (memory for compute)")
     ap.add_argument("--layers", default="auto", choices=["auto", "scan", "unrolled"],
-                    help="encoder layers as a lax.scan or unrolled (auto: the model's default, scan on CPU only)")
+                    help="encoder layers as a lax.scan or unrolled (auto: the default, scan on CPU in train mode)")
     ap.add_argument("--profile", action="store_true", help="print the train step's 25 costliest ops (profiler)")
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--tiny", action="store_true", help="tiny CLIP (smoke test only)")

@@ -90,3 +90,18 @@ def test_padded_fused_attention_equals_plain_softmax_attention(causal):
                                                     jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(8), -jnp.inf),
                                           axis=-1), v))))(q)
     np.testing.assert_allclose(np.asarray(grad), np.asarray(ref_grad), rtol=1e-4, atol=1e-5)
+
+
+def test_default_scans_on_cpu_in_train_mode_only():
+    """scan_layers=None: the backward pass gains from the scan on XLA:CPU, the forward does not."""
+    model = _model()
+
+    def uses_scan(m):
+        graphdef, state = nnx.split(m)
+        # Fresh Variables at the trace level (dropout advances RNG counters), as train/steps.py does.
+        encode = lambda s, x: nnx.merge(graphdef, jax.tree.map(lambda v: v, s)).encode_image(x)  # noqa: E731
+        return "scan" in str(jax.make_jaxpr(encode)(state, PIXELS))
+
+    assert uses_scan(model) == (jax.default_backend() == "cpu")
+    model.eval()
+    assert not uses_scan(model)
