@@ -37,6 +37,53 @@ def caption(rng: np.random.Generator, phrases: Sequence[str]) -> str:
     return CAPTION_TEMPLATES[rng.integers(len(CAPTION_TEMPLATES))].format(text)
 
 
+def web_labels(rng: np.random.Generator, codes: Sequence[str], normal_fraction: float = 0.15,
+               pair_fraction: float = 0.2) -> dict:
+    """Labels of one web frame: like web photos, mostly one subject (a uniform choice among all classes),
+    sometimes two, sometimes none; unlike Sewer-ML, rare classes are not rare on the web."""
+    labels = dict.fromkeys(codes, 0)
+    u = rng.uniform()
+    if u < normal_fraction:
+        return labels
+    for index in rng.choice(len(codes), size=2 if u > 1 - pair_fraction else 1, replace=False):
+        labels[codes[index]] = 1
+    return labels
+
+
+def write_web_set(out: str, num_images: int, seed: int, *, draw_size: int = 96, val_fraction: float = 0.1) -> dict:
+    """The web-style pre-training frames in the official Sewer-ML raw format (PNGs + SewerML_*.csv), drawn by
+    the synthetic renderer with web_labels; frame i depends only on (seed, i). Returns {split: count}."""
+    from PIL import Image  # noqa: F401  (the renderer returns PIL images)
+
+    from sfr_jax.data import synthetic
+    from sfr_jax.data.raw import SEWERML_OFFICIAL_HEADER
+
+    image_dir = os.path.join(out, "images")
+    os.makedirs(image_dir, exist_ok=True)
+    num_test = int(round(num_images * val_fraction))
+    rows = {"train": [], "test": []}
+    for index in range(num_images):
+        rng = np.random.default_rng([seed, index])
+        labels = web_labels(rng, synthetic.CODES)
+        water = int(rng.choice(synthetic.WATER_LEVELS))
+        image = synthetic.render(rng, labels, draw_size, "web", water)
+        name = f"{index + 1:08d}.png"
+        image.save(os.path.join(image_dir, name + ".tmp"), format="PNG", compress_level=1)
+        os.replace(os.path.join(image_dir, name + ".tmp"), os.path.join(image_dir, name))
+        rows["train" if index < num_images - num_test else "test"].append((name, labels, water))
+    for split, filename in (("train", "SewerML_Train.csv"), ("test", "SewerML_Val.csv")):
+        path = os.path.join(out, filename)
+        with open(path + ".tmp", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(SEWERML_OFFICIAL_HEADER)
+            for name, labels, water in rows[split]:
+                defect = int(any(labels.values()))
+                writer.writerow([name, water, 0] + [labels[c] for c in SEWERML_OFFICIAL_HEADER[3:20]]
+                                + [1 - defect, defect])
+        os.replace(path + ".tmp", path)
+    return {split: len(r) for split, r in rows.items()}
+
+
 def write_captions(root: str, class_set, seed: int) -> str:
     """Caption every frame of a synthetic raw set (official CSVs under root) into root/captions.csv."""
     from sfr_jax.data import raw
@@ -110,8 +157,21 @@ def _contrastive_loss(image_features, text_features, groups, logit_scale):
     return 0.5 * (loss_i + loss_t)
 
 
-def pretrain(images, tokens, groups, config, *, steps: int, batch_size: int = 128, lr: float = 1e-3,
-             seed: int = 0, log: Optional[Callable[[str], None]] = None):
+def photometric_jitter(rng: np.random.Generator, batch_uint8):
+    """Web photos vary in exposure and quality: random brightness, contrast and sensor noise per image
+    (generic jitter; none of the cctv style's colour cast, vignette, blur or overlay)."""
+    x = batch_uint8.astype(np.float32)
+    n = len(x)
+    gain = rng.uniform(0.5, 1.2, (n, 1, 1, 1)).astype(np.float32)
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    contrast = rng.uniform(0.7, 1.3, (n, 1, 1, 1)).astype(np.float32)
+    x = ((x - mean) * contrast + mean) * gain
+    x += rng.normal(0, 1, x.shape[:3] + (1,)).astype(np.float32) * rng.uniform(0, 8, (n, 1, 1, 1)).astype(np.float32)
+    return np.clip(x, 0, 255)
+
+
+def pretrain(images, tokens, groups, config, *, steps: int, batch_size: int = 128, lr: float = 2e-3,
+             seed: int = 0, jitter: bool = False, log: Optional[Callable[[str], None]] = None):
     """Train a fresh CLIP of `config` (no adapters) contrastively; returns (model, final loss)."""
     import jax
     import jax.numpy as jnp
@@ -148,6 +208,8 @@ def pretrain(images, tokens, groups, config, *, steps: int, batch_size: int = 12
         batch = images[idx]
         flip = rng.uniform(size=len(idx)) < 0.5  # the one augmentation: mirrored pipes are still pipes
         batch = np.where(flip[:, None, None, None], batch[:, :, ::-1], batch)
+        if jitter:
+            batch = photometric_jitter(rng, batch)
         loss = step(model, optimizer, jnp.asarray(normalise(batch)), jnp.asarray(tokens[idx]),
                     jnp.asarray(groups[idx]))
         if log and (i + 1) % max(1, steps // 10) == 0:
