@@ -260,9 +260,11 @@ def bench_dtype(args, dtype: str, tokens, mesh) -> dict:
     r["eval_s"] = median_time(lambda: ecompiled(state["t"], frozen, batch["image"], text), args.steps)
     r["eval_ips"] = B / r["eval_s"]
     r["device_peak"] = device_peak()
+    # Kept for timing side by side with the reference (not written to --json).
+    r["train_fn"] = lambda: median_time(one_step, args.steps)
+    r["eval_fn"] = lambda: median_time(lambda: ecompiled(state["t"], frozen, batch["image"], text), args.steps)
     if args.profile:
         profile_step(one_step)
-    del state, trainable, opt_state, frozen, compiled, ecompiled
     return r
 
 
@@ -319,6 +321,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reference-python", default=sys.executable)
     ap.add_argument("--reference-tool", default="", help="ref_sfr.py (default ../shared/tools/ref_sfr.py)")
     ap.add_argument("--reference-steps", type=int, default=3)
+    ap.add_argument("--reference-rounds", type=int, default=2, help="alternations of ours and the reference")
     ap.add_argument("--json", default="", help="write the figures here too")
     args = ap.parse_args(argv)
     args.remat = None if args.remat == "none" else args.remat
@@ -393,20 +396,28 @@ def main(argv=None) -> int:
 
     if args.json:
         with open(args.json + ".tmp", "w") as f:
-            json.dump({k: ({kk: vv for kk, vv in v.items() if np.ndim(vv) == 0} if isinstance(v, dict) else v)
+            json.dump({k: ({kk: vv for kk, vv in v.items() if np.ndim(vv) == 0 and not callable(vv)}
+                           if isinstance(v, dict) else v)
                        for k, v in results.items()}, f, indent=1, default=float)
         os.replace(args.json + ".tmp", args.json)
     if args.reference:
+        # A shared machine's load drifts by minutes: each round times ours and then the reference, and
+        # the speedup is the median of the rounds' ratios.
         ours = results.get("float32") or next(iter(results.values()))
-        load = os.getloadavg()[0]
-        ref_train = run_reference(args, "time-train")
-        ref_eval = run_reference(args, "time-eval")
-        log(f"\nreference (PyTorch, fp32, CPU, batch {args.batch}, load average {load:.2f}): train "
-            f"{args.batch / ref_train:.2f} images/s ({ref_train * 1e3:.0f} ms/step), eval "
-            f"{args.batch / ref_eval:.2f} images/s ({ref_eval * 1e3:.0f} ms/batch)")
-        log(f"ours ({ours['dtype']}): train {ours['train_ips']:.2f} images/s, eval {ours['eval_ips']:.2f} images/s")
-        log(f"train speedup vs reference: {ref_train / ours['train_s']:.2f}x")
-        log(f"eval speedup vs reference: {ref_eval / ours['eval_s']:.2f}x")
+        ratios = {"train": [], "eval": []}
+        log(f"\nside by side with the reference (PyTorch, fp32, CPU, batch {args.batch}), "
+            f"{args.reference_rounds} round(s):")
+        for i in range(args.reference_rounds):
+            for what in ("train", "eval"):
+                load = os.getloadavg()[0]
+                mine = ours[f"{what}_fn"]()
+                ref = run_reference(args, f"time-{what}")
+                ratios[what].append(ref / mine)
+                log(f"  round {i + 1} {what}: ours {args.batch / mine:.2f} images/s ({mine * 1e3:.0f} ms), reference "
+                    f"{args.batch / ref:.2f} images/s ({ref * 1e3:.0f} ms), ratio {ref / mine:.2f}x, "
+                    f"load average {load:.2f}")
+        log(f"train speedup vs reference: {statistics.median(ratios['train']):.2f}x")
+        log(f"eval speedup vs reference: {statistics.median(ratios['eval']):.2f}x")
     return 0
 
 
