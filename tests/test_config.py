@@ -30,6 +30,8 @@ def test_override_and_variant():
     (["--config", "configs/sewerml.py", "--config.optim.head_lr=fast"], "fast"),
     (["--config", "configs/sewerml.py", "--config.schedule.kind=linear"], "schedule.kind"),
     (["--config", "configs/sewerml.py:runlokal"], "runlokal"),
+    (["--config", "configs/sewerml.py", "--config.model.attention_impl=flash"], "model.attention_impl"),
+    (["--config", "configs/sewerml.py", "--config.model.remat=all"], "model.remat"),
     (["--config", "configs/nope.py"], "nope.py"),
     ([], "--config"),
 ])

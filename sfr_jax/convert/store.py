@@ -148,13 +148,14 @@ def load_clip_params(clip_dir: str):
 
 
 def load_clip(clip_dir: str, rs: RSConfig = RSConfig(), image_size: Optional[int] = None, dtype=jnp.float32,
-              *, attention_impl: str = "einsum", seed: int = 0, adapters: Optional[Mapping[str, np.ndarray]] = None) -> CLIP:
+              *, attention_impl: str = "auto", remat: Optional[str] = None, scan_layers: Optional[bool] = None,
+              seed: int = 0, adapters: Optional[Mapping[str, np.ndarray]] = None) -> CLIP:
     """A CLIP built from our converted folder; adapters (when `rs` is enabled) start at their init
-    unless `adapters` (flat, our names) supplies them."""
+    unless `adapters` (flat, our names) supplies them. attention_impl / remat / scan_layers: see models.clip.CLIP."""
     config, flat = load_clip_params(clip_dir)
     if adapters:
         flat = {**flat, **adapters}
-    model = CLIP(config, rs, image_size=image_size, dtype=dtype, attention_impl=attention_impl,
-                 rngs=nnx.Rngs(params=seed, dropout=seed + 1))
+    model = CLIP(config, rs, image_size=image_size, dtype=dtype, attention_impl=attention_impl, remat=remat,
+                 scan_layers=scan_layers, rngs=nnx.Rngs(params=seed, dropout=seed + 1))
     assign_params(model, flat, source=clip_dir)
     return model

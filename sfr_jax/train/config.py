@@ -55,6 +55,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.adjacency_threshold = 0.85
     c.model.recompute_adjacency_at_eval = False  # True mimics the reference's evaluation of a saved model
     c.model.dtype = "float32"  # compute dtype: float32 or bfloat16 (master weights stay float32)
+    # Speed/memory only, never numerics beyond fp32 rounding (benchmarks/README.md has the measurements):
+    c.model.attention_impl = "auto"  # auto (cuDNN for bf16 on NVIDIA, else einsum) | einsum | xla | cudnn
+    c.model.remat = ""  # '' | 'block' | 'dots': recompute activations in the backward pass (large batches)
+    c.model.scan_layers = "auto"  # auto (scan on CPU in training) | on | off
 
     c.loss = ml_collections.ConfigDict()
     c.loss.temperature = 0.1
@@ -139,6 +143,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     checks = [
         ("schedule.kind", config.schedule.kind in ("epoch", "step"), "must be 'epoch' or 'step'"),
         ("model.dtype", config.model.dtype in ("float32", "bfloat16"), "must be 'float32' or 'bfloat16'"),
+        ("model.attention_impl", config.model.attention_impl in ("auto", "einsum", "xla", "cudnn"),
+         "must be one of auto, einsum, xla, cudnn"),
+        ("model.remat", config.model.remat in ("", "block", "dots"), "must be '', 'block' or 'dots'"),
+        ("model.scan_layers", config.model.scan_layers in ("auto", "on", "off"), "must be auto, on or off"),
         ("train.global_batch", config.train.global_batch > 0, "must be positive"),
         ("eval.global_batch", config.eval.global_batch > 0, "must be positive"),
         ("train.epochs", config.train.epochs > 0, "must be positive"),

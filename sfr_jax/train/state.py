@@ -64,7 +64,9 @@ def build(config) -> ModelParts:
     class_set = load_classes(config)
     sc = sfr_config(config)
     clip = load_clip(config.clip_dir, rs=sc.rs, image_size=config.data.image_size,
-                     dtype=DTYPES[config.model.dtype], seed=config.seed)  # (its error names convert-clip)
+                     dtype=DTYPES[config.model.dtype], seed=config.seed,
+                     attention_impl=config.model.attention_impl, remat=config.model.remat or None,
+                     scan_layers={"auto": None, "on": True, "off": False}[config.model.scan_layers])  # (its error names convert-clip)
     tokenizer = ClipTokenizer.from_pretrained(config.clip_dir)
     class_tokens = tokenizer.encode(list(class_set.descriptions))
     phrase_tokens = tokenizer.encode(list(class_set.phrases))
