@@ -366,7 +366,7 @@ def stage_evaluate(out: str, rows: dict) -> dict:
     chance = {"zsl": float(unseen.mean(0).mean()), "gzsl": float(labels.mean(0).mean()),
               "zsl_pairs": float(unseen.mean())}
     plot = plot_pr(os.path.join(out, "pr_zsl.png"), {k: (p, r) for k, (p, r) in curves.items()},
-                   "ML-ZSL on the synthetic cctv test split (unseen classes)", chance["zsl_pairs"])
+                   "ML-ZSL, cctv test split: 5 unseen classes, micro-averaged", chance["zsl_pairs"])
     payload = {"rows": results, "chance": chance, "num_test_images": int(labels.shape[0]),
                "unseen": [class_set.codes[i] for i in class_set.ids("zsl")], "pr_plot": plot}
     _atomic_json(os.path.join(out, "results.json"), payload, sort_keys=False)  # rows in table order
