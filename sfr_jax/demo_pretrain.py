@@ -8,12 +8,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
-import tempfile
 import time
 from typing import Callable, Optional, Sequence
 
 import numpy as np
+
+from sfr_jax.fileio import atomic_directory
 
 # Web-like alt texts; the zero-shot class prompt is the first template with one phrase.
 CAPTION_TEMPLATES = ("a photo of a sewer pipe with {}.", "{} in a sewer pipe.", "sewer inspection photo showing {}.")
@@ -173,7 +173,6 @@ def photometric_jitter(rng: np.random.Generator, batch_uint8):
 def pretrain(images, tokens, groups, config, *, steps: int, batch_size: int = 128, lr: float = 2e-3,
              seed: int = 0, jitter: bool = False, log: Optional[Callable[[str], None]] = None):
     """Train a fresh CLIP of `config` (no adapters) contrastively; returns (model, final loss)."""
-    import jax
     import jax.numpy as jnp
     import optax
     from flax import nnx
@@ -225,7 +224,6 @@ def label_groups(labels) -> np.ndarray:
 
 def encode_images(model, images_uint8, batch_size: int = 256) -> np.ndarray:
     """Global (class-token) CLIP image features [N, E], l2-normalised."""
-    import jax
     import jax.numpy as jnp
     from flax import nnx
 
@@ -256,10 +254,7 @@ def save_hf_clip(model, out_dir: str, tokenizer) -> str:
     from sfr_jax.convert.store import flat_params
 
     out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
-    try:
+    with atomic_directory(out_dir) as tmp:
         # (np.ascontiguousarray would turn the 0-d logit_scale into shape [1])
         state = {k: np.array(v, np.float32, order="C") for k, v in ours_to_hf(flat_params(model)).items()}
         save_file(state, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
@@ -268,10 +263,4 @@ def save_hf_clip(model, out_dir: str, tokenizer) -> str:
         with open(os.path.join(tmp, "config.json"), "w") as handle:
             json.dump(hf, handle, indent=2)
         tokenizer.save(tmp)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir

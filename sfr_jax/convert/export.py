@@ -20,13 +20,13 @@ import datetime
 import json
 import os
 import re
-import shutil
 import tempfile
 from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
 from sfr_jax.convert.torch_model import SIDECAR_FORMAT, sidecar_path
+from sfr_jax.fileio import atomic_directory
 
 LAYOUTS = ("reference", "hf")
 EXTRAS_FILE = "sfr_extras.safetensors"
@@ -342,10 +342,7 @@ def export_hf(model, class_set, out_dir: str, tokenizer=None, *, normalization=(
     side = make_sidecar(model, class_set, tokenizer, layout="hf", normalization=normalization,
                         provenance=provenance, weights_file=EXTRAS_FILE)
     config = dict(side["model"]["clip"], torch_dtype="float32")
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
-    try:
+    with atomic_directory(out_dir) as tmp:
         as_torch = lambda d: {k: torch.from_numpy(np.array(v, copy=True)) for k, v in d.items()}
         save_file(as_torch(hf_state), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
         save_file(as_torch(extras), os.path.join(tmp, EXTRAS_FILE), metadata={"format": "pt"})
@@ -356,10 +353,4 @@ def export_hf(model, class_set, out_dir: str, tokenizer=None, *, normalization=(
         class_set.save(os.path.join(tmp, CLASSES_FILE))
         if tokenizer is not None:
             tokenizer.save(tmp)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir

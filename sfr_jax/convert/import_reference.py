@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 from typing import Any, Mapping, Optional
 
 import numpy as np
+
+from sfr_jax.fileio import atomic_directory
 
 ADJACENCY_CHOICES = ("current", "frozen")
 
@@ -248,11 +249,7 @@ def write_workdir(loaded: Loaded, workdir: str, *, data_dir: Optional[str] = Non
         if not overwrite:
             raise FileExistsError(f"{workdir} exists; choose another --out or pass --overwrite")
     model, sfr = loaded.model, loaded.model.config
-    parent = os.path.dirname(workdir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(workdir)}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_directory(workdir) as tmp:
         flat = flat_params(model)
         clip_flat = {k[len("clip."):]: np.asarray(v, np.float32) for k, v in flat.items()
                      if k.startswith("clip.") and ".adapter." not in k}
@@ -312,10 +309,4 @@ def write_workdir(loaded: Loaded, workdir: str, *, data_dir: Optional[str] = Non
                                        async_save=False)
         manager.save(0, tree, meta)
         manager.close()
-        if os.path.exists(workdir):
-            shutil.rmtree(workdir)
-        os.rename(tmp, workdir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return workdir

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from typing import Callable, Dict, Mapping, Optional
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from sfr_jax.fileio import atomic_directory
 from sfr_jax.models.clip import CLIP, CLIPConfig, abstract_clip, is_adapter_path
 from sfr_jax.models.rs import RSConfig
 
@@ -111,10 +109,7 @@ def save_clip(out_dir: str, config: CLIPConfig, flat: Mapping[str, np.ndarray], 
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and not overwrite:
         raise FileExistsError(f"{out_dir} exists; choose another --out or remove it")
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
-    try:
+    with atomic_directory(out_dir) as tmp:
         tree = nest({k: np.asarray(v, np.float32) for k, v in flat.items()})
         with ocp.PyTreeCheckpointer() as ckpt:
             ckpt.save(os.path.join(tmp, PARAMS_DIR), tree)
@@ -122,12 +117,6 @@ def save_clip(out_dir: str, config: CLIPConfig, flat: Mapping[str, np.ndarray], 
             json.dump(config.to_hf_dict(), f, indent=2)
         if tokenizer is not None:
             tokenizer.save(tmp)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 
