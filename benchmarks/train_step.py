@@ -183,7 +183,7 @@ def bench_dtype(args, dtype: str, tokens, mesh) -> dict:
     opt_state = jax.jit(tx.init, out_shardings=sh["opt_state"])(trainable)
     frozen = steps.place(parts.frozen, sh["frozen"])
     rng = np.random.default_rng(0)
-    host = {"image": rng.standard_normal((B, size, size, 3), np.float32),
+    host = {"image": rng.integers(0, 256, (B, size, size, 3), dtype=np.uint8),  # as the pipelines yield
             "labels": (rng.random((B, parts.class_set.num_classes)) < 0.2).astype(np.float32)}
     host["labels"][:, 0] = 1
     batch = parallel.host_to_global(host, mesh)
@@ -229,6 +229,7 @@ def bench_dtype(args, dtype: str, tokens, mesh) -> dict:
     train_ids = tuple(parts.class_set.seen_ids)
 
     def forward(trainable, frozen, images):
+        images = steps.normalise(images, config.data.mean, config.data.std)
         return unrolled.merge(trainable, frozen)(images, train_ids)
 
     r["forward_flops_xla"], r["forward_flops_mm"] = count_flops(jax.jit(forward), state["t"], frozen, batch["image"])
@@ -236,7 +237,8 @@ def bench_dtype(args, dtype: str, tokens, mesh) -> dict:
     # GZSL eval: text features once (timed separately), then the eval step per batch.
     all_ids = tuple(range(parts.class_set.num_classes))
     text_fn = steps.make_text_features(parts, mesh, sh)
-    eval_step = steps.make_eval_step(parts, mesh, sh, {"gzsl": all_ids})
+    norm = (config.data.mean, config.data.std)
+    eval_step = steps.make_eval_step(parts, mesh, sh, {"gzsl": all_ids}, *norm)
     t = time.perf_counter()
     text = {"gzsl": text_fn(state["t"], frozen, all_ids)}
     jax.block_until_ready(text)
@@ -245,7 +247,7 @@ def bench_dtype(args, dtype: str, tokens, mesh) -> dict:
     t = time.perf_counter()
     ecompiled = eval_step.lower(state["t"], frozen, batch["image"], text).compile()
     r["eval_compile_s"] = time.perf_counter() - t
-    r["eval_flops_xla"], r["eval_flops_mm"] = count_flops(steps.make_eval_step(unrolled, mesh, sh, {"gzsl": all_ids}),
+    r["eval_flops_xla"], r["eval_flops_mm"] = count_flops(steps.make_eval_step(unrolled, mesh, sh, {"gzsl": all_ids}, *norm),
                                                           state["t"], frozen, batch["image"], text)
     for name in ("train", "forward", "eval"):  # XLA's count where the backend gives one, else the matmul count
         xla = r[f"{name}_flops_xla"]
@@ -255,7 +257,7 @@ def bench_dtype(args, dtype: str, tokens, mesh) -> dict:
     r["logits"] = np.asarray(logits, np.float32)
     r["text"] = np.asarray(text["gzsl"], np.float32)
     n = min(B, 16)
-    encode = jax.jit(lambda t, f, x: parts.merge(t, f).clip.encode_image(x))
+    encode = jax.jit(lambda t, f, x: parts.merge(t, f).clip.encode_image(steps.normalise(x, *norm)))
     r["image_tokens"] = np.asarray(encode(state["t"], frozen, batch["image"][:n]), np.float32)
     r["eval_s"] = median_time(lambda: ecompiled(state["t"], frozen, batch["image"], text), args.steps)
     r["eval_ips"] = B / r["eval_s"]

@@ -1,4 +1,4 @@
-"""SPEC §6 augmentations as TF ops, against hand-computed numpy versions."""
+"""SPEC §6 augmentations as TF ops (uint8 in and out), against hand-computed numpy versions."""
 import math
 
 import numpy as np
@@ -16,8 +16,8 @@ def tf():
     return tf_cpu()
 
 
-def _images(batch=6, size=12, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, (batch, size, size, 3)).astype(np.float32)
+def _images(batch=6, size=12, seed=0, low=0):
+    return np.random.default_rng(seed).integers(low, 256, (batch, size, size, 3), dtype=np.uint8)
 
 
 def _run(tf, images, cfg, seed=(1, 2)):
@@ -51,7 +51,7 @@ def test_pad_and_random_crop_is_a_zero_padded_shift(tf):
 
 
 def test_integer_path_equals_bilinear_warp_and_numpy(tf):
-    images = _images(batch=4)
+    images = _images(batch=4).astype(np.float32)
     flip = tf.constant([False, True, True, False])
     shift = tf.constant([[0, 0], [3, -2], [-10, 10], [12, 0]], tf.int32)
     fast = augment.shift_flip(tf, tf.constant(images), flip, shift).numpy()
@@ -71,22 +71,32 @@ def test_integer_path_equals_bilinear_warp_and_numpy(tf):
 
 def test_contrast_and_multiply_hand_computed(tf):
     images = _images()
+    x = images.astype(np.float64)
+    rounded = 0.5 + 1e-3  # the result is rounded to uint8
     out = _run(tf, images, OFF.replace(contrast_prob=1.0, contrast_range=(1.25, 1.25)))
-    np.testing.assert_allclose(out, np.clip(127.5 + 1.25 * (images - 127.5), 0, 255), rtol=1e-6, atol=1e-4)
+    assert out.dtype == np.uint8
+    np.testing.assert_allclose(out, np.clip(127.5 + 1.25 * (x - 127.5), 0, 255), rtol=0, atol=rounded)
     out = _run(tf, images, OFF.replace(multiply_prob=1.0, multiply_range=(1.1, 1.1)))
-    np.testing.assert_allclose(out, np.clip(images * 1.1, 0, 255), rtol=1e-6, atol=1e-4)
-    # per-channel factors: each channel scaled by its own constant
-    out = _run(tf, images, OFF.replace(multiply_prob=1.0, multiply_per_channel_prob=1.0))
-    ratio = out / np.maximum(images, 1e-3)
-    unclipped = out < 254.9
+    np.testing.assert_allclose(out, np.clip(x * 1.1, 0, 255), rtol=0, atol=rounded)
+    # per-channel factors: each channel scaled by its own constant in [0.9, 1.1]
+    images = _images(batch=6, size=24, low=60)
+    x = images.astype(np.float64)
+    out = _run(tf, images, OFF.replace(multiply_prob=1.0, multiply_per_channel_prob=1.0)).astype(np.float64)
+    unclipped = out < 255
     for b in range(len(images)):
+        factors = []
         for c in range(3):
-            r = ratio[b, ..., c][unclipped[b, ..., c]]
-            assert 0.9 - 1e-5 <= r.min() and r.max() <= 1.1 + 1e-5 and np.ptp(r) < 1e-4
+            keep = unclipped[b, ..., c]
+            source, result = x[b, ..., c][keep], out[b, ..., c][keep]
+            # one factor f explains every pixel: round(s f) = r for all, i.e. the intervals intersect
+            low, high = ((result - rounded) / source).max(), ((result + rounded) / source).min()
+            assert low <= high and 0.9 - 1e-3 <= low and high <= 1.1 + 1e-3
+            factors.append(low)
+        assert np.ptp(factors) > 1e-3, "per-channel factors differ"
 
 
 def test_blur_matches_opencv_style_3_tap_kernel(tf):
-    images = _images(batch=2, size=9)
+    images = _images(batch=2, size=9).astype(np.float32) + np.float32(0.25)
     sigma = np.array([0.3, 0.6], np.float32)
     out = augment._blur(tf, tf.constant(images), tf.constant(sigma)).numpy()
     for b, s in enumerate(sigma):
@@ -98,21 +108,22 @@ def test_blur_matches_opencv_style_3_tap_kernel(tf):
         np.testing.assert_allclose(out[b], expected, rtol=1e-5, atol=1e-3)
     # the reference's range (sigma <= 0.2) cannot change a uint8 pixel: skipped, exactly
     uint8 = np.rint(images)
-    np.testing.assert_array_equal(_run(tf, uint8, OFF.replace(blur_prob=1.0)), uint8)
+    np.testing.assert_array_equal(_run(tf, uint8.astype(np.uint8), OFF.replace(blur_prob=1.0)), uint8)
     worst = augment._blur(tf, tf.constant(uint8), tf.fill([2], augment.BLUR_NOOP_SIGMA)).numpy()
     np.testing.assert_array_equal(np.rint(worst), uint8)
     np.testing.assert_array_equal(np.rint(augment._blur(tf, tf.constant(uint8), tf.fill([2], 0.2)).numpy()), uint8)
     # a wider range is applied
-    assert np.abs(_run(tf, uint8, OFF.replace(blur_prob=1.0, blur_sigma_max=3.0)) - uint8).max() > 1
+    blurred = _run(tf, uint8.astype(np.uint8), OFF.replace(blur_prob=1.0, blur_sigma_max=3.0))
+    assert np.abs(blurred - uint8).max() > 1
 
 
 def test_noise_is_zero_mean_with_sigma_in_range(tf):
-    images = np.full((8, 64, 64, 3), 128.0, np.float32)
+    images = np.full((8, 64, 64, 3), 128, np.uint8)
     out = _run(tf, images, OFF.replace(noise_prob=1.0))
-    delta = out - images
+    delta = out.astype(np.float64) - images
     assert abs(delta.mean()) < 0.05
-    stds = delta.reshape(8, -1).std(axis=1)
-    assert stds.max() <= 0.015 * 255 * 1.05 and stds.max() > 0.5
+    stds = delta.reshape(8, -1).std(axis=1)  # rounding adds 1/12 to the variance
+    assert stds.max() <= math.sqrt((0.015 * 255) ** 2 + 1 / 12) * 1.05 and stds.max() > 0.5
     plane = augment.normal_plane(tf, [200000], tf.constant([3, 4], tf.int64)).numpy()
     assert abs(plane.mean()) < 0.01 and abs(plane.std() - 1) < 0.01
 
@@ -151,4 +162,27 @@ def test_full_augmentation_is_a_pure_function_of_the_seed(tf):
     a, b = _run(tf, images, AugConfig(), seed=(3, 4)), _run(tf, images, AugConfig(), seed=(3, 4))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, _run(tf, images, AugConfig(), seed=(3, 5)))
-    assert a.min() >= 0 and a.max() <= 255
+    assert a.dtype == np.uint8 and a.shape == images.shape
+    with pytest.raises(TypeError, match="uint8"):
+        _run(tf, images.astype(np.float32), AugConfig())
+
+
+def test_padding_stays_black_after_the_pixel_ops(tf):
+    """As in the reference, pad-and-crop comes after contrast, multiply and noise: the zero band left by the
+    shift is exactly 0 and the shifted image is not (contrast alone maps 0 to 127.5 (1 - alpha) > 0)."""
+    images = _images(batch=16, size=20, low=80)
+    cfg = OFF.replace(pad=4, hflip_prob=0.5, contrast_prob=1.0, contrast_range=(0.75, 0.8), multiply_prob=1.0,
+                      noise_prob=1.0)
+    out = _run(tf, images, cfg)
+    shifts = set()
+    for result in out:
+        lit = result.min(axis=-1) > 0
+        rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
+        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        assert lit[top:bottom, left:right].all(), "the shifted image is fully inside one rectangle"
+        assert not result[:top].any() and not result[bottom:].any()
+        assert not result[:, :left].any() and not result[:, right:].any()
+        assert top == 0 or bottom == 20 and left == 0 or right == 20
+        assert bottom - top >= 16 and right - left >= 16
+        shifts.add((top, bottom, left, right))
+    assert len(shifts) > 4

@@ -66,7 +66,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(clip_dir, tmp_path):
         for i in range(start, SPE * EPOCHS):
             b = random_batch(16, seed=i)
             if i == 4:
-                b["image"][:] = np.nan
+                b["labels"][:] = np.nan
             yield b
 
     with pytest.raises(loop.NonFiniteLoss, match="step 5.*last good checkpoint \\(step 3\\)"):

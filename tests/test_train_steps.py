@@ -92,6 +92,7 @@ def test_frozen_weights_get_no_gradient_work(clip_dir):
         parts.trainable, opt_state, parts.frozen, batch, np.int32(0), key).compile()
 
     def forward(trainable, frozen, images):
+        images = steps.normalise(images, config.data.mean, config.data.std)
         return parts.merge(trainable, frozen)(images, tuple(parts.class_set.seen_ids))
 
     fwd = jax.jit(forward).lower(parts.trainable, parts.frozen, batch["image"]).compile()
@@ -105,3 +106,24 @@ def test_bf16_compute_keeps_fp32_master_weights(clip_dir, runs):
     _, losses, params, _, _ = _run(config, parallel.make_mesh(), [random_batch(16, seed=i) for i in range(4)])
     assert all(p.dtype == np.float32 for p in jax.tree.leaves(params))
     np.testing.assert_allclose(losses, runs[1][1], rtol=2e-2)  # within bf16 tolerance of the fp32 run
+
+
+def test_steps_normalise_uint8_images_on_the_device(clip_dir):
+    """The steps take the pipelines' uint8 images and normalise them per channel inside the program: the
+    eval step's logits equal the model's on images normalised by hand with numpy."""
+    mean, std = (0.2, 0.5, 0.7), (0.25, 0.5, 0.3)  # per-channel values catch a channel-order mistake
+    config = tiny_config(clip_dir, **{"data.mean": mean, "data.std": std})
+    parts = state_lib.build(config)
+    mesh = parallel.make_mesh()
+    sh = steps.state_shardings(mesh, parts.trainable, None, parts.frozen)
+    batch = random_batch(16, seed=3)
+    ids = tuple(parts.class_set.ids("gzsl"))
+    text = {"gzsl": steps.make_text_features(parts, mesh, sh)(parts.trainable, parts.frozen, ids)}
+    eval_step = steps.make_eval_step(parts, mesh, sh, {"gzsl": ids}, mean, std)
+    got = np.asarray(eval_step(parts.trainable, parts.frozen, parallel.host_to_global(batch, mesh)["image"],
+                               text)["gzsl"])
+    by_hand = (batch["image"].astype(np.float64) / 255.0 - np.array(mean)) / np.array(std)
+    want = np.asarray(parts.merge(parts.trainable, parts.frozen)(by_hand.astype(np.float32), ids))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(TypeError, match="uint8"):
+        eval_step(parts.trainable, parts.frozen, batch["image"].astype(np.float32), text)

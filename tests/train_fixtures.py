@@ -53,10 +53,11 @@ def tiny_config(clip_dir, data_dir="", **overrides):
 
 
 def random_batch(n, num_classes=17, size=32, seed=0):
+    """A host batch as the pipelines yield it: uint8 images, float32 0/1 labels."""
     rng = np.random.default_rng(seed)
-    labels = (rng.random((n, num_classes)) < 0.15).astype(np.int32)
+    labels = (rng.random((n, num_classes)) < 0.15).astype(np.float32)
     labels[:, 12:] = 0  # unseen classes never appear in training
-    return {"image": rng.normal(size=(n, size, size, 3)).astype(np.float32), "labels": labels}
+    return {"image": rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), "labels": labels}
 
 
 def make_synthetic_data(root, num_images=160, shard_size=16):

@@ -1,9 +1,11 @@
-"""The reference's training augmentations (SPEC §6) as batched, stateless TensorFlow ops.
+"""The reference's training augmentations (SPEC §6) as batched, stateless TensorFlow ops, uint8 in and out.
 
 Every random number comes from a stateless op keyed by one seed per batch, so a batch's augmentation is
 a pure function of (images, seed): this is what makes training input exactly resumable.
-Pixel ops (blur, contrast, multiply, noise) run first, then ONE bilinear warp composed of the crop,
-affine, horizontal flip and pad-and-random-crop, so the image is resampled once and padding stays black.
+The reference's order is kept where it matters: pixel ops (blur, contrast, multiply, noise) on floats, then
+the image is rounded to uint8 (imgaug and PIL hold uint8 images), then the horizontal flip and the zero
+pad-and-random-crop on uint8, so the padding stays black. Where a crop or an affine is drawn, ONE bilinear
+warp composed of crop, affine, flip and shift resamples the float image once instead.
 The reference applies its imgaug ops in random order; a fixed order is used here (they nearly commute).
 """
 from __future__ import annotations
@@ -152,17 +154,27 @@ def warp_matrices(tf, seeds, batch, height, width, cfg: AugConfig):
 
 def shift_flip(tf, images, flip, shift):
     """The integer part of the geometry without interpolation: out(y, x) = in(y + dy, x') with
-    x' = x + dx, mirrored (W-1-x') where flip; zero outside (= pad and random crop, horizontal flip)."""
-    height, width = images.shape[1], images.shape[2]
-    x = tf.range(width)[None] + shift[:, :1]
-    x = tf.where(flip[:, None], width - 1 - x, x)
-    y = tf.range(height)[None] + shift[:, 1:]
-    # one zero row and column appended: out-of-range indices read them (cheaper than masking afterwards)
-    images = tf.pad(images, [[0, 0], [0, 1], [0, 1], [0, 0]])
-    y = tf.where((y >= 0) & (y < height), y, height)
-    x = tf.where((x >= 0) & (x < width), x, width)
-    images = tf.gather(images, y, axis=1, batch_dims=1)
-    return tf.gather(images, x, axis=2, batch_dims=1)
+    x' = x + dx, mirrored (W-1-x') where flip; zero outside (= pad and random crop, horizontal flip).
+
+    One image at a time: mirror, zero-pad by the largest shift, then ONE contiguous slice of the flattened
+    padded image (a shift by (dx, dy) is an offset in it). Batched gathers or reverses of [B,H,W,3] cost
+    3-7x more per pixel in TensorFlow."""
+    height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+    pad = tf.maximum(tf.reduce_max(tf.abs(shift)), 0)
+    padded_width = width + 2 * pad
+    # start of the window in the flattened padded image; one extra bottom row keeps the last slice inside
+    start = ((pad + shift[:, 1]) * padded_width + pad + shift[:, 0]) * channels
+    length = height * padded_width * channels
+
+    def one(args):
+        image, mirrored, offset = args
+        image = tf.cond(mirrored, lambda: tf.reverse(image, [1]), lambda: image)
+        flat = tf.reshape(tf.pad(image, [[pad, pad + 1], [pad, pad], [0, 0]]), [-1])
+        return tf.slice(flat, offset[None], length[None])
+
+    windows = tf.map_fn(one, (images, flip, start), fn_output_signature=images.dtype)
+    out = tf.reshape(windows, [-1, height, padded_width, channels])[:, :, :width]
+    return tf.ensure_shape(out, images.shape)
 
 
 def warp(tf, images, matrices):
@@ -174,16 +186,19 @@ def warp(tf, images, matrices):
 
 
 def augment_batch(images, seed, cfg: AugConfig):
-    """Augment float32 images [B,H,W,3] in 0..255 with one stateless seed ([2] int); returns 0..255 floats."""
+    """Augment uint8 images [B,H,W,3] with one stateless seed ([2] int); returns uint8 images."""
     from sfr_jax.data.tfrecords import tf_cpu
 
     tf = tf_cpu()
     if not cfg.enabled:
         return images
+    if images.dtype != tf.uint8:
+        raise TypeError(f"augment_batch takes uint8 images (0..255), got {images.dtype.name}")
     batch, height, width = images.shape[0], images.shape[1], images.shape[2]
     if batch is None:
         raise ValueError("augment_batch needs a static batch size (batch with drop_remainder=True)")
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=16, alg=ALG))
+    images = tf.cast(images, tf.float32)
     if cfg.blur_prob > 0 and cfg.blur_sigma_max > BLUR_NOOP_SIGMA:
         sigma = _uniform(tf, seeds[6], [batch], 0.0, cfg.blur_sigma_max)
         images = _on_subset(tf, images, _coin(tf, seeds[7], batch, cfg.blur_prob), functools.partial(_blur, tf), sigma)
@@ -215,10 +230,15 @@ def augment_batch(images, seed, cfg: AugConfig):
                               tf.random.experimental.stateless_fold_in(seeds[15], 2, alg=ALG))
         subset = tf.gather_nd(images, index) + tf.gather_nd(sigma, index) * planes
         images = _clip(tf, tf.tensor_scatter_nd_update(noisy, index, subset))
-    if cfg.hflip_prob > 0 or cfg.pad > 0 or cfg.crop_prob > 0 or cfg.affine_prob > 0:
-        # Bilinear resampling only where a crop or affine was drawn; flips and shifts elsewhere are exact
-        # index gathers (the same values bilinear sampling at integer positions gives, at half the cost).
+    geometry = cfg.hflip_prob > 0 or cfg.pad > 0 or cfg.crop_prob > 0 or cfg.affine_prob > 0
+    if geometry:
+        # Bilinear resampling only where a crop or affine was drawn (its matrix includes flip and shift).
         matrix, general, flip, shift = warp_matrices(tf, seeds, batch, height, width, cfg)
-        warped = _on_subset(tf, images, general, lambda source, m: warp(tf, source, m), matrix)
-        images = _on_subset(tf, warped, tf.logical_not(general), functools.partial(shift_flip, tf), flip, shift)
+        images = _on_subset(tf, images, general, lambda source, m: warp(tf, source, m), matrix)
+    images = tf.cast(tf.round(images), tf.uint8)  # every op above kept 0..255
+    if geometry:
+        # Elsewhere flips and shifts are exact index moves on uint8 (what bilinear sampling at integer
+        # positions gives), after the pixel ops as in the reference, so the padding stays black.
+        plain = tf.logical_not(general)
+        images = shift_flip(tf, images, flip & plain, tf.where(plain[:, None], shift, 0))
     return images

@@ -12,6 +12,10 @@ steps_per_epoch drops the remainder: min over processes of (its images) // (loca
 
 Eval stream: every image exactly once over all processes, in shard order; the last batches are padded
 with zero images and mask False so that every process yields the same number of batches.
+
+Images leave both streams as uint8 0..255 (what the reference's PIL images hold before ToTensor): 4x fewer
+bytes to copy and to send to the accelerators, and the jitted steps normalise them on the device
+(`sfr_jax.train.steps.normalise`, mean/std from config.data).
 """
 from __future__ import annotations
 
@@ -23,10 +27,6 @@ import numpy as np
 from sfr_jax.data import tfrecords
 from sfr_jax.data.tfrecords import tf_cpu  # noqa: F401  (re-exported: the one way to get TensorFlow)
 from sfr_jax.data.augment import ALG, AugConfig, augment_batch
-
-DEFAULT_MEAN = (0.5, 0.5, 0.5)  # Sewer-ML / WZ-Pipe normalisation (SPEC §6), not CLIP's
-DEFAULT_STD = (0.5, 0.5, 0.5)
-
 
 def _process_shards(info: dict, process_index: int, process_count: int):
     """(shard names, image count) read by one process."""
@@ -62,7 +62,8 @@ def eval_steps(split_dir: str, global_batch: int, process_count: int = 1) -> int
 
 
 def _decoder(info: dict, image_size: int | None, method: str):
-    """Record bytes -> {image [S,S,3] 0..255 (uint8, float32 if resized), labels float32 [C]}."""
+    """Record bytes -> {image [S,S,3] uint8, labels float32 [C]}; resized (rounded to uint8) when S differs
+    from the stored size."""
     tf = tf_cpu()
     spec = tfrecords.feature_spec(len(info["codes"]))
     stored = info["image_size"]
@@ -72,19 +73,13 @@ def _decoder(info: dict, image_size: int | None, method: str):
     def parse(record):
         example = tf.io.parse_single_example(record, spec)
         image = decode(example["image"], channels=3)
-        image = tf.ensure_shape(image, [stored, stored, 3])  # uint8 until batched: 4x less to copy
+        image = tf.ensure_shape(image, [stored, stored, 3])
         if size != stored:
             image = tf.image.resize(tf.cast(image, tf.float32), [size, size], method=method, antialias=True)
-            image = tf.clip_by_value(image, 0.0, 255.0)
+            image = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
         return {"image": image, "labels": tf.cast(example["labels"], tf.float32)}
 
     return parse, size
-
-
-def _normalise(tf, images, mean, std):
-    mean = tf.constant(np.asarray(mean, np.float32) * 255.0)
-    scale = tf.constant(1.0 / (np.asarray(std, np.float32) * 255.0))
-    return (images - mean) * scale
 
 
 def _options(tf, threads):
@@ -105,9 +100,9 @@ def _epoch_seeds(seed: int, epoch: int, process_index: int):
 
 def train_dataset(split_dir: str, *, global_batch: int, epoch: int, seed: int, skip_batches: int = 0,
                   image_size: int | None = None, process_index: int = 0, process_count: int = 1,
-                  aug_config: AugConfig = AugConfig(), mean=DEFAULT_MEAN, std=DEFAULT_STD, shuffle_buffer: int = 8192,
-                  threads: int | None = None, cycle_length: int = 16):
-    """tf.data of one epoch's host batches {image [b,S,S,3] f32 normalised, labels [b,C] f32}, from batch
+                  aug_config: AugConfig = AugConfig(), shuffle_buffer: int = 8192, threads: int | None = None,
+                  cycle_length: int = 16):
+    """tf.data of one epoch's host batches {image [b,S,S,3] uint8, labels [b,C] f32}, from batch
     skip_batches on. labels hold ALL classes of the class set (select seen ids for training)."""
     tf = tf_cpu()
     info = tfrecords.read_info(split_dir)
@@ -135,8 +130,7 @@ def train_dataset(split_dir: str, *, global_batch: int, epoch: int, seed: int, s
 
     def augment(step, batch):
         key = tf.random.experimental.stateless_fold_in(base, step, alg=ALG)
-        images = augment_batch(tf.cast(batch["image"], tf.float32), key, aug_config)
-        return {"image": _normalise(tf, images, mean, std), "labels": batch["labels"]}
+        return {"image": augment_batch(batch["image"], key, aug_config), "labels": batch["labels"]}
 
     ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_options(tf, threads))
@@ -144,17 +138,17 @@ def train_dataset(split_dir: str, *, global_batch: int, epoch: int, seed: int, s
 
 def train_batches(split_dir: str, *, global_batch: int, seed: int, start_step: int = 0,
                   image_size: int | None = None, process_index: int = 0, process_count: int = 1,
-                  aug_config: AugConfig = AugConfig(), mean=DEFAULT_MEAN, std=DEFAULT_STD, shuffle_buffer: int = 8192,
-                  num_steps: int | None = None, threads: int | None = None):
+                  aug_config: AugConfig = AugConfig(), shuffle_buffer: int = 8192, num_steps: int | None = None,
+                  threads: int | None = None):
     """Host-local numpy training batches for global steps start_step, start_step+1, ... (endless unless
-    num_steps): {image [b,S,S,3] f32, labels [b,C] f32}, b = global_batch // process_count."""
+    num_steps): {image [b,S,S,3] uint8, labels [b,C] f32}, b = global_batch // process_count."""
     steps = steps_per_epoch(split_dir, global_batch, process_count)
     step, stop = start_step, None if num_steps is None else start_step + num_steps
     while stop is None or step < stop:
         epoch, skip = divmod(step, steps)
         ds = train_dataset(split_dir, global_batch=global_batch, epoch=epoch, seed=seed, skip_batches=skip,
                            image_size=image_size, process_index=process_index, process_count=process_count,
-                           aug_config=aug_config, mean=mean, std=std, shuffle_buffer=shuffle_buffer, threads=threads)
+                           aug_config=aug_config, shuffle_buffer=shuffle_buffer, threads=threads)
         if stop is not None:
             ds = ds.take(stop - step)
         for batch in ds.as_numpy_iterator():
@@ -163,10 +157,9 @@ def train_batches(split_dir: str, *, global_batch: int, seed: int, start_step: i
 
 
 def eval_dataset(split_dir: str, *, global_batch: int, image_size: int | None = None, process_index: int = 0,
-                 process_count: int = 1, mean=DEFAULT_MEAN, std=DEFAULT_STD, with_filenames: bool = False,
-                 threads: int | None = None):
-    """tf.data of host batches {image, labels, mask [b] bool(, filename)}: this process's images in shard
-    order, padded with masked zero images to eval_steps(...) batches. No augmentation."""
+                 process_count: int = 1, with_filenames: bool = False, threads: int | None = None):
+    """tf.data of host batches {image uint8, labels, mask [b] bool(, filename)}: this process's images in
+    shard order, padded with masked zero images to eval_steps(...) batches. No augmentation."""
     tf = tf_cpu()
     info = tfrecords.read_info(split_dir)
     local = _local_batch(global_batch, process_count)
@@ -185,18 +178,12 @@ def eval_dataset(split_dir: str, *, global_batch: int, image_size: int | None = 
     ds = tf.data.TFRecordDataset([os.path.join(split_dir, name) for name in names],
                                  num_parallel_reads=None)  # sequential: keeps shard order
     ds = ds.map(parse_eval, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    pad = {"image": tf.zeros([size, size, 3], tf.uint8 if size == info["image_size"] else tf.float32), "labels": tf.zeros([len(info["codes"])]), "mask": tf.constant(False)}
+    pad = {"image": tf.zeros([size, size, 3], tf.uint8), "labels": tf.zeros([len(info["codes"])]),
+           "mask": tf.constant(False)}
     if with_filenames:
         pad["filename"] = tf.constant(b"")
     ds = ds.concatenate(tf.data.Dataset.from_tensors(pad).repeat(total - count))
     ds = ds.batch(local, drop_remainder=True)
-
-    def normalise(batch):
-        batch = dict(batch)
-        batch["image"] = _normalise(tf, tf.cast(batch["image"], tf.float32), mean, std) * tf.cast(batch["mask"], tf.float32)[:, None, None, None]
-        return batch
-
-    ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_options(tf, threads))
 
 

@@ -27,7 +27,7 @@ class Evaluator:
         self.modes = {name: ids for name, ids in self.modes.items() if ids}
         self.topk = {"zsl": tuple(config.eval.topk_zsl), "gzsl": tuple(config.eval.topk_gzsl)}
         self.text_features = steps.make_text_features(parts, mesh, shardings)
-        self.eval_step = steps.make_eval_step(parts, mesh, shardings, self.modes)
+        self.eval_step = steps.make_eval_step(parts, mesh, shardings, self.modes, config.data.mean, config.data.std)
         self.split_dir = os.path.join(config.data.dir, config.data.eval_split)
         parallel.check_batch(config.eval.global_batch, mesh, "eval.global_batch")
         from sfr_jax.data import pipeline
@@ -43,8 +43,7 @@ class Evaluator:
         c = self.config
         batches = pipeline.eval_batches(self.split_dir, global_batch=c.eval.global_batch,
                                         image_size=c.data.image_size, process_index=jax.process_index(),
-                                        process_count=jax.process_count(), mean=tuple(c.data.mean),
-                                        std=tuple(c.data.std))
+                                        process_count=jax.process_count())
         return itertools.islice(batches, self.num_batches)
 
     def scores(self, trainable, frozen, batches=None):

@@ -79,8 +79,8 @@ def train_input(config, start_step: int, num_steps: int):
     readers, mine = input_readers(config)
     kw = dict(global_batch=config.train.global_batch, seed=config.seed, start_step=start_step,
               image_size=config.data.image_size, process_count=readers,
-              aug_config=AugConfig() if config.data.augment else AugConfig.off(), mean=tuple(config.data.mean),
-              std=tuple(config.data.std), shuffle_buffer=config.data.shuffle_buffer, num_steps=num_steps)
+              aug_config=AugConfig() if config.data.augment else AugConfig.off(),
+              shuffle_buffer=config.data.shuffle_buffer, num_steps=num_steps)
     iterators = [pipeline.train_batches(_split_dir(config, config.data.train_split), process_index=r, **kw)
                  for r in mine]
     for pieces in zip(*iterators):
@@ -340,7 +340,7 @@ def _dry_run(run: Run, train_step) -> Result:
     per_device = parallel.check_batch(c.train.global_batch, run.mesh)
     local = c.train.global_batch // jax.process_count()
     size = c.data.image_size
-    batch = {"image": np.zeros((local, size, size, 3), np.float32),
+    batch = {"image": np.zeros((local, size, size, 3), np.uint8),
              "labels": np.zeros((local, run.parts.class_set.num_classes), np.float32)}
     g = parallel.host_to_global(batch, run.mesh)
     start = time.time()
