@@ -33,6 +33,7 @@ from sfr_jax import parallel  # noqa: E402
 from sfr_jax.models.clip import CLIP, CLIPConfig  # noqa: E402
 from sfr_jax.models.sfr import TRAINABLE, SFRNet  # noqa: E402
 from sfr_jax.train import config as config_lib, optim, state as state_lib, steps  # noqa: E402
+from sfr_jax.train.flops import function_flops  # noqa: E402
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12}  # dense bf16 TFLOP/s of the SXM parts (datasheet)
 
@@ -120,39 +121,9 @@ def flops_of(stage) -> float:
     return float(cost.get("flops", float("nan"))) if cost else float("nan")
 
 
-def _subjaxprs(params):
-    for value in params.values():
-        for v in (value if isinstance(value, (list, tuple)) else [value]):
-            if hasattr(v, "eqns"):
-                yield v
-            elif hasattr(v, "jaxpr") and hasattr(v.jaxpr, "eqns"):
-                yield v.jaxpr
-
-
-def matmul_flops(jaxpr) -> float:
-    """2*M*N*K of every dot_general and convolution of a jaxpr, scan bodies times their length (the
-    matrix work, ~99% of a ViT's; an independent check of XLA's count, and XLA-free where it has none)."""
-    total = 0.0
-    for eqn in jaxpr.eqns:
-        name = eqn.primitive.name
-        if name == "dot_general":
-            (contract, _), _ = eqn.params["dimension_numbers"]
-            k = np.prod([eqn.invars[0].aval.shape[i] for i in contract])
-            total += 2.0 * np.prod(eqn.outvars[0].aval.shape) * k
-        elif name == "conv_general_dilated":
-            rhs, spec = eqn.invars[1].aval.shape, eqn.params["dimension_numbers"].rhs_spec
-            k = rhs[spec[1]] * np.prod([rhs[i] for i in spec[2:]])
-            total += 2.0 * np.prod(eqn.outvars[0].aval.shape) * k
-        subs = [matmul_flops(j) for j in _subjaxprs(eqn.params)]
-        if subs:
-            sub = max(subs) if name == "cond" else sum(subs)
-            total += sub * (eqn.params["length"] if name == "scan" else 1)
-    return total
-
-
 def count_flops(fn, *args) -> tuple:
     """(XLA cost-analysis FLOPs of the lowered program, matmul FLOPs of its jaxpr)."""
-    return flops_of(fn.lower(*args)), matmul_flops(jax.make_jaxpr(fn)(*args).jaxpr)
+    return flops_of(fn.lower(*args)), function_flops(fn, *args)
 
 
 def memory_of(compiled) -> float:

@@ -2,6 +2,7 @@
 and learning (the loss falls over 200 steps)."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -75,10 +76,19 @@ def test_resume_through_the_input_pipeline_is_bit_identical(full_run, clip_dir, 
 
 
 def test_dry_run_reports_batch_memory_flops(clip_dir, data_dir, tmp_path, capsys):
-    assert cli.train_main(cli_args(clip_dir, data_dir, tmp_path / "dry", "--dry-run")) == 0
-    out = capsys.readouterr().out
-    assert "per-device batch: 2 (global 16, 8 devices)" in out
-    assert "memory per device:" in out and "FLOPs per step:" in out
+    """The model FLOPs count every layer whether the layers are scanned or not (XLA's count, reported beside
+    it, sees a scanned stack's body once on large models)."""
+    counts = {}
+    for scan in ("on", "off"):
+        assert cli.train_main(cli_args(clip_dir, data_dir, tmp_path / "dry", "--dry-run",
+                                       f"--config.model.scan_layers={scan}")) == 0
+        out = capsys.readouterr().out
+        assert "per-device batch: 2 (global 16, 8 devices)" in out and "memory per device:" in out
+        model = re.search(r"model FLOPs per step \(matmuls and convolutions, every layer\): (\S+)", out)
+        xla = re.search(r"XLA cost-analysis FLOPs per step: (\S+)", out)
+        counts[scan] = float(model.group(1)), float(xla.group(1))
+    assert counts["on"][0] == counts["off"][0] > 0
+    assert counts["off"][0] < counts["off"][1], "matmuls are part of all the work XLA counts"
     assert not (tmp_path / "dry" / "checkpoints").exists()
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from sfr_jax import parallel
 from sfr_jax.train import checkpoint as ckpt_lib
 from sfr_jax.train import config as config_lib
+from sfr_jax.train.flops import function_flops
 from sfr_jax.train import logging as run_log
 from sfr_jax.train import optim, state as state_lib, steps
 
@@ -343,12 +344,13 @@ def _dry_run(run: Run, train_step) -> Result:
     batch = {"image": np.zeros((local, size, size, 3), np.uint8),
              "labels": np.zeros((local, run.parts.class_set.num_classes), np.float32)}
     g = parallel.host_to_global(batch, run.mesh)
+    args = (run.trainable, run.opt_state, run.frozen, g, np.int32(0), run.key)
     start = time.time()
-    compiled = train_step.lower(run.trainable, run.opt_state, run.frozen, g, np.int32(0), run.key).compile()
+    compiled = train_step.lower(*args).compile()
     text = (f"dry run of {c.name}: mesh {dict(run.mesh.shape)}, {jax.process_count()} process(es)\n"
             f"compile time: {time.time() - start:.1f}s\n"
             f"trainable parameters: {state_lib.count(run.trainable)}\n"
-            + steps.dry_run_report(compiled, per_device, c.train.global_batch))
+            + steps.dry_run_report(compiled, per_device, c.train.global_batch, function_flops(train_step, *args)))
     if jax.process_index() == 0:
         print(text, flush=True)
     return Result("dry-run", 0, [], {"report": text})

@@ -133,8 +133,9 @@ def place(tree, shardings):
     return jax.tree.map(one, tree, shardings)
 
 
-def dry_run_report(compiled, per_device_batch: int, global_batch: int) -> str:
-    """Per-device batch, memory estimate and FLOPs of a compiled train step, as printable lines."""
+def dry_run_report(compiled, per_device_batch: int, global_batch: int, model_flops: float | None = None) -> str:
+    """Per-device batch, memory estimate and FLOPs of a compiled train step, as printable lines.
+    model_flops: the step's matmul FLOPs from its jaxpr (`flops.function_flops`), which count every layer."""
     lines = [f"per-device batch: {per_device_batch} (global {global_batch}, {jax.device_count()} devices)"]
     try:
         mem = compiled.memory_analysis()
@@ -153,8 +154,11 @@ def dry_run_report(compiled, per_device_batch: int, global_batch: int) -> str:
         flops = float(cost.get("flops", float("nan")))
         # cost_analysis describes the per-device program of an SPMD computation.
         total = flops * jax.device_count()
-        lines.append(f"FLOPs per step: {total:.4g} ({flops:.4g} per device, {total / global_batch:.4g} per image; "
-                     "XLA counts the body of a scanned layer stack once)")
+        lines.append(f"XLA cost-analysis FLOPs per step: {total:.4g} ({flops:.4g} per device, "
+                     f"{total / global_batch:.4g} per image; it counts a scanned layer stack's body once)")
     except Exception as error:
-        lines.append(f"FLOPs per step: unavailable ({error})")
+        lines.append(f"XLA cost-analysis FLOPs per step: unavailable ({error})")
+    if model_flops is not None:
+        lines.append(f"model FLOPs per step (matmuls and convolutions, every layer): {model_flops:.4g} "
+                     f"({model_flops / global_batch:.4g} per image)")
     return "\n".join(lines)
