@@ -5,6 +5,7 @@ One code path for 1 CPU and for a pod: every process runs the same program over 
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 
@@ -104,6 +105,24 @@ def host_to_global(batch: dict, mesh) -> dict:
     """This process's slice of a global batch (numpy, leading axis) -> global jax.Arrays sharded over 'data'."""
     sharding = batch_sharding(mesh)
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in batch.items()}
+
+
+def prefetch_to_device(batches, mesh, size: int = 2):
+    """Global device batches from host batches, `size` of them sent ahead of the one in use, so that
+    host-to-device copies (asynchronous) overlap the steps running on earlier batches. size 0: no lookahead."""
+    if size < 0:
+        raise ValueError(f"prefetch size must be >= 0, got {size}")
+    batches = iter(batches)
+    queue = collections.deque()
+    while True:
+        while len(queue) <= size:  # the batch to yield plus `size` ahead of it
+            batch = next(batches, None)
+            if batch is None:
+                break
+            queue.append(host_to_global(batch, mesh))
+        if not queue:
+            return
+        yield queue.popleft()
 
 
 def to_host(x) -> np.ndarray:

@@ -35,3 +35,29 @@ def test_model_axis_shards_large_parameters_only():
 def test_bad_multiprocess_flags_fail():
     with pytest.raises(ValueError, match="coordinator"):
         parallel.initialize(coordinator="", num_processes=2, process_id=0)
+
+
+def test_prefetch_to_device_keeps_order_and_sends_size_batches_ahead():
+    mesh = parallel.make_mesh()
+    host = [{"image": np.full((8, 2), i, np.uint8), "labels": np.arange(8, dtype=np.float32) + i} for i in range(5)]
+    pulled = []
+
+    def source():
+        for batch in host:
+            pulled.append(1)
+            yield batch
+
+    for size in (0, 2, 9):
+        pulled.clear()
+        out = parallel.prefetch_to_device(source(), mesh, size)
+        first = next(out)
+        assert len(pulled) == min(size + 1, len(host)), "the batch in use plus `size` sent ahead"
+        rest = list(out)
+        assert len(rest) == len(host) - 1
+        for want, got in zip(host, [first] + rest):
+            assert got["image"].sharding.spec == jax.sharding.PartitionSpec("data")
+            for key in want:
+                np.testing.assert_array_equal(np.asarray(got[key]), want[key])
+    assert list(parallel.prefetch_to_device(iter([]), mesh, 2)) == []
+    with pytest.raises(ValueError, match="prefetch size must be >= 0, got -1"):
+        next(parallel.prefetch_to_device(source(), mesh, -1))

@@ -26,19 +26,22 @@ def _params(result):
     return jax.tree.map(np.asarray, result.run.trainable)
 
 
-def test_stopped_and_resumed_equals_uninterrupted(clip_dir, tmp_path):
-    config = tiny_config(clip_dir, **{"train.epochs": EPOCHS})
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_stopped_and_resumed_equals_uninterrupted(clip_dir, tmp_path, prefetch):
+    config = tiny_config(clip_dir, **{"train.epochs": EPOCHS, "data.device_prefetch": prefetch})
     full = loop.train(config, str(tmp_path / "full"), spe=SPE, batches=_batches)
     assert full.status == "done" and full.step == SPE * EPOCHS
 
     def preempted(start):
         for i, batch in zip(range(start, SPE * EPOCHS), _batches(start)):
-            if i == 4:  # a real SIGTERM while step 5 (mid-epoch 2) is about to run
+            if i == 4:  # a real SIGTERM while batch 4 is read: `prefetch` batches before step 5 would run
                 os.kill(os.getpid(), signal.SIGTERM)
             yield batch
 
     first = loop.train(config, str(tmp_path / "cut"), spe=SPE, batches=preempted)
-    assert first.status == "preempted" and first.step == 5  # saved after the step in flight, then exited
+    # saved after the step in flight, then exited (mid-epoch 2, or at the end of epoch 1 with 2 batches sent
+    # ahead); the batches sent ahead are dropped and read again on resume
+    assert first.status == "preempted" and first.step == 5 - prefetch
     second = loop.train(config, str(tmp_path / "cut"), spe=SPE, batches=_batches)
     assert second.status == "done" and second.step == SPE * EPOCHS
     assert first.losses + second.losses == full.losses  # bit-identical losses

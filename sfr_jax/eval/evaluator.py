@@ -50,8 +50,9 @@ class Evaluator:
         """{mode: logits [N, c]} and labels [N, C] over the whole split (masked padding removed)."""
         text = {name: self.text_features(trainable, frozen, ids) for name, ids in self.modes.items()}
         outs, labels, masks = [], [], []
-        for batch in (self.batches() if batches is None else batches):
-            g = parallel.host_to_global({k: batch[k] for k in ("image", "labels", "mask")}, self.mesh)
+        source = self.batches() if batches is None else batches
+        fields = ({k: b[k] for k in ("image", "labels", "mask")} for b in source)
+        for g in parallel.prefetch_to_device(fields, self.mesh, self.config.data.device_prefetch):
             outs.append(self.eval_step(trainable, frozen, g["image"], text))  # dispatched asynchronously
             labels.append(g["labels"])
             masks.append(g["mask"])

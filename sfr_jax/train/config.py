@@ -37,6 +37,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.std = (0.5, 0.5, 0.5)
     c.data.augment = True
     c.data.shuffle_buffer = 16384
+    c.data.device_prefetch = 2  # batches sent to the devices ahead of the running step (copies overlap it)
     # Read the input as this many processes would (0: the real process count). A 1-process run with
     # input_processes=N consumes exactly the global batches of an N-process run (to compare the two).
     c.data.input_processes = 0
@@ -160,6 +161,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                                                            config.train.global_batch % config.loss.group_size == 0),
          f"must be 0 or divide train.global_batch={config.train.global_batch}"),
         ("data.mean", len(config.data.mean) == 3 and len(config.data.std) == 3, "mean/std need 3 values"),
+        ("data.std", all(s > 0 for s in config.data.std), "must be positive (images are divided by it)"),
+        ("data.device_prefetch", config.data.device_prefetch >= 0, "must be >= 0"),
     ]
     for key, ok, why in checks:
         if not ok:

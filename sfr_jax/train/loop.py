@@ -292,10 +292,9 @@ def train(config, workdir: str | None, *, dry_run: bool = False, spe: int | None
 
     try:
         with _StopFlag() as stop:
-            for batch in source:
+            for g in parallel.prefetch_to_device(source, run.mesh, config.data.device_prefetch):
                 if run.step >= run.total_steps:
                     break
-                g = parallel.host_to_global(batch, run.mesh)
                 run.trainable, run.opt_state, metrics = train_step(
                     run.trainable, run.opt_state, run.frozen, g, np.int32(run.step), run.key)
                 run.step += 1
