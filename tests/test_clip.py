@@ -43,8 +43,15 @@ def _hf_tokens(hf, pixels):
     return tokens.numpy(), pooled.numpy()
 
 
-def test_image_tokens_and_pooled_match_hf(pair):
+def _set_mode(model, mode):
+    """train: softmax attention (differentiated); eval: the attention normalised after its second matmul."""
+    model.train() if mode == "train" else model.eval()
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_image_tokens_and_pooled_match_hf(pair, mode):
     hf, ours, image_sizes = pair
+    _set_mode(ours, mode)
     rng = np.random.RandomState(0)
     for h, w in image_sizes:  # the checkpoint's size, then others (position-embedding interpolation)
         pixels = rng.randn(2, 3, h, w).astype(np.float32)
@@ -66,8 +73,10 @@ def _random_ids(vocab, context, lengths, seed=0):
     return ids
 
 
-def test_text_features_match_hf(pair):
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_text_features_match_hf(pair, mode):
     hf, ours, _ = pair
+    _set_mode(ours, mode)
     cfg = hf.config.text_config
     ids = _random_ids(cfg.vocab_size, cfg.max_position_embeddings, [3, 7, cfg.max_position_embeddings - 1])
     with torch.no_grad():

@@ -77,6 +77,7 @@ def test_zero_adapters_leave_clip_unchanged_and_train_mode_drops():
     adapted = CLIP(config, RSConfig(), rngs=nnx.Rngs(params=0, dropout=1))
     nnx.update(adapted, nnx.state(plain, nnx.Param))  # base weights shared; adapters keep their init
     adapted.eval()
+    plain.eval()  # the same attention formulation (eval mode normalises after the second matmul)
     pixels = jnp.asarray(np.random.RandomState(0).randn(2, 32, 32, 3).astype(np.float32))
     np.testing.assert_array_equal(np.asarray(adapted.encode_image(pixels)), np.asarray(plain.encode_image(pixels)))
     # with a non-zero up-projection, train mode (dropout on) differs from eval mode; eval is deterministic
