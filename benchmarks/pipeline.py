@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         task = {"name": "bench-train.tfrecord-00000-of-00001", "split_dir": split_dir, "image_dir": image_dir,
                 "filenames": names, "lines": list(range(2, 2 + len(names))),
                 "labels": np.random.default_rng(0).integers(0, 2, (len(names), len(codes))).tolist(),
-                "image_size": 224, "image_format": "jpeg", "quality": 95}
+                "image_size": 224, "image_format": "jpeg", "quality": 95, "resize": "bicubic"}
         prepare._write_shard(dict(task, name="warmup"))  # imports and first-call costs
         start, cpu = time.perf_counter(), time.process_time()
         prepare._write_shard(task)

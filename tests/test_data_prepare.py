@@ -75,11 +75,17 @@ def test_round_trip_official_layout_png_pixels(tmp_path):
     assert _prepare("sewerml", raw, tmp_path / "out", "--format", "png") == 0
     _check_round_trip(str(tmp_path / "out"), {"train": raw / "SewerML_Train.csv", "test": raw / "SewerML_Val.csv"},
                       SEWERML)
-    # stored pixels = PIL bicubic resize of the source, exactly (PNG is lossless)
-    stored = _stored(str(tmp_path / "out" / "test"))
-    name, (_, encoded) = next(iter(stored.items()))
-    expected = np.asarray(Image.open(raw / "images" / name).convert("RGB").resize((32, 32), Image.BICUBIC))
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(encoded))), expected)
+    # stored pixels = the reference's resize of the source, exactly (PNG is lossless): PIL bicubic for
+    # training (T.Resize(interpolation=3)), PIL bilinear for evaluation (T.Resize's default)
+    for split, resample, label in (("train", Image.BICUBIC, "bicubic"), ("test", Image.BILINEAR, "bilinear")):
+        stored = _stored(str(tmp_path / "out" / split))
+        assert tfrecords.read_info(str(tmp_path / "out" / split))["resize"] == f"PIL {label}"
+        for name, (_, encoded) in list(stored.items())[:3]:
+            source = Image.open(raw / "images" / name).convert("RGB")
+            expected = np.asarray(source.resize((32, 32), resample))
+            np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(encoded))), expected)
+            other = Image.BILINEAR if resample == Image.BICUBIC else Image.BICUBIC
+            assert not np.array_equal(np.asarray(source.resize((32, 32), other)), expected)
 
 
 def test_round_trip_sfr_layout(tmp_path):
@@ -188,7 +194,14 @@ def test_parallel_equals_serial_and_resume_skips_finished_shards(tmp_path):
     assert [name for name in shards if after[name] != before[name]] == [shards[1]]
     assert (split / shards[1]).read_bytes() == (serial / "train" / shards[1]).read_bytes()
     assert tfrecords.read_info(str(split))["shard_lengths"] == info["shard_lengths"]
+    # a folder written before --resize existed (bicubic, no such key in its options) resumes
+    options_path = split / prepare.PROGRESS_DIR / "options.json"
+    options = json.loads(options_path.read_text())
+    assert options.pop("resize") == "bicubic"
+    options_path.write_text(json.dumps(options))
+    assert _prepare("sewerml", raw, parallel) == 0
     # other options, or a changed CSV, into the same folder are refused
+    assert _prepare("sewerml", raw, parallel, "--resize", "bilinear") == 2
     assert _prepare("sewerml", raw, parallel, "--image-size", "16") == 2
     text = (raw / "SewerML_Val.csv").read_text().splitlines()
     (raw / "SewerML_Val.csv").write_text("\n".join(text[:-1]) + "\n")

@@ -23,17 +23,30 @@ import numpy as np
 from sfr_jax.data import raw, tfrecords
 
 PROGRESS_DIR = ".progress"  # per-shard receipts and the options of the run, inside each split folder
-OPTION_KEYS = ("image_size", "image_format", "quality", "shard_size", "codes", "zero_shot", "dataset", "rows")
+OPTION_KEYS = ("image_size", "image_format", "quality", "shard_size", "codes", "zero_shot", "dataset", "rows",
+               "resize")
+RESIZE_CHOICES = ("reference", "bicubic", "bilinear")
 
 
-def encode_image(path: str, image_size: int, image_format: str, quality: int) -> bytes:
-    """Decode an image, resize to image_size x image_size (PIL bicubic, as the reference) and encode it."""
+def split_resize(option: str, split: str) -> str:
+    """The PIL filter of a split: 'reference' = the reference's transforms, bicubic for training
+    (T.Resize(interpolation=3)) and bilinear for evaluation (T.Resize's default), SPEC §6."""
+    if option not in RESIZE_CHOICES:
+        raise ValueError(f"--resize {option!r} not in {RESIZE_CHOICES}")
+    if option == "reference":
+        return "bicubic" if split == "train" else "bilinear"
+    return option
+
+
+def encode_image(path: str, image_size: int, image_format: str, quality: int, resize: str = "bicubic") -> bytes:
+    """Decode an image, resize to image_size x image_size with PIL's `resize` filter and encode it."""
     from PIL import Image
 
     with Image.open(path) as image:
         if image.mode != "RGB":  # converting an RGB image would only copy it (~15% of the decode time)
             image = image.convert("RGB")
-        image = image.resize((image_size, image_size), Image.BICUBIC)
+        resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[resize]
+        image = image.resize((image_size, image_size), resample)
     buffer = io.BytesIO()
     if image_format == "jpeg":
         image.save(buffer, format="JPEG", quality=quality)
@@ -54,7 +67,8 @@ def _write_shard(task: dict) -> dict:
         for filename, line, labels in zip(task["filenames"], task["lines"], task["labels"]):
             path = os.path.join(task["image_dir"], filename)
             try:
-                encoded = encode_image(path, task["image_size"], task["image_format"], task["quality"])
+                encoded = encode_image(path, task["image_size"], task["image_format"], task["quality"],
+                                       task["resize"])
             except FileNotFoundError:
                 rejects.append([line, filename, "missing image"])
                 continue
@@ -78,6 +92,7 @@ def _check_options(split_dir: str, options: dict) -> None:
     if os.path.exists(path):
         with open(path) as handle:
             previous = json.load(handle)
+        previous.setdefault("resize", "bicubic")  # folders written before --resize existed used bicubic
         changed = [key for key in OPTION_KEYS if previous.get(key) != options.get(key)]
         if changed:
             details = ", ".join(f"{key}: {previous.get(key)!r} -> {options.get(key)!r}" for key in changed)
@@ -125,6 +140,7 @@ def prepare_split(source: raw.SplitSource, out: str, *, dataset: str, class_set,
     from tqdm import tqdm
 
     zero_shot = options["zero_shot"] and source.name == "train"
+    options = dict(options, resize=split_resize(options["resize"], source.name))
     rows = raw.read_split(source, class_set.codes, class_set.unseen_ids, drop_unseen=zero_shot)
     if not rows.filenames:
         raise ValueError(f"{source.csv_path}: no usable rows ({len(rows.rejects)} rejected, "
@@ -149,7 +165,8 @@ def prepare_split(source: raw.SplitSource, out: str, *, dataset: str, class_set,
         tasks.append({"name": name, "split_dir": split_dir, "image_dir": source.image_dir,
                       "filenames": rows.filenames[part], "lines": rows.lines[part],
                       "labels": rows.labels[part].tolist(), "image_size": options["image_size"],
-                      "image_format": options["image_format"], "quality": options["quality"]})
+                      "image_format": options["image_format"], "quality": options["quality"],
+                      "resize": options["resize"]})
     done = sum(receipt["rows"] for receipt in receipts.values())
     with tqdm(total=len(rows.filenames), initial=done, unit="img", desc=f"{dataset} {source.name}",
               disable=not progress, smoothing=0.1, dynamic_ncols=True) as bar:
@@ -190,7 +207,7 @@ def prepare_split(source: raw.SplitSource, out: str, *, dataset: str, class_set,
         "image_size": options["image_size"],
         "image_format": options["image_format"],
         "quality": options["quality"] if options["image_format"] == "jpeg" else None,
-        "resize": "PIL bicubic",
+        "resize": f"PIL {options['resize']}",
         "zero_shot_train": zero_shot,
         "dropped_unseen": rows.dropped_unseen,
         "num_rejected": len(rejects),
@@ -215,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=224, help="stored size (square)")
     parser.add_argument("--format", choices=["jpeg", "png"], default="jpeg", dest="image_format")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality")
+    parser.add_argument("--resize", choices=RESIZE_CHOICES, default="reference",
+                        help="PIL filter; reference: bicubic for train, bilinear for test (the reference's transforms)")
     parser.add_argument("--shard-size", type=int, default=1024, help="images per shard")
     parser.add_argument("--class-set", default=None, help="class set name or file (default: the data set's)")
     parser.add_argument("--keep-unseen", action="store_true",
@@ -236,7 +255,7 @@ def main(argv) -> int:
         sources = raw.find_sources(args.dataset, args.root, args.images)
         options = {"dataset": args.dataset, "image_size": args.image_size, "image_format": args.image_format,
                    "quality": args.quality, "shard_size": args.shard_size, "codes": list(class_set.codes),
-                   "zero_shot": not args.keep_unseen}
+                   "zero_shot": not args.keep_unseen, "resize": args.resize}
         runner, failed = _Runner(args.workers), True
         try:
             for source in sources:
