@@ -349,8 +349,6 @@ def plot_pr(path: str, curves: dict, title: str, chance: float) -> str:
 
 def stage_evaluate(out: str, rows: dict) -> dict:
     """Evaluate plain CLIP and every trained model on the cctv test split; write results.json and the plot."""
-    import numpy as np
-
     results, curves = {}, {}
     first = None
     for label, workdir in rows.items():
@@ -537,7 +535,7 @@ def main(argv) -> int:
             params = {"steps": size["train_steps"], "seed": seed, "extra": extra, "overrides": TRAIN_OVERRIDES,
                       "image_size": image_size,
                       "config": _file_digest(CONFIG_FILE)}
-            title = f"sfr-jax train: SFR-Net on the seen classes" + (f" ({label})" if extra else "")
+            title = "sfr-jax train: SFR-Net on the seen classes" + (f" ({label})" if extra else "")
             st.chain = base  # every training row depends on the data stages only
             result = st.run(4, "train" if not extra else f"train_{name}", title, params,
                             [os.path.join(out, name)],

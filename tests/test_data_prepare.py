@@ -4,10 +4,8 @@ import csv
 import io
 import json
 import os
-import shutil
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from sfr_jax.data import pipeline, prepare, synthetic, tfrecords

@@ -208,7 +208,6 @@ def load_openai_clip(source, *, config: Optional[CLIPConfig] = None, vision_head
     """An OpenAI .pt / reference SFR-Net .pth (path or state dict) -> (config, flat CLIP params incl. adapters,
     the non-CLIP rest such as `mlp.*`, `gcn_corrector.*`). Strict: missing/unexpected/mis-shaped tensors raise."""
     from sfr_jax.convert.store import check_params
-    from sfr_jax.models.rs import RSConfig
 
     where = source if isinstance(source, str) else "state dict"
     state = read_torch_state(source) if isinstance(source, str) else {k: np.asarray(v) for k, v in source.items()}

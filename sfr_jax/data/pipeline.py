@@ -28,6 +28,7 @@ from sfr_jax.data import tfrecords
 from sfr_jax.data.tfrecords import tf_cpu  # noqa: F401  (re-exported: the one way to get TensorFlow)
 from sfr_jax.data.augment import ALG, AugConfig, augment_batch
 
+
 def _process_shards(info: dict, process_index: int, process_count: int):
     """(shard names, image count) read by one process."""
     if not 0 <= process_index < process_count:

@@ -212,7 +212,7 @@ class Attention(nnx.Module):
         self.heads = heads
         self.attention_impl = attention_impl
         self.dtype = dtype
-        self.deterministic = False  # set by Module.eval(): evaluation picks the formulation fastest forward
+        self.deterministic = False  # set by Module.eval(): evaluation uses the form with the fastest forward
         for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
             setattr(self, name, nnx.Linear(dim, dim, dtype=dtype, rngs=rngs))
 

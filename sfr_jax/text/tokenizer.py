@@ -8,10 +8,9 @@ from __future__ import annotations
 import gzip
 import html
 import importlib.util
-import json
 import os
 import re
-from typing import Iterable, List, Sequence, Union
+from typing import List, Sequence, Union
 
 import numpy as np
 

@@ -11,7 +11,6 @@ step with the run's saved config and writes eval/NAME.{json,md} in DIR.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
