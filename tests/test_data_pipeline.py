@@ -1,13 +1,11 @@
 """tf.data pipelines: per-process shard subsets, complete masked evaluation, seeded and exactly resumable
 training, no augmentation in eval, global arrays on a mesh."""
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
 
 from sfr_jax.data import pipeline, prepare, synthetic, tfrecords
 from sfr_jax.data.augment import AugConfig
+from data_fixtures import decoded_records
 
 
 @pytest.fixture(scope="module")
@@ -19,19 +17,6 @@ def split(tmp_path_factory):
     assert prepare.main(["sewerml", "--root", str(root / "raw"), "--out", str(root / "out"), "--workers", "1",
                          "--image-size", "32", "--shard-size", "4", "--format", "png", "--no-progress"]) == 0
     return str(root / "out" / "train")
-
-
-def _records(split_dir):
-    """{filename: (image uint8 decoded with PIL, labels)} read independently of the pipeline."""
-    tf = pipeline.tf_cpu()
-    info = tfrecords.read_info(split_dir)
-    spec = tfrecords.feature_spec(len(info["codes"]))
-    out = {}
-    for record in tf.data.TFRecordDataset(tfrecords.shard_paths(split_dir, info)).as_numpy_iterator():
-        example = tf.io.parse_single_example(record, spec)
-        image = np.asarray(Image.open(io.BytesIO(example["image"].numpy())))
-        out[example["filename"].numpy().decode()] = (image, example["labels"].numpy().astype(np.float32))
-    return out
 
 
 def _eval_items(split_dir, **kwargs):
@@ -47,7 +32,7 @@ def _eval_items(split_dir, **kwargs):
 
 
 def test_eval_every_image_once_over_processes_with_mask_and_no_augmentation(split):
-    records = _records(split)
+    records = decoded_records(split)
     assert len(records) % 10, "the count should not divide the batch"
     per_process = [_eval_items(split, global_batch=10, process_index=p, process_count=2) for p in range(2)]
     (items0, steps0), (items1, steps1) = per_process
@@ -65,7 +50,7 @@ def test_eval_every_image_once_over_processes_with_mask_and_no_augmentation(spli
 
 
 def test_train_disjoint_processes_and_all_labels_right(split):
-    records = _records(split)
+    records = decoded_records(split)
     by_pixels = {np.asarray(image).tobytes(): labels for image, labels in records.values()}
     seen = []
     for process in range(2):
@@ -87,7 +72,7 @@ def test_train_disjoint_processes_and_all_labels_right(split):
 
 def test_train_seeded_and_exactly_resumable(split):
     steps = pipeline.steps_per_epoch(split, 8)
-    assert steps == len(_records(split)) // 8
+    assert steps == len(decoded_records(split)) // 8
     total = steps + 3  # crosses an epoch boundary
     full = list(pipeline.train_batches(split, global_batch=8, seed=5, num_steps=total, shuffle_buffer=64))
     again = list(pipeline.train_batches(split, global_batch=8, seed=5, num_steps=total, shuffle_buffer=64))
@@ -105,7 +90,7 @@ def test_train_seeded_and_exactly_resumable(split):
             np.testing.assert_array_equal(a["image"], b["image"])
             np.testing.assert_array_equal(a["labels"], b["labels"])
     # augmentation is on in training: images differ from the stored ones
-    stored = {np.asarray(image).tobytes() for image, _ in _records(split).values()}
+    stored = {np.asarray(image).tobytes() for image, _ in decoded_records(split).values()}
     keys = [im.tobytes() for im in full[0]["image"]]
     assert sum(key in stored for key in keys) < len(keys)
     assert full[0]["image"].dtype == np.uint8

@@ -10,6 +10,7 @@ from PIL import Image
 
 from sfr_jax.data import pipeline, prepare, synthetic, tfrecords
 from sfr_jax.text.classes import load_class_set
+from data_fixtures import stored_records
 
 SEWERML = load_class_set("sewerml")
 WZPIPE = load_class_set("wzpipe")
@@ -28,20 +29,6 @@ def _csv_labels(path, codes):
         return {row[name]: [int(row[code]) for code in codes] for row in reader}
 
 
-def _stored(split_dir):
-    """{filename: (labels, image bytes)} of every record of a split, read with plain tf.data."""
-    tf = pipeline.tf_cpu()
-    info = tfrecords.read_info(split_dir)
-    spec = tfrecords.feature_spec(len(info["codes"]))
-    out = {}
-    for record in tf.data.TFRecordDataset(tfrecords.shard_paths(split_dir, info)).as_numpy_iterator():
-        example = tf.io.parse_single_example(record, spec)
-        name = example["filename"].numpy().decode()
-        assert name not in out
-        out[name] = (example["labels"].numpy().tolist(), example["image"].numpy())
-    return out
-
-
 def _check_round_trip(out, csv_paths, class_set):
     for split, csv_path in csv_paths.items():
         expected = _csv_labels(csv_path, class_set.codes)
@@ -51,7 +38,7 @@ def _check_round_trip(out, csv_paths, class_set):
             assert dropped, "the test data should contain unseen-labelled training rows"
             expected = {name: labels for name, labels in expected.items() if name not in dropped}
             assert tfrecords.read_info(os.path.join(out, split))["dropped_unseen"] == len(dropped)
-        stored = _stored(os.path.join(out, split))
+        stored = stored_records(os.path.join(out, split))
         assert {name: labels for name, (labels, _) in stored.items()} == expected
         # through the eval pipeline too: every file once, right labels (global batch 8 does not divide)
         seen = {}
@@ -76,7 +63,7 @@ def test_round_trip_official_layout_png_pixels(tmp_path):
     # stored pixels = the reference's resize of the source, exactly (PNG is lossless): PIL bicubic for
     # training (T.Resize(interpolation=3)), PIL bilinear for evaluation (T.Resize's default)
     for split, resample, label in (("train", Image.BICUBIC, "bicubic"), ("test", Image.BILINEAR, "bilinear")):
-        stored = _stored(str(tmp_path / "out" / split))
+        stored = stored_records(str(tmp_path / "out" / split))
         assert tfrecords.read_info(str(tmp_path / "out" / split))["resize"] == f"PIL {label}"
         for name, (_, encoded) in list(stored.items())[:3]:
             source = Image.open(raw / "images" / name).convert("RGB")
@@ -153,7 +140,7 @@ def test_bad_input_is_counted_and_listed(tmp_path):
     expected = _csv_labels(raw / "SewerML_Train.csv", SEWERML.codes)
     good = {n for n, l in expected.items() if n not in ("", "zz_bad_label.png", "00000002.png", "00000003.png")
             and not any(l[i] for i in SEWERML.unseen_ids)}
-    assert set(_stored(str(split))) == good
+    assert set(stored_records(str(split))) == good
     assert info["num_examples"] + info["dropped_unseen"] + 2 == num_rows  # 2 = corrupt + missing
 
 
