@@ -1,0 +1,103 @@
+"""The one image loader of predict, prepare and inspect: any image PIL opens -> RGB uint8, by fixed rules.
+
+Rules, by PIL mode (after the EXIF orientation is applied, first frame of a multi-frame file):
+    RGB                     as is
+    L, 1, P, CMYK, YCbCr,   PIL's own conversion to RGB (grey replicated, palette looked up, CMYK/YCbCr/
+    LAB, HSV                LAB/HSV converted)
+    RGBA, LA, PA, P with    composited over black (sewer frames are dark; black is also the padding colour
+    transparency            of training); the alpha channel is then dropped
+    I;16, I;16B, I;16L,     16-bit grey: scaled from 0..65535 to 0..255 (round(v / 257)), never clipped
+    I;16N, I (when all
+    values are in 0..65535)
+    F (float)               taken as 0..1 when all values are in [0, 1], as 0..255 when in [0, 255]; any
+                            other range (or NaN) is an error, since no scale can be known
+Anything else (an unknown mode, a file PIL cannot read, a truncated file) raises `ImageError` naming the
+file, so that callers report and count it instead of scoring a wrong picture.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from sfr_jax.errors import InputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+RESIZE_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+_PIL_TO_RGB = ("RGB", "L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV")
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+class ImageError(InputError):
+    """An image file that cannot be turned into an RGB picture by the rules of this module."""
+
+
+def to_rgb(image: Image.Image, source: str = "image") -> Image.Image:
+    """An RGB PIL image from any mode, by the module's rules; `source` names the file in errors."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(black, rgba).convert("RGB")
+    if mode in _PIL_TO_RGB:
+        return image.convert("RGB")
+    if mode in _SIXTEEN_BIT or mode == "I":
+        values = np.asarray(image, dtype=np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ImageError(f"{source}: 32-bit integer image with values {values.min()}..{values.max()}, "
+                             "outside the 16-bit range; convert it to 8 or 16 bits first")
+        grey = np.round(values / 257.0).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ImageError(f"{source}: float image with NaN or infinite values")
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if low >= 0 and high <= 1:
+            values = values * 255.0
+        elif not (low >= 0 and high <= 255):
+            raise ImageError(f"{source}: float image with values {low:g}..{high:g}: neither 0..1 nor 0..255, "
+                             "so its brightness scale is unknown; convert it to 8-bit first")
+        grey = np.round(values).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    raise ImageError(f"{source}: image mode {mode!r} is not supported; convert it to RGB first")
+
+
+def open_rgb(path: str) -> Image.Image:
+    """The RGB picture of an image file (EXIF orientation applied, first frame), fully decoded."""
+    try:
+        with Image.open(path) as image:
+            image.seek(0)
+            image.load()
+            oriented = ImageOps.exif_transpose(image)
+            return to_rgb(oriented, path).copy()
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such image file") from None
+    except Exception as error:  # PIL raises many types for unreadable or truncated files: all mean unusable
+        raise ImageError(f"{path}: unreadable image ({type(error).__name__}: {error})") from None
+
+
+def resize(image: Image.Image, size: int, method: str = "bilinear") -> Image.Image:
+    """A size x size copy with PIL's `method` filter ('bilinear': the reference's evaluation transform)."""
+    if image.size == (size, size):
+        return image
+    return image.resize((size, size), RESIZE_FILTERS[method])
+
+
+def load(path: str, size: int, method: str = "bilinear") -> np.ndarray:
+    """[size, size, 3] uint8 RGB of an image file, resized as the model's evaluation expects."""
+    return np.asarray(resize(open_rgb(path), size, method), dtype=np.uint8)
+
+
+def from_array(frame: np.ndarray, size: int, method: str = "bilinear") -> np.ndarray:
+    """[size, size, 3] uint8 of an RGB uint8 frame (e.g. a decoded video frame), resized exactly as `load`
+    resizes an image file holding the same pixels."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"expected an [H, W, 3] uint8 RGB frame, got {frame.dtype} {frame.shape}")
+    return np.asarray(resize(Image.fromarray(frame, "RGB"), size, method), dtype=np.uint8)
