@@ -30,9 +30,14 @@ import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from sfr_jax import parallel  # noqa: E402
-from sfr_jax.models.clip import CLIP, CLIPConfig  # noqa: E402
+from sfr_jax import config as config_lib  # noqa: E402
+from sfr_jax.infer import model as model_lib  # noqa: E402
+from sfr_jax.infer import steps as infer_steps  # noqa: E402
+from sfr_jax.models.clip import CLIP, CLIPConfig, Runtime  # noqa: E402
 from sfr_jax.models.sfr import TRAINABLE, SFRNet  # noqa: E402
-from sfr_jax.train import config as config_lib, optim, state as state_lib, steps  # noqa: E402
+from sfr_jax.text.tokenizer import ClipTokenizer  # noqa: E402
+from sfr_jax.train import optim, steps  # noqa: E402
+from sfr_jax.train.run import state_shardings  # noqa: E402
 from sfr_jax.train.flops import function_flops  # noqa: E402
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12}  # dense bf16 TFLOP/s of the SXM parts (datasheet)
@@ -44,12 +49,10 @@ def log(msg=""):
 
 def class_tokens(path: str | None):
     """(class set, description ids [17, L], phrase ids [17, L']) with our tokenizer, or from an .npz cache."""
-    class_set = state_lib.load_classes(config_lib.base_config())
+    class_set = model_lib.load_classes(config_lib.base_config())
     if path and os.path.exists(path):
         z = np.load(path)
         return class_set, z["descriptions"], z["phrases"]
-    from sfr_jax.text.tokenizer import ClipTokenizer
-
     tok = ClipTokenizer.default()
     desc, phr = tok.encode(list(class_set.descriptions)), tok.encode(list(class_set.phrases))
     if path:
@@ -59,17 +62,17 @@ def class_tokens(path: str | None):
 
 def build_parts(args, dtype: str, tokens) -> tuple:
     """(config, ModelParts as run, ModelParts with unrolled layers for FLOP counting) of a random-weight
-    ViT-B/16 SFR-Net, split exactly as sfr_jax.train.state.build does. Both share the same arrays."""
+    ViT-B/16 SFR-Net, split exactly as sfr_jax.infer.model.build_parts does. Both share the same arrays."""
     config = config_lib.base_config()
     config.train.global_batch = args.batch
     config.loss.group_size = 0
     config.model.dtype = dtype
     class_set, desc, phr = tokens
-    sc = state_lib.sfr_config(config)
+    sc = model_lib.sfr_config(config)
     clip_cfg = CLIPConfig.tiny() if args.tiny else CLIPConfig.vit_b16()
-    clip = CLIP(clip_cfg, sc.rs, image_size=args.image_size, dtype=state_lib.DTYPES[dtype],
-                attention_impl=args.attention if dtype != "float32" or args.attention != "cudnn" else "xla",
-                remat=args.remat, rngs=nnx.Rngs(params=0, dropout=1))
+    runtime = Runtime(dtype=model_lib.DTYPES[dtype], remat=args.remat,
+                      attention_impl=args.attention if dtype != "float32" or args.attention != "cudnn" else "xla")
+    clip = CLIP(clip_cfg, sc.rs, image_size=args.image_size, runtime=runtime, rngs=nnx.Rngs(params=0, dropout=1))
     model = SFRNet(clip, sc, desc, None, phrase_tokens=phr, rngs=nnx.Rngs(params=0, dropout=1))
     # Adapters' `up` starts at zero: make it non-trivial so that the fp32/bf16 parity means something.
     for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
@@ -85,7 +88,7 @@ def build_parts(args, dtype: str, tokens) -> tuple:
         eval_def = nnx.graphdef(model)
         model.train()
         train_def, trainable, frozen = nnx.split(model, TRAINABLE, ...)
-        return state_lib.ModelParts(train_def, eval_def, nnx.to_pure_dict(trainable), frozen, class_set, None, phr)
+        return model_lib.ModelParts(train_def, eval_def, nnx.to_pure_dict(trainable), frozen, class_set, None, phr)
 
     # XLA's cost analysis counts a while loop's body once: FLOPs are read off the unrolled program.
     unrolled = split(False)
@@ -149,10 +152,10 @@ def bench_dtype(args, dtype: str, tokens, mesh) -> dict:
     B, size = args.batch, args.image_size
     tx = optim.make_optimizer(config, 1000)
     opt_shapes = jax.eval_shape(tx.init, parts.trainable)
-    sh = steps.state_shardings(mesh, parts.trainable, opt_shapes, parts.frozen)
-    trainable = steps.place(parts.trainable, sh["trainable"])
+    sh = state_shardings(mesh, parts.trainable, opt_shapes, parts.frozen)
+    trainable = parallel.place(parts.trainable, sh["trainable"])
     opt_state = jax.jit(tx.init, out_shardings=sh["opt_state"])(trainable)
-    frozen = steps.place(parts.frozen, sh["frozen"])
+    frozen = parallel.place(parts.frozen, sh["frozen"])
     rng = np.random.default_rng(0)
     host = {"image": rng.integers(0, 256, (B, size, size, 3), dtype=np.uint8),  # as the pipelines yield
             "labels": (rng.random((B, parts.class_set.num_classes)) < 0.2).astype(np.float32)}
@@ -200,16 +203,16 @@ def bench_dtype(args, dtype: str, tokens, mesh) -> dict:
     train_ids = tuple(parts.class_set.seen_ids)
 
     def forward(trainable, frozen, images):
-        images = steps.normalise(images, config.data.mean, config.data.std)
+        images = infer_steps.normalise(images, config.data.mean, config.data.std)
         return unrolled.merge(trainable, frozen)(images, train_ids)
 
     r["forward_flops_xla"], r["forward_flops_mm"] = count_flops(jax.jit(forward), state["t"], frozen, batch["image"])
 
     # GZSL eval: text features once (timed separately), then the eval step per batch.
     all_ids = tuple(range(parts.class_set.num_classes))
-    text_fn = steps.make_text_features(parts, mesh, sh)
+    text_fn = infer_steps.make_text_features(parts, mesh, sh)
     norm = (config.data.mean, config.data.std)
-    eval_step = steps.make_eval_step(parts, mesh, sh, {"gzsl": all_ids}, *norm)
+    eval_step = infer_steps.make_eval_step(parts, mesh, sh, {"gzsl": all_ids}, *norm)
     t = time.perf_counter()
     text = {"gzsl": text_fn(state["t"], frozen, all_ids)}
     jax.block_until_ready(text)
@@ -218,7 +221,7 @@ def bench_dtype(args, dtype: str, tokens, mesh) -> dict:
     t = time.perf_counter()
     ecompiled = eval_step.lower(state["t"], frozen, batch["image"], text).compile()
     r["eval_compile_s"] = time.perf_counter() - t
-    unrolled_eval = steps.make_eval_step(unrolled, mesh, sh, {"gzsl": all_ids}, *norm)
+    unrolled_eval = infer_steps.make_eval_step(unrolled, mesh, sh, {"gzsl": all_ids}, *norm)
     r["eval_flops_xla"], r["eval_flops_mm"] = count_flops(unrolled_eval, state["t"], frozen, batch["image"], text)
     for name in ("train", "forward", "eval"):  # XLA's count where the backend gives one, else the matmul count
         xla = r[f"{name}_flops_xla"]
@@ -228,7 +231,7 @@ def bench_dtype(args, dtype: str, tokens, mesh) -> dict:
     r["logits"] = np.asarray(logits, np.float32)
     r["text"] = np.asarray(text["gzsl"], np.float32)
     n = min(B, 16)
-    encode = jax.jit(lambda t, f, x: parts.merge(t, f).clip.encode_image(steps.normalise(x, *norm)))
+    encode = jax.jit(lambda t, f, x: parts.merge(t, f).clip.encode_image(infer_steps.normalise(x, *norm)))
     r["image_tokens"] = np.asarray(encode(state["t"], frozen, batch["image"][:n]), np.float32)
     r["eval_s"] = median_time(lambda: ecompiled(state["t"], frozen, batch["image"], text), args.steps)
     r["eval_ips"] = B / r["eval_s"]

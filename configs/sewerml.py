@@ -3,7 +3,7 @@
 Variants after a colon, comma-separated: `runlocal` (a few steps at batch 8), `bf16`, `step_schedule`.
 Any value can be overridden: `--config.optim.head_lr=2e-3`.
 """
-from sfr_jax.train.config import apply_variants, base_config
+from sfr_jax.config import apply_variants, base_config
 
 
 def get_config(arg=None):

@@ -2,7 +2,7 @@
 
 Variants after a colon, comma-separated: `runlocal`, `bf16`, `step_schedule`.
 """
-from sfr_jax.train.config import apply_variants, base_config
+from sfr_jax.config import apply_variants, base_config
 
 
 def get_config(arg=None):

@@ -44,7 +44,7 @@ for ((i = 0; i < num_processes; i++)); do
     export XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=${DEVICES_PER_PROCESS:-4}"
     extra=()
     if ((num_processes > 1)); then
-      extra=(--coordinator "$coordinator" --num_processes "$num_processes" --process_id "$i")
+      extra=(--coordinator "$coordinator" --num-processes "$num_processes" --process-id "$i")
     fi
     exec "${command[@]}" "$@" "${extra[@]}"
   ) > "$log_dir/process_$i.log" 2>&1 &

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -80,6 +81,21 @@ def run(prog: str, verb: Callable[[list], Optional[int]], argv: Sequence[str]) -
         print(f"{prog}: internal error ({type(error).__name__}: {one_line(error)}); this is a bug of sfr-jax, "
               "please report it with the traceback above", file=sys.stderr, flush=True)
         return EXIT_FAILURE
+
+
+def verb(prog: str):
+    """Decorator of a verb's entry point `fn(argv)`: calling it runs it under `run` and returns the exit code,
+    so `sfr-jax`, the demo and tests all get the same codes and messages."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def entry(argv=()) -> int:
+            return run(prog, fn, argv)
+
+        entry.prog = prog
+        return entry
+
+    return wrap
 
 
 def parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:

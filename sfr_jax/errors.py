@@ -18,6 +18,13 @@ class InputError(UserError, ValueError):
     """An input file or value is unusable (wrong format, header, shape, range); the file or value is named."""
 
 
+class UnknownNames(InputError, KeyError):
+    """A checkpoint holds tensors (or lacks names) that the expected format does not know; all are listed."""
+
+    def __str__(self):  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class MissingInput(UserError, FileNotFoundError):
     """A file or folder the user named does not exist or lacks a part it needs."""
 

@@ -35,27 +35,53 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _stale(name: str, prefix: str) -> bool:
+    if not name.startswith(prefix):
+        return False
+    pid = name[len(prefix):].split("-", 1)[0]
+    return pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid))
+
+
+def _remove(paths) -> list[str]:
+    for full in paths:
+        shutil.rmtree(full, ignore_errors=True) if os.path.isdir(full) else os.remove(full)
+    return list(paths)
+
+
 def remove_stale_temps(path: str) -> list[str]:
     """Remove this host's leftover temporaries of `path` (from writers that died); returns what was removed.
     Temporaries of live processes and of other hosts (a shared file system) are left alone."""
     folder, prefix = os.path.dirname(os.path.abspath(path)), _temp_prefix(path)
-    removed = []
     try:
         names = os.listdir(folder)
     except OSError:
-        return removed
-    for name in names:
-        if not name.startswith(prefix):
-            continue
-        pid = name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)) and int(pid) != os.getpid():
-            full = os.path.join(folder, name)
-            shutil.rmtree(full, ignore_errors=True) if os.path.isdir(full) else os.remove(full)
-            removed.append(full)
-    return removed
+        return []
+    return _remove([os.path.join(folder, n) for n in names if _stale(n, prefix)])
 
 
-def _prepare_target(path: str, kind: str) -> str:
+def remove_stale_temps_in(folder: str) -> list[str]:
+    """Remove this host's leftover temporaries of any target in `folder` (writers that died)."""
+    host = f"{TEMP_MARK}{socket.gethostname()}-"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    stale = [n for n in names if n.startswith(".") and host in n and _stale(n, n[:n.index(host) + len(host)])]
+    return _remove([os.path.join(folder, n) for n in stale])
+
+
+def ensure_dir(path: str) -> str:
+    """Create a folder (and its parents) for output; an OutputError naming it when that is not possible."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create the folder {path}: {error.strerror or error}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write into the folder {path}: permission denied")
+    return path
+
+
+def _prepare_target(path: str, kind: str, clean: bool = True) -> str:
     """The absolute target; its folder created; a clear OutputError when it cannot be written there."""
     path = os.path.abspath(path)
     folder = os.path.dirname(path)
@@ -69,7 +95,8 @@ def _prepare_target(path: str, kind: str) -> str:
         raise OutputError(f"cannot create the folder {folder} for {path}: {error.strerror or error}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {path}: the folder {folder} is not writable")
-    remove_stale_temps(path)
+    if clean:
+        remove_stale_temps(path)
     return path
 
 
@@ -80,10 +107,11 @@ def _os_error(path: str, error: OSError) -> OutputError:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str):
+def atomic_path(path: str, clean: bool = True):
     """Yield a temporary file name beside `path` for any writer that takes a name (torch.save, PIL,
-    TFRecordWriter, ...); on success it is renamed onto `path`, on any error (Ctrl-C included) removed."""
-    path = _prepare_target(path, "file")
+    TFRecordWriter, ...); on success it is renamed onto `path`, on any error (Ctrl-C included) removed.
+    clean=False skips looking for stale temporaries of `path` (a bulk writer sweeps its folder once)."""
+    path = _prepare_target(path, "file", clean)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{os.getpid()}-", dir=os.path.dirname(path))
     except OSError as error:

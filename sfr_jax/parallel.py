@@ -11,7 +11,10 @@ import os
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
+
+from sfr_jax.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ def initialize(coordinator: str = "", num_processes: int = 1, process_id: int = 
     if not explicit and not auto:
         return
     if explicit and (not coordinator or num_processes < 2 or not 0 <= process_id < num_processes):
-        raise ValueError(f"multi-process run needs --coordinator HOST:PORT, --num_processes >= 2 and "
+        raise ConfigError(f"multi-process run needs --coordinator HOST:PORT, --num_processes >= 2 and "
                          f"0 <= --process_id < num_processes; got coordinator={coordinator!r}, "
                          f"num_processes={num_processes}, process_id={process_id}")
     # CPU collectives across processes need an implementation (gloo ships with jaxlib); the setting only
@@ -53,11 +56,11 @@ def make_mesh(data: int = -1, model: int = 1, devices=None) -> jax.sharding.Mesh
     """A ('data', 'model') mesh over every device of every process (or `devices`); -1 means 'all the rest'."""
     n = len(devices) if devices is not None else jax.device_count()
     if model < 1 or n % model:
-        raise ValueError(f"mesh.model={model} must divide the {n} devices")
+        raise ConfigError(f"mesh.model={model} must divide the {n} devices")
     if data == -1:
         data = n // model
     if data * model != n:
-        raise ValueError(f"mesh.data={data} x mesh.model={model} != {n} devices; use mesh.data=-1 for all devices")
+        raise ConfigError(f"mesh.data={data} x mesh.model={model} != {n} devices; use mesh.data=-1 for all devices")
     return jax.make_mesh((data, model), ("data", "model"), axis_types=(jax.sharding.AxisType.Auto,) * 2,
                          devices=devices)
 
@@ -66,10 +69,10 @@ def check_batch(global_batch: int, mesh: jax.sharding.Mesh, what: str = "train.g
     """The per-device batch; a global batch that does not split evenly is a clear error."""
     n = mesh.shape["data"]
     if global_batch % n:
-        raise ValueError(f"config value {what}={global_batch} is not divisible by the {n} devices of the 'data' "
+        raise ConfigError(f"config value {what}={global_batch} is not divisible by the {n} devices of the 'data' "
                          f"mesh axis; choose a multiple of {n} (e.g. {max(n, global_batch // n * n)})")
     if global_batch % jax.process_count():
-        raise ValueError(f"{what}={global_batch} is not divisible by the {jax.process_count()} processes")
+        raise ConfigError(f"{what}={global_batch} is not divisible by the {jax.process_count()} processes")
     return global_batch // n
 
 
@@ -101,6 +104,22 @@ def param_sharding(mesh, tree, min_size: int = 2 ** 18):
     return jax.tree.map(one, tree)
 
 
+def place(tree, shardings):
+    """Put a host tree (identical on every process) onto the mesh with the given shardings (same structure).
+
+    Works across processes (each builds its own shards from its host copy) and always copies, so the
+    result may be donated without invalidating `tree`.
+    """
+
+    def one(x, sharding):
+        is_key = jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+        host = np.asarray(jax.random.key_data(x) if is_key else x)
+        out = jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+        return jax.random.wrap_key_data(out, impl=jax.random.key_impl(x)) if is_key else out
+
+    return jax.tree.map(one, tree, shardings)
+
+
 def host_to_global(batch: dict, mesh) -> dict:
     """This process's slice of a global batch (numpy, leading axis) -> global jax.Arrays sharded over 'data'."""
     sharding = batch_sharding(mesh)
@@ -129,5 +148,4 @@ def to_host(x) -> np.ndarray:
     """A global jax.Array -> numpy on every process (all-gathered when the array spans several processes)."""
     if getattr(x, "is_fully_addressable", True):
         return np.asarray(x)
-    from jax.experimental import multihost_utils
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))

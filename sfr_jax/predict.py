@@ -4,14 +4,14 @@
                     [--mode train|zsl|gzsl] [--top-k K] [--format table|csv|json] [--out FILE]
     sfr-jax predict --checkpoint FILE.pth|EXPORT_DIR IMAGES... [...]
 
-IMAGES are files, folders (their images, recursively) or globs. Unreadable images are reported and skipped.
-With --classes, the given classes' descriptions are encoded, GR's adjacency is rebuilt from their phrases with
-the trained text encoder, and every class is scored zero-shot. Scores are sigmoid(logit); JSON also carries
+IMAGES are files, folders (their images, recursively) or globs; every image goes through the one image
+loader (sfr_jax.data.images). Unreadable images are reported, counted and skipped. With --classes, the given
+classes' descriptions are encoded, GR's adjacency is rebuilt from their phrases with the trained text encoder,
+and every class is scored zero-shot. Scores are probabilities (see sfr_jax.eval.decisions); JSON also carries
 the raw logits, both in class-set order.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import glob
 import io
@@ -21,7 +21,12 @@ import sys
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+from sfr_jax import cli
+from sfr_jax.convert.cli import add_checkpoint_options
+from sfr_jax.data import images as images_lib
+from sfr_jax.errors import InputError, MissingInput
+from sfr_jax.fileio import write_text
+from sfr_jax.serve.backends import open_scorer
 
 
 def collect_images(patterns) -> tuple[list, list]:
@@ -37,7 +42,7 @@ def collect_images(patterns) -> tuple[list, list]:
     for pattern in patterns:
         if os.path.isdir(pattern):
             found = sorted(os.path.join(root, f) for root, _, files in os.walk(pattern) for f in files
-                           if f.lower().endswith(IMAGE_EXTENSIONS))
+                           if f.lower().endswith(images_lib.IMAGE_EXTENSIONS))
             if not found:
                 problems.append((pattern, "folder holds no image files"))
             for f in found:
@@ -55,80 +60,33 @@ def collect_images(patterns) -> tuple[list, list]:
     return paths, problems
 
 
-def read_image(path: str, size: int, mean, std) -> np.ndarray:
-    """An image file -> [size, size, 3] float32, RGB, bilinear resize, normalised as in training."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        if img.size != (size, size):
-            img = img.resize((size, size), Image.BILINEAR)
-        x = np.asarray(img, np.float32) / 255.0
-    return (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-
-
-def use_classes(loaded, path: str) -> None:
-    """Replace the model's classes by a user's class file: description tokens, GR adjacency from the phrases."""
-    from sfr_jax.text.classes import load_class_set
-
-    class_set = load_class_set(path, check_length=True, tokenizer=loaded.tokenizer)
-    model = loaded.model
-    model.class_tokens.set_value(np.asarray(loaded.tokenizer.encode(list(class_set.descriptions)), np.int32))
-    model.num_classes = class_set.num_classes
-    if model.adjacency is not None:
-        phrases = loaded.tokenizer.encode(list(class_set.phrases))
-        model.adjacency.set_value(np.asarray(model.compute_adjacency(phrases), np.float32))
-    loaded.class_set = class_set
-
-
-def score(loaded, images: list, mode: str, batch: int = 16):
-    """(logits [N, c] of `mode`'s classes, readable paths, [(path, error)]) over image paths, in batches."""
-    import jax.numpy as jnp
-    from flax import nnx
-
-    ids = loaded.class_set.ids(mode)
-    if not ids:
-        raise ValueError(f"mode {mode!r} selects no class of {loaded.class_set.name!r} "
-                         f"(seen: {len(loaded.class_set.seen_ids)}, unseen: {len(loaded.class_set.unseen_ids)})")
-    model = loaded.model
-    text = model.text_features(ids)  # once, not per batch
-    forward = nnx.jit(lambda m, x, t: m(x, ids, text_features=t))
-    logits, ok, failed = [], [], []
-    pending, pending_paths = [], []
+def score(scorer, paths: list):
+    """(logits [N, c], readable paths, [(path, error)]) over image paths, read and scored in batches."""
+    logits, ok, failed, pending = [], [], [], []
 
     def flush():
-        if not pending:
-            return
-        x = np.stack(pending)
-        n = len(x)
-        if n < batch:  # one compiled shape for every batch
-            x = np.concatenate([x, np.zeros((batch - n,) + x.shape[1:], x.dtype)])
-        logits.append(np.asarray(forward(model, jnp.asarray(x), text))[:n])
-        ok.extend(pending_paths)
-        pending.clear()
-        pending_paths.clear()
+        if pending:
+            logits.append(scorer.logits(np.stack([image for _, image in pending])))
+            ok.extend(path for path, _ in pending)
+            pending.clear()
 
-    for path in images:
+    for path in paths:
         try:
-            pending.append(read_image(path, loaded.image_size, loaded.mean, loaded.std))
-            pending_paths.append(path)
-        except Exception as error:  # any decoder failure: report, skip, go on
-            failed.append((path, f"{type(error).__name__}: {error}"))
+            pending.append((path, images_lib.load(path, scorer.image_size)))
+        except images_lib.ImageError as error:
+            failed.append((path, str(error)))
             continue
-        if len(pending) == batch:
+        if len(pending) == scorer.batch_size:
             flush()
     flush()
-    out = np.concatenate(logits) if logits else np.zeros((0, len(ids)), np.float32)
+    out = np.concatenate(logits) if logits else np.zeros((0, len(scorer.codes)), np.float32)
     return out.astype(np.float32), ok, failed
 
 
-def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
 
-
-def render(fmt: str, codes, paths, logits, top_k: int, mode: str, class_set_name: str) -> str:
+def render(fmt: str, codes, paths, logits, top_k: int, mode: str, class_set_name: str, decisions) -> str:
     """The results as an aligned table, CSV (one column per class) or JSON (logits and scores per path)."""
-    scores = sigmoid(logits)
+    scores = decisions.probabilities(logits)
     k = min(top_k, len(codes)) if top_k else 0
     order = np.argsort(-logits, axis=1, kind="stable")
     if fmt == "json":
@@ -166,16 +124,9 @@ def render(fmt: str, codes, paths, logits, top_k: int, mode: str, class_set_name
     return "\n".join(lines)
 
 
-def main(argv) -> int:
-    """Parse, load the model, score, print or write the results; 0 when at least one image was scored."""
-    ap = argparse.ArgumentParser(prog="sfr-jax predict", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--workdir", help="training (or imported) workdir")
-    src.add_argument("--checkpoint", help="PyTorch checkpoint: reference .pth, our export (+ .json), hf folder")
-    which = ap.add_mutually_exclusive_group()
-    which.add_argument("--step", type=int, default=None)
-    which.add_argument("--best", action="store_true")
+def build_parser():
+    ap = cli.parser("sfr-jax predict", __doc__.split("\n\n")[0])
+    cli.add_model_source(ap)
     ap.add_argument("images", nargs="+", help="image files, folders or globs")
     ap.add_argument("--classes", default=None, help="your own classes (.yaml/.csv: code, phrase, description, seen)")
     ap.add_argument("--mode", choices=("train", "zsl", "gzsl"), default="gzsl",
@@ -184,50 +135,37 @@ def main(argv) -> int:
     ap.add_argument("--format", choices=("table", "csv", "json"), default="table")
     ap.add_argument("--out", default=None, help="write the results to this file instead of stdout")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--tokenizer", default=None, help="with a bare reference .pth: tokenizer folder or bpe .txt.gz")
-    ap.add_argument("--descriptions", default=None, help="with a bare reference .pth: one description per line")
-    args = ap.parse_args(argv)
+    add_checkpoint_options(ap)
+    return ap
+
+
+@cli.verb("sfr-jax predict")
+def main(argv) -> int:
+    """Parse, load the model, score, print or write the results."""
+    args = build_parser().parse_args(argv)
     if args.top_k < 0 or args.batch < 1:
-        print("sfr-jax predict: --top-k must be >= 0 and --batch >= 1", file=sys.stderr)
-        return 2
-
-    from sfr_jax.convert import import_reference as imp
-    from sfr_jax.text.classes import ClassSetError
-
+        raise InputError(f"--top-k must be >= 0 and --batch >= 1 (got {args.top_k}, {args.batch})")
     images, problems = collect_images(args.images)
     for pattern, why in problems:
         print(f"sfr-jax predict: {pattern}: {why}", file=sys.stderr)
     if not images:
-        print("sfr-jax predict: no images to score", file=sys.stderr)
-        return 1
-    try:
-        if args.checkpoint:
-            loaded = imp.load_checkpoint(args.checkpoint, tokenizer=args.tokenizer, descriptions=args.descriptions)
-        else:
-            loaded = imp.load_workdir(args.workdir, step=args.step, best=args.best)
-        if args.classes:
-            use_classes(loaded, args.classes)
-        logits, paths, failed = score(loaded, images, args.mode, args.batch)
-    except ClassSetError as error:
-        print(f"sfr-jax predict: invalid class file: {error}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as error:
-        print(f"sfr-jax predict: {error}", file=sys.stderr)
-        return 2
+        raise MissingInput(f"no images to score in {' '.join(args.images)}")
+    if args.out:  # refuse an impossible output now, not after scoring everything
+        if os.path.isdir(args.out):
+            raise InputError(f"--out {args.out} is a folder; give a file name")
+    scorer, loaded = open_scorer(args, args.mode, args.classes, args.batch)
+    logits, paths, failed = score(scorer, images)
     for path, why in failed:
-        print(f"sfr-jax predict: skipped unreadable image {path}: {why}", file=sys.stderr)
+        print(f"sfr-jax predict: skipped: {why}", file=sys.stderr)
     if not paths:
-        print("sfr-jax predict: no readable image", file=sys.stderr)
-        return 1
-    ids = loaded.class_set.ids(args.mode)
-    codes = [loaded.class_set.codes[i] for i in ids]
-    text = render(args.format, codes, paths, logits, args.top_k, args.mode, loaded.class_set.name)
+        raise InputError(f"no readable image among the {len(images)} given (reasons above)")
+    text = render(args.format, scorer.codes, paths, logits, args.top_k, args.mode, loaded.class_set.name,
+                  scorer.decisions)
     if args.out:
-        tmp = f"{args.out}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, args.out)
+        write_text(args.out, text + "\n")
         print(f"scored {len(paths)} image(s) ({len(failed)} skipped) -> {args.out}", file=sys.stderr)
     else:
         print(text)
+        if failed:
+            print(f"scored {len(paths)} image(s), {len(failed)} skipped", file=sys.stderr)
     return 0

@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from sfr_jax.data import tfrecords
-from sfr_jax.data.tfrecords import tf_cpu
+from sfr_jax.tfcpu import tf_cpu
 
 
 def stored_records(split_dir):

@@ -8,8 +8,8 @@ import transformers
 from flax import nnx
 
 from sfr_jax.convert.hf import hf_name_to_ours, load_hf_clip
-from sfr_jax.convert.store import assign_params, expected_shapes
-from sfr_jax.models.clip import CLIP, CLIPConfig, abstract_clip, count_params, interpolate_position_embedding
+from sfr_jax.models.store import assign_params, expected_shapes
+from sfr_jax.models.clip import CLIP, CLIPConfig, Runtime, abstract_clip, count_params, interpolate_position_embedding
 from sfr_jax.models.rs import RSConfig
 from tiny_clip import make_tiny_hf_clip
 
@@ -116,7 +116,7 @@ def test_attention_impls_agree_and_bf16_runs(pair):
     ref_img, ref_txt = ours.encode_image(pixels), ours.encode_text(ids)
     params = nnx.state(ours, nnx.Param)
     for kwargs, tol in [(dict(attention_impl="xla"), TOL), (dict(dtype=jnp.bfloat16), 0.1)]:
-        other = CLIP(config, RSConfig(enabled=False), rngs=nnx.Rngs(1), **kwargs)
+        other = CLIP(config, RSConfig(enabled=False), runtime=Runtime(**kwargs), rngs=nnx.Rngs(1))
         nnx.update(other, params)
         img, txt = other.encode_image(pixels), other.encode_text(ids)
         assert img.dtype == kwargs.get("dtype", jnp.float32)

@@ -1,11 +1,11 @@
 """Config files: reference defaults, overrides, variants, and typos as errors."""
 import pytest
 
-from sfr_jax.train import config as cfg
+from sfr_jax import config as cfg
 
 
 def test_sewerml_defaults_are_the_reference_recipe():
-    c, _ = cfg.parse(["--config", "configs/sewerml.py"])
+    c = cfg.parse(["--config", "configs/sewerml.py"])
     # SPEC §6 / reference configs/sewerml.yml + solver/
     assert (c.optim.clip_lr, c.optim.head_lr, c.optim.weight_decay) == (5e-6, 1e-3, 1e-4)
     assert (c.optim.b1, c.optim.b2, c.optim.eps, c.optim.grad_clip) == (0.9, 0.999, 1e-8, 1.0)
@@ -19,7 +19,7 @@ def test_sewerml_defaults_are_the_reference_recipe():
 
 
 def test_override_and_variant():
-    c, _ = cfg.parse(["--config", "configs/wzpipe.py:runlocal,bf16", "--config.optim.head_lr=2e-3",
+    c = cfg.parse(["--config", "configs/wzpipe.py:runlocal,bf16", "--config.optim.head_lr=2e-3",
                       "--config.model.use_gr=False"])
     assert c.optim.head_lr == 2e-3 and not c.model.use_gr and c.model.dtype == "bfloat16"
     assert c.train.global_batch == 8 and tuple(c.eval.topk_gzsl) == (3, 5)
@@ -41,6 +41,6 @@ def test_typos_and_bad_values_fail_clearly(argv, needle):
 
 
 def test_json_round_trip_keeps_every_value():
-    c, _ = cfg.parse(["--config", "configs/demo.py", "--config.train.epochs=7"])
+    c = cfg.parse(["--config", "configs/demo.py", "--config.train.epochs=7"])
     back = cfg.from_json(cfg.to_json(c))
     assert back.to_dict() == c.to_dict()

@@ -13,7 +13,7 @@ from flax import nnx
 from sfr_jax.convert.cli import convert_clip_main
 from sfr_jax.convert.hf import hf_to_ours, load_hf_clip, ours_to_hf, read_hf_state
 from sfr_jax.convert.openai import load_openai_clip, ours_to_openai, read_torch_state
-from sfr_jax.convert.store import assign_params, load_clip, load_clip_params
+from sfr_jax.models.store import assign_params, load_clip, load_clip_params
 from sfr_jax.models.clip import CLIP
 from sfr_jax.models.rs import RSConfig
 from tiny_clip import make_tiny_hf_clip
@@ -243,7 +243,7 @@ def test_convert_clip_cli(hf_dir, hf_model, tmp_path, capsys):
     model.eval()
     _assert_matches_hf(model, hf_model)  # zero-initialised adapters: still the pretrained CLIP
     # an existing output is refused, and no temporary folder is left behind
-    assert convert_clip_main(["--from", hf_dir, "--out", out]) == 1
+    assert convert_clip_main(["--from", hf_dir, "--out", out]) == 2  # a user error
     assert "exists" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["clip"]
     # re-gridded for 48-pixel inputs: equals HF's interpolate_pos_encoding at 48
@@ -263,5 +263,5 @@ def test_convert_clip_cli(hf_dir, hf_model, tmp_path, capsys):
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-    assert convert_clip_main(["--from", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 1
+    assert convert_clip_main(["--from", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
     assert not os.path.exists(tmp_path / "x")

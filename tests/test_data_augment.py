@@ -6,7 +6,7 @@ import pytest
 
 from sfr_jax.data import augment
 from sfr_jax.data.augment import AugConfig
-from sfr_jax.data.pipeline import tf_cpu
+from sfr_jax.tfcpu import tf_cpu
 
 OFF = AugConfig.off()
 

@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from sfr_jax import demo, demo_pretrain
+from sfr_jax.demo import pretrain as demo_pretrain
+from sfr_jax.demo import run as demo
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_quick_demo_artifacts_load(quick_demo):
     import torch
     import transformers
 
-    from sfr_jax.convert.store import load_clip
+    from sfr_jax.models.store import load_clip
     from sfr_jax.models.rs import RSConfig
     from sfr_jax.text.tokenizer import ClipTokenizer
 

@@ -11,7 +11,7 @@ from flax import nnx
 
 from export_fixtures import TINY, TINY_SFR, random_images, random_sfr
 from sfr_jax.convert import export
-from sfr_jax.convert.store import assign_params
+from sfr_jax.models.store import assign_params
 from sfr_jax.convert.torch_model import load_state_dict
 from sfr_jax.models.clip import CLIP
 from sfr_jax.models.rs import RSConfig
@@ -158,7 +158,7 @@ def test_foreign_or_broken_states_are_rejected_by_name(tiny, tmp_path):
 
 def test_export_cli_rejects_a_reference_layout_folder(tmp_path, capsys):
     from sfr_jax.convert import cli
-    assert cli.export_main(["--checkpoint", str(tmp_path / "x.pth"), "--to", str(tmp_path / "out")]) == 1
+    assert cli.export_main(["--checkpoint", str(tmp_path / "x.pth"), "--to", str(tmp_path / "out")]) == 2
     assert "reference layout is a .pth or .safetensors file" in capsys.readouterr().err
 
 
@@ -183,7 +183,7 @@ def test_bare_reference_pth_imports_with_each_adjacency_choice(tmp_path):
     phrases = jnp.asarray(tok.encode(list(sewerml().phrases)))
     loaded = {}
     for choice in ("current", "frozen"):
-        loaded[choice] = load_checkpoint(path, descriptions=str(descriptions), adjacency=choice)
+        loaded[choice] = load_checkpoint(path, descriptions=str(descriptions), adjacency=choice, bare_reference=True)
     current = loaded["current"]
     assert current.class_set.codes == sewerml().codes
     assert current.class_set.descriptions[0] == "a sewer pipe with defect RB"
@@ -198,5 +198,5 @@ def test_bare_reference_pth_imports_with_each_adjacency_choice(tmp_path):
                                   np.asarray(adjacency(np.asarray(base.encode_text(phrases)))))
     given = np.full((17, 17), 1 / 17, np.float32)
     np.save(tmp_path / "a.npy", given)
-    assert np.array_equal(np.asarray(load_checkpoint(path, descriptions=str(descriptions),
+    assert np.array_equal(np.asarray(load_checkpoint(path, descriptions=str(descriptions), bare_reference=True,
                                                      adjacency=str(tmp_path / "a.npy")).model.adjacency[...]), given)

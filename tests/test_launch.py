@@ -37,7 +37,7 @@ def test_shellcheck_passes(script):
 FAKE_TRAIN = """#!/usr/bin/env bash
 echo "ARGS $*"
 echo "DEVICES $JAX_NUM_CPU_DEVICES"
-id=$(echo "$*" | sed -n 's/.*--process_id \\([0-9]*\\).*/\\1/p')
+id=$(echo "$*" | sed -n 's/.*--process-id \\([0-9]*\\).*/\\1/p')
 if [[ "$*" == *fail-on-1* && "$id" == 1 ]]; then sleep 0.5; exit 7; fi
 sleep "${FAKE_SLEEP:-0.2}"
 """
@@ -54,8 +54,8 @@ def test_local_sh_runs_n_processes_with_one_coordinator(tmp_path):
     for i, log in enumerate(logs):
         args = log.splitlines()[0].split()[1:]
         assert args[:2] == ["--config", "c.py"]
-        assert args[args.index("--process_id") + 1] == str(i)
-        assert args[args.index("--num_processes") + 1] == "3"
+        assert args[args.index("--process-id") + 1] == str(i)
+        assert args[args.index("--num-processes") + 1] == "3"
         coordinators.add(args[args.index("--coordinator") + 1])
         assert "DEVICES 3" in log
     assert len(coordinators) == 1 and coordinators.pop().startswith("127.0.0.1:")
@@ -115,7 +115,7 @@ for ((p = 0; p < SLURM_NTASKS; p++)); do SLURM_PROCID=$p "$@"; done
     assert lines[1].startswith("srun --kill-on-bad-exit=1")
     tasks = [line for line in lines if line.startswith("task ")]
     assert tasks == [f"task --config configs/sewerml.py --workdir /shared/run1 --coordinator gpu-node-07:12355 "
-                     f"--num_processes 2 --process_id {p}" for p in range(2)]
+                     f"--num-processes 2 --process-id {p}" for p in range(2)]
 
 
 def test_slurm_sbatch_outside_slurm_is_refused(tmp_path):

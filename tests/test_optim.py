@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sfr_jax.train import config as cfg
+from sfr_jax import config as cfg
 from sfr_jax.train import optim
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from sfr_jax.models.clip import CLIP, CLIPConfig, TextConfig, VisionConfig, fused_attention
+from sfr_jax.models.clip import CLIP, CLIPConfig, Runtime, TextConfig, VisionConfig, fused_attention
 from sfr_jax.models.rs import RSConfig
 
 CFG = CLIPConfig(VisionConfig(32, 64, 3, 2, 32, 8), TextConfig(32, 64, 3, 2), 24)
@@ -15,7 +15,7 @@ PIXELS = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
 
 
 def _model(rs=RSConfig(dropout=0.3), **kwargs):
-    model = CLIP(CFG, rs, rngs=nnx.Rngs(params=0, dropout=1), **kwargs)
+    model = CLIP(CFG, rs, runtime=Runtime(**kwargs), rngs=nnx.Rngs(params=0, dropout=1))
     for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):  # `up` starts at zero: make it matter
         if "up" in [str(p) for p in path]:
             var.set_value(0.2 * jax.random.normal(jax.random.key(len(path)), var.get_value().shape))

@@ -143,16 +143,16 @@ def test_invalid_class_file_is_rejected(setup, tmp_path, capsys, problem):
 
 
 def test_no_readable_input_is_an_error(setup, tmp_path, capsys):
-    assert predict.main(["--checkpoint", setup["ckpt"], str(tmp_path / "nothing*.png")]) == 1
+    assert predict.main(["--checkpoint", setup["ckpt"], str(tmp_path / "nothing*.png")]) == 2
     assert "no file matches" in capsys.readouterr().err
-    assert predict.main(["--checkpoint", setup["ckpt"], str(setup["folder"] / "broken.png")]) == 1
+    assert predict.main(["--checkpoint", setup["ckpt"], str(setup["folder"] / "broken.png")]) == 2
     assert "no readable image" in capsys.readouterr().err
 
 
 def test_import_then_export_workdir_is_exact_and_predicts_the_same(setup, tmp_path, capsys):
     workdir = tmp_path / "wd"
     assert cli.import_main(["--from", setup["ckpt"], "--out", str(workdir)]) == 0
-    assert cli.import_main(["--from", setup["ckpt"], "--out", str(workdir)]) == 1  # no silent overwrite
+    assert cli.import_main(["--from", setup["ckpt"], "--out", str(workdir)]) == 2  # no silent overwrite
     assert "exists" in capsys.readouterr().err
     again = tmp_path / "again.pth"
     assert cli.export_main(["--workdir", str(workdir), "--to", str(again)]) == 0

@@ -8,8 +8,8 @@ import pytest
 import torch
 from flax import nnx
 
-from sfr_jax.convert.store import assign_params, flat_params
-from sfr_jax.models.clip import CLIP, CLIPConfig, EncoderLayer, TextConfig
+from sfr_jax.models.store import assign_params, flat_params
+from sfr_jax.models.clip import CLIP, CLIPConfig, EncoderLayer, Runtime, TextConfig
 from sfr_jax.models.rs import RSAdapter, RSConfig
 
 
@@ -49,7 +49,7 @@ def _torch_block(p, x, heads, eps, causal):
 def test_block_with_adapter_matches_torch(causal):
     cfg = TextConfig(hidden_size=48, intermediate_size=80, num_hidden_layers=1, num_attention_heads=4)
     rs = RSConfig(bottleneck_dim=16)
-    block = EncoderLayer(cfg, True, rs, dtype=jnp.float32, attention_impl="einsum", rngs=nnx.Rngs(0))
+    block = EncoderLayer(cfg, True, rs, Runtime(attention_impl="einsum"), rngs=nnx.Rngs(0))
     block.eval()
     params = _randomise(block, 0)
     assert float(params["adapter.up.kernel"].abs().max()) > 0

@@ -9,7 +9,7 @@ import transformers
 from flax import nnx
 
 from sfr_jax.convert.hf import load_hf_clip
-from sfr_jax.convert.store import assign_params
+from sfr_jax.models.store import assign_params
 from sfr_jax.models.clip import CLIP, CLIPConfig
 from sfr_jax.models.graph import adjacency as build_adjacency
 from sfr_jax.models.rs import RSConfig

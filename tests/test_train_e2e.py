@@ -11,7 +11,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from sfr_jax.train import cli
+from sfr_jax import evaluate
+from sfr_jax.data import tfrecords
+from sfr_jax.train import cli, loop
+from sfr_jax.train.checkpoint import Checkpoints
+from sfr_jax.train.run import steps_per_epoch
 from train_fixtures import REPO, cli_args, make_synthetic_data, make_tiny_clip_dir
 
 
@@ -48,16 +52,14 @@ def test_train_then_eval_reproduces_the_table(full_run, data_dir):
     wd = full_run
     step, _ = _final_trainable(str(wd))
     during = json.loads((wd / "eval" / f"step_{step:08d}.json").read_text())
-    assert cli.eval_main(["--workdir", str(wd), "--step", str(step), "--name", "again"]) == 0
+    assert evaluate.eval_main(["--workdir", str(wd), "--step", str(step), "--name", "again"]) == 0
     again = json.loads((wd / "eval" / "again.json").read_text())
     for mode in ("zsl", "gzsl"):
         assert again[mode]["mAP"] == during[mode]["mAP"] and again[mode]["AP"] == during[mode]["AP"]
-    from sfr_jax.data import tfrecords
     info = tfrecords.read_info(os.path.join(data_dir, "test"))
     assert during["num_images"] == sum(info["shard_lengths"])  # every test image exactly once
     assert (wd / "eval" / "again.md").read_text().startswith("# ")
     assert (wd / "train.log").exists() and any((wd / "tensorboard").iterdir())
-    from sfr_jax.train.checkpoint import Checkpoints
     assert Checkpoints(str(wd), best_metric="zsl/mAP", read_only=True).best_step() == step
 
 
@@ -126,13 +128,11 @@ def test_two_processes_equal_one_process(clip_dir, data_dir, tmp_path):
 def test_loss_falls_over_200_steps(clip_dir, data_dir, tmp_path):
     """Learning works: 200 steps on the synthetic training split (one epoch read once, then cycled in
     memory to keep the test fast) bring the loss clearly down."""
-    from sfr_jax.train import config as config_lib, loop
-
     args = cli_args(clip_dir, data_dir, tmp_path / "learn", "--config.train.max_steps=200",
                     "--config.train.epochs=1000", "--config.train.log_every=50", "--config.data.augment=False",
                     "--config.train.checkpoint_every_epochs=1000")
-    config, _ = config_lib.parse(args, extra=cli._train_flags)
-    epoch = list(loop.train_input(config, 0, loop.steps_per_epoch(config)))
+    config, _ = cli.parse(args)
+    epoch = list(loop.train_input(config, 0, steps_per_epoch(config)))
     result = loop.train(config, str(tmp_path / "learn"), spe=len(epoch),
                         batches=lambda start: (epoch[i % len(epoch)] for i in range(start, 200)))
     losses = np.array(result.losses)

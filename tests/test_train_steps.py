@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from sfr_jax import parallel
-from sfr_jax.train import optim, state as state_lib, steps
+from sfr_jax.infer import model as model_lib
+from sfr_jax.infer import steps as infer_steps
+from sfr_jax.train import optim, steps
+from sfr_jax.train.run import state_shardings
 from train_fixtures import make_tiny_clip_dir, random_batch, tiny_config
 
 
@@ -19,13 +22,13 @@ def _np(tree):
 
 
 def _run(config, mesh, batches):
-    parts = state_lib.build(config)
+    parts = model_lib.build_parts(config)
     tx = optim.make_optimizer(config, steps_per_epoch=2)
     opt_state = tx.init(parts.trainable)
-    sh = steps.state_shardings(mesh, parts.trainable, opt_state, parts.frozen)
-    trainable = steps.place(parts.trainable, sh["trainable"])
-    opt_state = steps.place(opt_state, sh["opt_state"])
-    frozen = steps.place(parts.frozen, sh["frozen"])
+    sh = state_shardings(mesh, parts.trainable, opt_state, parts.frozen)
+    trainable = parallel.place(parts.trainable, sh["trainable"])
+    opt_state = parallel.place(opt_state, sh["opt_state"])
+    frozen = parallel.place(parts.frozen, sh["frozen"])
     frozen_before = _np(frozen)
     initial = _np(parts.trainable)  # (the placed copy is donated to the step)
     train_step = steps.make_train_step(parts, tx, config, mesh, sh)
@@ -81,18 +84,18 @@ def test_frozen_weights_get_no_gradient_work(clip_dir):
     """Cost analysis: the train step costs under 2.3x a forward (activation gradients through CLIP, weight
     gradients of the small trainable parts only), not the 3x that frozen-weight gradients would cost."""
     config = tiny_config(clip_dir)
-    parts = state_lib.build(config)
+    parts = model_lib.build_parts(config)
     mesh = parallel.make_mesh(devices=jax.devices()[:1])
     tx = optim.make_optimizer(config, 2)
     opt_state = tx.init(parts.trainable)
-    sh = steps.state_shardings(mesh, parts.trainable, opt_state, parts.frozen)
+    sh = state_shardings(mesh, parts.trainable, opt_state, parts.frozen)
     batch = parallel.host_to_global(random_batch(16), mesh)
     key = jax.random.key(0)
     train = steps.make_train_step(parts, tx, config, mesh, sh).lower(
         parts.trainable, opt_state, parts.frozen, batch, np.int32(0), key).compile()
 
     def forward(trainable, frozen, images):
-        images = steps.normalise(images, config.data.mean, config.data.std)
+        images = infer_steps.normalise(images, config.data.mean, config.data.std)
         return parts.merge(trainable, frozen)(images, tuple(parts.class_set.seen_ids))
 
     fwd = jax.jit(forward).lower(parts.trainable, parts.frozen, batch["image"]).compile()
@@ -113,13 +116,13 @@ def test_steps_normalise_uint8_images_on_the_device(clip_dir):
     eval step's logits equal the model's on images normalised by hand with numpy."""
     mean, std = (0.2, 0.5, 0.7), (0.25, 0.5, 0.3)  # per-channel values catch a channel-order mistake
     config = tiny_config(clip_dir, **{"data.mean": mean, "data.std": std})
-    parts = state_lib.build(config)
+    parts = model_lib.build_parts(config)
     mesh = parallel.make_mesh()
-    sh = steps.state_shardings(mesh, parts.trainable, None, parts.frozen)
+    sh = state_shardings(mesh, parts.trainable, None, parts.frozen)
     batch = random_batch(16, seed=3)
     ids = tuple(parts.class_set.ids("gzsl"))
-    text = {"gzsl": steps.make_text_features(parts, mesh, sh)(parts.trainable, parts.frozen, ids)}
-    eval_step = steps.make_eval_step(parts, mesh, sh, {"gzsl": ids}, mean, std)
+    text = {"gzsl": infer_steps.make_text_features(parts, mesh, sh)(parts.trainable, parts.frozen, ids)}
+    eval_step = infer_steps.make_eval_step(parts, mesh, sh, {"gzsl": ids}, mean, std)
     got = np.asarray(eval_step(parts.trainable, parts.frozen, parallel.host_to_global(batch, mesh)["image"],
                                text)["gzsl"])
     by_hand = (batch["image"].astype(np.float64) / 255.0 - np.array(mean)) / np.array(std)

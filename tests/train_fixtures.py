@@ -2,17 +2,18 @@
 import os
 
 import numpy as np
+from flax import nnx
+
+from sfr_jax.config import base_config
+from sfr_jax.data import prepare, synthetic
+from sfr_jax.models.clip import CLIP, CLIPConfig, TextConfig, VisionConfig
+from sfr_jax.models.rs import RSConfig
+from sfr_jax.models.store import flat_params, save_clip
+from sfr_jax.text.tokenizer import ClipTokenizer
 
 
 def make_tiny_clip_dir(path, seed=0):
     """A random tiny CLIP (width 32, 1 layer per tower, 32-px images) in our converted format."""
-    from flax import nnx
-
-    from sfr_jax.convert.store import flat_params, save_clip
-    from sfr_jax.models.clip import CLIP, CLIPConfig, TextConfig, VisionConfig
-    from sfr_jax.models.rs import RSConfig
-    from sfr_jax.text.tokenizer import ClipTokenizer
-
     if not os.path.exists(path):
         cfg = CLIPConfig(VisionConfig(32, 64, 1, 2, 32, 8), TextConfig(32, 64, 1, 2), 24)
         model = CLIP(cfg, RSConfig(enabled=False), rngs=nnx.Rngs(seed))
@@ -22,8 +23,6 @@ def make_tiny_clip_dir(path, seed=0):
 
 def tiny_config(clip_dir, data_dir="", **overrides):
     """demo.py's config shrunk further for tests; `overrides` are dotted keys."""
-    from sfr_jax.train.config import base_config
-
     c = base_config()
     c.name = "test"
     c.clip_dir = clip_dir
@@ -62,8 +61,6 @@ def random_batch(n, num_classes=17, size=32, seed=0):
 
 def make_synthetic_data(root, num_images=160, shard_size=16):
     """A prepared synthetic mini Sewer-ML at 32 px (train and test splits, several shards each)."""
-    from sfr_jax.data import prepare, synthetic
-
     raw, out = os.path.join(root, "raw"), os.path.join(root, "prepared")
     if not os.path.exists(out):
         synthetic.write(raw, num_images, seed=0, draw_size=64, save_size="draw")
@@ -79,7 +76,9 @@ def cli_args(clip_dir, data_dir, workdir, *extra):
             f"--config.clip_dir={clip_dir}", f"--config.data.dir={data_dir}", "--config.model.bottleneck_dim=8",
             "--config.model.head_hidden=16", "--config.model.gcn_hidden=8", "--config.train.global_batch=16",
             "--config.eval.global_batch=16", "--config.data.shuffle_buffer=64", "--config.train.log_every=1",
-            *extra]
+            # what configs/demo.py held before it became the demo's own config (64 px, its prompts file, ...)
+            "--config.seed=42", "--config.data.image_size=32", "--config.data.descriptions=",
+            "--config.data.augment=True", "--config.train.epochs=3", *extra]
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,22 +1,32 @@
-"""`sfr-jax convert-clip`: pretrained CLIP weights (Hugging Face folder or OpenAI-format file) -> our format."""
+"""`sfr-jax convert-clip`, `sfr-jax export` and `sfr-jax import`: CLIP weights in, trained models out and in."""
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
 
 import numpy as np
 
+from sfr_jax import cli
+from sfr_jax.convert import export
+from sfr_jax.convert import import_reference as imp
+from sfr_jax.convert.hf import load_hf_clip
+from sfr_jax.convert.openai import load_openai_clip
+from sfr_jax.errors import InputError, MissingInput
+from sfr_jax.infer.model import LoadedModel
+from sfr_jax.models.clip import interpolate_position_embedding
+from sfr_jax.models.store import save_clip
+from sfr_jax.text.tokenizer import ClipTokenizer
+from sfr_jax.train import workdir as workdir_lib
+
 POSITION_KEY = "vision_model.embeddings.position_embedding.embedding"
 
 
 def resize_image_size(config, flat, image_size: int):
     """Re-grid the vision position table for `image_size` (bicubic, class row kept) and update the config."""
-    from sfr_jax.models.clip import interpolate_position_embedding
     patch = config.vision.patch_size
-    if image_size % patch:
-        raise ValueError(f"--image-size {image_size} is not a multiple of the patch size {patch}")
+    if image_size <= 0 or image_size % patch:
+        raise InputError(f"--image-size {image_size} is not a positive multiple of the patch size {patch}")
     if image_size == config.vision.image_size:
         return config, flat
     grid = image_size // patch
@@ -27,15 +37,12 @@ def resize_image_size(config, flat, image_size: int):
 
 def read_any_clip(path: str, vision_heads=None, text_heads=None):
     """(config, flat CLIP params without adapters, tokenizer) from a HF folder or an OpenAI-format file."""
-    from sfr_jax.text.tokenizer import ClipTokenizer
     if os.path.isdir(path):
-        from sfr_jax.convert.hf import load_hf_clip
         config, flat = load_hf_clip(path)
         has_tok = any(os.path.isfile(os.path.join(path, f)) for f in ("tokenizer.json", "vocab.json"))
         tokenizer = ClipTokenizer.from_pretrained(path) if has_tok else ClipTokenizer.default()
         return config, flat, tokenizer
     if os.path.isfile(path):
-        from sfr_jax.convert.openai import load_openai_clip
         config, flat, rest = load_openai_clip(path, vision_heads=vision_heads, text_heads=text_heads)
         dropped = [k for k in flat if ".adapter." in k]
         if dropped or rest:
@@ -43,12 +50,13 @@ def read_any_clip(path: str, vision_heads=None, text_heads=None):
                   f"other tensors (use `sfr-jax import` for a trained SFR-Net)", file=sys.stderr)
         flat = {k: v for k, v in flat.items() if ".adapter." not in k}
         return config, flat, ClipTokenizer.default()
-    raise FileNotFoundError(f"--from {path}: no such file or folder")
+    raise MissingInput(f"--from {path}: no such file or folder")
 
 
+@cli.verb("sfr-jax convert-clip")
 def convert_clip_main(argv) -> int:
     """Convert a HF CLIPModel folder or an OpenAI .pt / reference .pth into our Orbax CLIP folder."""
-    ap = argparse.ArgumentParser(prog="sfr-jax convert-clip", description=__doc__)
+    ap = cli.parser("sfr-jax convert-clip", "Hugging Face / OpenAI CLIP weights -> our format")
     ap.add_argument("--from", dest="source", required=True,
                     help="Hugging Face CLIPModel folder, OpenAI .pt (TorchScript or state dict) or SFR-Net .pth")
     ap.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
@@ -56,88 +64,87 @@ def convert_clip_main(argv) -> int:
                     help="re-grid the position embeddings for this input size (default: the checkpoint's)")
     ap.add_argument("--vision-heads", type=int, default=None, help="OpenAI files only (default: width // 64)")
     ap.add_argument("--text-heads", type=int, default=None, help="OpenAI files only (default: width // 64)")
-    ap.add_argument("--overwrite", action="store_true")
+    cli.add_overwrite(ap)
     args = ap.parse_args(argv)
-    from sfr_jax.convert.store import save_clip
-    try:
-        config, flat, tokenizer = read_any_clip(args.source, args.vision_heads, args.text_heads)
-        if args.image_size:
-            config, flat = resize_image_size(config, flat, args.image_size)
-        out = save_clip(args.out, config, flat, tokenizer, overwrite=args.overwrite)
-    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as error:
-        print(f"sfr-jax convert-clip: {error}", file=sys.stderr)
-        return 1
+    config, flat, tokenizer = read_any_clip(args.source, args.vision_heads, args.text_heads)
+    if args.image_size:
+        config, flat = resize_image_size(config, flat, args.image_size)
+    out = save_clip(args.out, config, flat, tokenizer, overwrite=args.overwrite)
     v, t = config.vision, config.text
     print(f"wrote {out}: ViT {v.hidden_size}w x{v.num_hidden_layers} patch {v.patch_size} @ {v.image_size}px, "
           f"text {t.hidden_size}w x{t.num_hidden_layers}, embed {config.projection_dim}")
     return 0
 
 
-# ---------------------------------------------------------------- export / import (EXPORT helper)
+def add_checkpoint_options(ap) -> None:
+    """Options that say how to read a checkpoint without a sidecar (the reference's own .pth files)."""
+    ap.add_argument("--bare-reference", action="store_true",
+                    help="read a .pth without sidecar as a reference SFR-Net checkpoint (Sewer-ML classes, our "
+                         "descriptions unless --descriptions, OpenAI's vocabulary unless --tokenizer)")
+    ap.add_argument("--tokenizer", default=None, help="with --bare-reference: tokenizer folder or bpe .txt.gz")
+    ap.add_argument("--descriptions", default=None, help="with --bare-reference: one description per line")
 
-def _load_source(args):
-    """The model named by --workdir [--step/--best] or --checkpoint (see sfr_jax.convert.import_reference)."""
-    from sfr_jax.convert import import_reference as imp
+
+def load_model(args) -> LoadedModel:
+    """The model named by --workdir [--step/--best] or --checkpoint [--bare-reference ...]."""
     if getattr(args, "checkpoint", None):
-        return imp.load_checkpoint(args.checkpoint, tokenizer=args.tokenizer, descriptions=args.descriptions)
-    return imp.load_workdir(args.workdir, step=args.step, best=args.best)
+        if args.step is not None or args.best:
+            raise InputError("--step / --best select a step of a --workdir; a --checkpoint has one model")
+        loaded = imp.load_checkpoint(args.checkpoint, tokenizer=args.tokenizer, descriptions=args.descriptions,
+                                     bare_reference=args.bare_reference)
+        if loaded.provenance.get("read_as") == "bare reference":
+            print(f"note: {args.checkpoint} read as a bare reference checkpoint (no sidecar): "
+                  f"{loaded.class_set.name} classes", file=sys.stderr)
+        return loaded
+    return workdir_lib.load_model(args.workdir, step=args.step, best=args.best)
 
 
+@cli.verb("sfr-jax export")
 def export_main(argv) -> int:
     """`sfr-jax export`: a saved step -> PyTorch, in the reference SFR-Net's layout or Hugging Face's."""
-    ap = argparse.ArgumentParser(
-        prog="sfr-jax export",
-        description="Write a trained SFR-Net for PyTorch. reference layout: one state_dict that the reference "
-                    "SFR-Net loads with strict=True (and sfr_jax/convert/torch_model.py runs), plus FILE.json. "
-                    "hf layout: a folder with a transformers CLIPModel, sfr_extras.safetensors (adapters, head, "
-                    "GCN), sfr.json, classes.yaml and the tokenizer.")
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--workdir", help="training (or imported) workdir")
-    src.add_argument("--checkpoint", help="re-export a PyTorch checkpoint (.pth, export, hf folder)")
-    which = ap.add_mutually_exclusive_group()
-    which.add_argument("--step", type=int, default=None, help="saved step (default: the newest readable one)")
-    which.add_argument("--best", action="store_true", help="the best step by the run's train.best_metric")
+    ap = cli.parser(
+        "sfr-jax export",
+        "Write a trained SFR-Net for PyTorch. reference layout: one state_dict that the reference "
+        "SFR-Net loads with strict=True (and sfr_jax/convert/torch_model.py runs), plus FILE.json. "
+        "hf layout: a folder with a transformers CLIPModel, sfr_extras.safetensors (adapters, head, "
+        "GCN), sfr.json, classes.yaml and the tokenizer.")
+    cli.add_model_source(ap)
     ap.add_argument("--to", required=True, help="FILE.pth | FILE.safetensors (reference layout) or a folder (hf)")
     ap.add_argument("--layout", choices=("reference", "hf"), default="reference")
     ap.add_argument("--recompute-adjacency", action="store_true",
                     help="store GR's adjacency recomputed with the trained text encoder (the reference's evaluation)")
-    ap.add_argument("--tokenizer", default=None, help="with --checkpoint: tokenizer folder or bpe .txt.gz")
-    ap.add_argument("--descriptions", default=None, help="with a bare reference .pth: one description per line")
-    ap.add_argument("--overwrite", action="store_true")
+    add_checkpoint_options(ap)
+    cli.add_overwrite(ap)
     args = ap.parse_args(argv)
-    from sfr_jax.convert import export
-    try:
-        if args.layout == "reference" and not args.to.endswith((".pth", ".pt", ".safetensors")):
-            raise ValueError(f"--to {args.to}: the reference layout is a .pth or .safetensors file")
-        if args.layout == "hf" and args.to.endswith((".pth", ".pt", ".safetensors")):
-            raise ValueError(f"--to {args.to}: the hf layout is a folder; name one without a file extension")
-        if args.layout == "reference" and os.path.exists(args.to) and not args.overwrite:
-            raise FileExistsError(f"{args.to} exists; choose another --to or pass --overwrite")
-        loaded = _load_source(args)
-        if args.recompute_adjacency and loaded.model.adjacency is not None:
-            phrases = loaded.tokenizer.encode(list(loaded.class_set.phrases))
-            loaded.model.refresh_adjacency(phrases)
-            loaded.provenance["adjacency"] = "recomputed with the trained text encoder"
-        kw = dict(normalization=(loaded.mean, loaded.std), provenance=loaded.provenance)
-        if args.layout == "reference":
-            path, meta = export.export_reference(loaded.model, loaded.class_set, args.to, loaded.tokenizer, **kw)
-            print(f"wrote {path} and {meta}")
-        else:
-            out = export.export_hf(loaded.model, loaded.class_set, args.to, loaded.tokenizer,
-                                   overwrite=args.overwrite, **kw)
-            print(f"wrote {out}")
-    except (FileNotFoundError, FileExistsError, KeyError, ValueError, RuntimeError) as error:
-        print(f"sfr-jax export: {error}", file=sys.stderr)
-        return 1
+    if args.layout == "reference":  # refuse before the (long) load
+        if not args.to.endswith(export.WEIGHT_SUFFIXES):
+            raise InputError(f"--to {args.to}: the reference layout is a .pth or .safetensors file (.pt also works)")
+        export.check_new_outputs([args.to, export.sidecar_path(args.to)], args.overwrite)
+    else:
+        if args.to.endswith(export.WEIGHT_SUFFIXES):
+            raise InputError(f"--to {args.to}: the hf layout is a folder; name one without a file extension")
+        export.check_new_outputs([args.to], args.overwrite)
+    loaded = load_model(args)
+    if args.recompute_adjacency and loaded.model.adjacency is not None:
+        loaded.model.refresh_adjacency(loaded.tokenizer.encode(list(loaded.class_set.phrases)))
+        loaded.provenance["adjacency"] = "recomputed with the trained text encoder"
+    kw = dict(normalization=(loaded.mean, loaded.std), provenance=loaded.provenance, overwrite=args.overwrite)
+    if args.layout == "reference":
+        path, meta = export.export_reference(loaded.model, loaded.class_set, args.to, loaded.tokenizer, **kw)
+        print(f"wrote {path} and {meta}")
+    else:
+        print(f"wrote {export.export_hf(loaded.model, loaded.class_set, args.to, loaded.tokenizer, **kw)}")
     return 0
 
 
+@cli.verb("sfr-jax import")
 def import_main(argv) -> int:
     """`sfr-jax import`: a reference SFR-Net .pth (or one of our exports) -> a workdir at step 0."""
-    ap = argparse.ArgumentParser(
-        prog="sfr-jax import",
-        description="Turn the reference's released checkpoints (e.g. sewerml_best.pth) or our exports into a "
-                    "workdir that `sfr-jax eval`, `predict --workdir`, `export --workdir` and `train` accept.")
+    ap = cli.parser(
+        "sfr-jax import",
+        "Turn the reference's released checkpoints (e.g. sewerml_best.pth) or our exports into a workdir that "
+        "`sfr-jax eval`, `predict --workdir`, `export --workdir` and `train` accept. A .pth without sidecar is "
+        "read as a reference checkpoint.")
     ap.add_argument("--from", dest="source", required=True, help="reference .pth, export .pth/.safetensors or hf folder")
     ap.add_argument("--out", required=True, help="the workdir to create")
     ap.add_argument("--tokenizer", default=None,
@@ -152,19 +159,16 @@ def import_main(argv) -> int:
                          "differ near the 0.85 threshold), 'frozen' = adapters off (what it trained with), or a "
                          ".npy file with the normalised [C, C] matrix to use as is")
     ap.add_argument("--data-dir", default=None, help="prepared data folder recorded in the workdir's config")
-    ap.add_argument("--overwrite", action="store_true")
+    cli.add_overwrite(ap)
     args = ap.parse_args(argv)
-    from sfr_jax.convert import import_reference as imp
-    try:
-        if os.path.exists(args.out) and not args.overwrite:
-            raise FileExistsError(f"{args.out} exists; choose another --out or pass --overwrite")
-        loaded = imp.load_checkpoint(args.source, tokenizer=args.tokenizer, class_set=args.classes,
-                                     descriptions=args.descriptions, adjacency=args.adjacency)
-        out = imp.write_workdir(loaded, args.out, data_dir=args.data_dir, overwrite=args.overwrite,
-                                source=args.source)
-    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as error:
-        print(f"sfr-jax import: {error}", file=sys.stderr)
-        return 1
+    export.check_new_outputs([args.out], args.overwrite, "--out")
+    loaded = imp.load_checkpoint(args.source, tokenizer=args.tokenizer, class_set=args.classes,
+                                 descriptions=args.descriptions, adjacency=args.adjacency, bare_reference=True)
+    if loaded.provenance.get("read_as") == "bare reference":
+        print(f"import: {args.source} has no sidecar: read as a reference SFR-Net checkpoint "
+              f"({loaded.class_set.name} classes)", file=sys.stderr)
+    out = imp.write_workdir(loaded, args.out, data_dir=args.data_dir, overwrite=args.overwrite,
+                            source=args.source)
     print(f"wrote {out}: {loaded.class_set.num_classes} classes ({len(loaded.class_set.seen_ids)} seen), "
           f"{loaded.image_size}px; try `sfr-jax eval --workdir {out} --data-dir DATA`")
     return 0

@@ -1,4 +1,4 @@
-"""Hugging Face CLIPModel <-> our parameter names (flat {dotted.name: np.ndarray}).
+"""Hugging Face CLIPModel <-> our parameter names (flat {dotted.name: np.ndarray}), by the table `names.HF`.
 
 Our names are HF's with Flax leaf names: Linear/Conv `weight` -> `kernel` (transposed to [in, out] /
 [kh, kw, in, out]), LayerNorm `weight` -> `scale`, Embedding `weight` -> `embedding`.
@@ -7,81 +7,36 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import struct
 from typing import Dict, Mapping, Tuple
 
 import numpy as np
 
+from sfr_jax.convert.names import HF
+from sfr_jax.errors import MissingInput, UnknownNames
 from sfr_jax.models.clip import CLIPConfig
+from sfr_jax.models.store import check_params, expected_shapes
 
-_LAYER_NORM = re.compile(r"(layer_norm1|layer_norm2|pre_layrnorm|post_layernorm|final_layer_norm)\.(weight|bias)$")
-_EMBEDDING = re.compile(r"(token_embedding|position_embedding)\.weight$")
-_CONV = re.compile(r"patch_embedding\.weight$")
-_LINEAR = re.compile(r"((?:q|k|v|out)_proj|fc1|fc2|visual_projection|text_projection|adapter\.(?:down|up))\.(weight|bias)$")
-# Buffers some HF checkpoints carry; they hold no learned values.
-_HF_IGNORED = re.compile(r"(vision_model|text_model)\.embeddings\.position_ids$")
+_KINDS = {"T": "linear", "conv": "conv", "": "plain"}
 
 
 def hf_name_to_ours(name: str) -> Tuple[str, str]:
-    """(our name, kind) for an HF parameter name; kind says how to transform the tensor."""
-    if _CONV.search(name):
-        return name[: -len("weight")] + "kernel", "conv"
-    if _EMBEDDING.search(name):
-        return name[: -len("weight")] + "embedding", "plain"
-    if _LAYER_NORM.search(name):
-        return (name[: -len("weight")] + "scale", "plain") if name.endswith("weight") else (name, "plain")
-    if _LINEAR.search(name):
-        return (name[: -len("weight")] + "kernel", "linear") if name.endswith("weight") else (name, "plain")
-    if name in ("logit_scale",) or name.endswith("embeddings.class_embedding"):
-        return name, "plain"
-    raise KeyError(name)
-
-
-def _to_ours(kind: str, x: np.ndarray) -> np.ndarray:
-    if kind == "conv":  # [out, in, kh, kw] -> [kh, kw, in, out]
-        return np.ascontiguousarray(np.transpose(x, (2, 3, 1, 0)))
-    if kind == "linear":  # [out, in] -> [in, out]
-        return np.ascontiguousarray(x.T)
-    return x
-
-
-def _to_hf(kind: str, x: np.ndarray) -> np.ndarray:
-    if kind == "conv":
-        return np.ascontiguousarray(np.transpose(x, (3, 2, 0, 1)))
-    if kind == "linear":
-        return np.ascontiguousarray(x.T)
-    return x
+    """(our name, kind: 'linear' | 'conv' | 'plain') of one HF parameter name."""
+    found = HF.rule_for_theirs(name)
+    if found is None:
+        raise UnknownNames(f"no rule for the Hugging Face name {name!r}")
+    rule, values = found
+    return rule.ours.format(**values), _KINDS[rule.transform]
 
 
 def hf_to_ours(state: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """HF CLIPModel state dict (numpy) -> our flat names. Unknown keys are an error naming them."""
-    out, unknown = {}, []
-    for name, value in state.items():
-        if _HF_IGNORED.search(name):
-            continue
-        try:
-            ours, kind = hf_name_to_ours(name)
-        except KeyError:
-            unknown.append(name)
-            continue
-        out[ours] = _to_ours(kind, np.asarray(value, np.float32))
-    if unknown:
-        raise KeyError(f"unexpected tensors in the Hugging Face CLIP state: {unknown}")
-    return out
+    """HF CLIPModel state dict (numpy) -> our flat names, fp32. Unknown keys are an error naming them."""
+    return {k: np.asarray(v, np.float32) for k, v in HF.to_ours(state).items()}
 
 
 def ours_to_hf(flat: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
     """Inverse of hf_to_ours: our flat names -> HF CLIPModel names and layouts."""
-    out = {}
-    for name, value in flat.items():
-        hf = re.sub(r"\.kernel$", ".weight", name)
-        hf = re.sub(r"\.scale$", ".weight", hf)
-        hf = re.sub(r"\.embedding$", ".weight", hf)
-        ours_again, kind = hf_name_to_ours(hf)
-        if ours_again != name:
-            raise KeyError(f"no Hugging Face name for {name!r}")
-        out[hf] = _to_hf(kind, np.asarray(value))
-    return out
+    return HF.to_theirs(flat)
 
 
 def read_hf_state(folder: str) -> Dict[str, np.ndarray]:
@@ -102,9 +57,9 @@ def read_hf_state(folder: str) -> Dict[str, np.ndarray]:
         return state
     if os.path.isfile(binary):
         import torch  # only the pickle format needs torch
-        sd = torch.load(binary, map_location="cpu", weights_only=True)
+        sd = torch.load(binary, map_location="cpu", weights_only=True)  # a weights-only pickle runs no code
         return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in sd.items()}
-    raise FileNotFoundError(f"no model.safetensors, model.safetensors.index.json or pytorch_model.bin in {folder}")
+    raise MissingInput(f"no model.safetensors, model.safetensors.index.json or pytorch_model.bin in {folder}")
 
 
 def _safetensors_numpy(path, load_file):
@@ -117,7 +72,6 @@ def _safetensors_numpy(path, load_file):
 
 
 def _read_bf16_safetensors(path):
-    import struct
     with open(path, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(n))
@@ -139,9 +93,11 @@ def _read_bf16_safetensors(path):
 
 def load_hf_clip(folder: str) -> Tuple[CLIPConfig, Dict[str, np.ndarray]]:
     """A HF CLIPModel folder -> (our config, our flat parameters, validated strictly against the config)."""
-    from sfr_jax.convert.store import check_params
     config = CLIPConfig.from_hf(folder)
     state = read_hf_state(folder)
-    flat = hf_to_ours(state)
-    check_params(flat, config, source=folder)
+    try:
+        flat = hf_to_ours(state)
+    except UnknownNames as error:
+        raise UnknownNames(f"{folder}: {error}") from None
+    check_params(flat, expected_shapes(config), source=folder)
     return config, flat

@@ -6,60 +6,18 @@ optionally behind DataParallel's `module.`). Attention there is fused: `in_proj_
 """
 from __future__ import annotations
 
+import os
 import re
 from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from sfr_jax.convert import names
+from sfr_jax.convert.names import OPENAI
+from sfr_jax.cli import one_line
+from sfr_jax.errors import InputError, MissingInput, UnknownNames
 from sfr_jax.models.clip import CLIPConfig, TextConfig, VisionConfig
-
-# Non-tensor entries of OpenAI's TorchScript archives.
-_OPENAI_IGNORED = ("input_resolution", "context_length", "vocab_size")
-
-_BLOCK = re.compile(r"^(visual\.transformer|transformer)\.resblocks\.(\d+)\.(?:original_block\.)?(.+)$")
-_ADAPTER = re.compile(r"^(visual\.transformer|transformer)\.resblocks\.(\d+)\.adapter\.(down_project|up_project)\.(weight|bias)$")
-
-# OpenAI block-local name -> (our block-local name, transform)
-_BLOCK_MAP = {
-    "attn.out_proj.weight": ("self_attn.out_proj.kernel", "T"),
-    "attn.out_proj.bias": ("self_attn.out_proj.bias", ""),
-    "ln_1.weight": ("layer_norm1.scale", ""),
-    "ln_1.bias": ("layer_norm1.bias", ""),
-    "ln_2.weight": ("layer_norm2.scale", ""),
-    "ln_2.bias": ("layer_norm2.bias", ""),
-    "mlp.c_fc.weight": ("mlp.fc1.kernel", "T"),
-    "mlp.c_fc.bias": ("mlp.fc1.bias", ""),
-    "mlp.c_proj.weight": ("mlp.fc2.kernel", "T"),
-    "mlp.c_proj.bias": ("mlp.fc2.bias", ""),
-}
-# OpenAI top-level name -> (our name, transform); `proj` matrices are used as x @ proj, i.e. already [in, out].
-_TOP_MAP = {
-    "visual.conv1.weight": ("vision_model.embeddings.patch_embedding.kernel", "conv"),
-    "visual.class_embedding": ("vision_model.embeddings.class_embedding", ""),
-    "visual.positional_embedding": ("vision_model.embeddings.position_embedding.embedding", ""),
-    "visual.ln_pre.weight": ("vision_model.pre_layrnorm.scale", ""),
-    "visual.ln_pre.bias": ("vision_model.pre_layrnorm.bias", ""),
-    "visual.ln_post.weight": ("vision_model.post_layernorm.scale", ""),
-    "visual.ln_post.bias": ("vision_model.post_layernorm.bias", ""),
-    "visual.proj": ("visual_projection.kernel", ""),
-    "token_embedding.weight": ("text_model.embeddings.token_embedding.embedding", ""),
-    "positional_embedding": ("text_model.embeddings.position_embedding.embedding", ""),
-    "ln_final.weight": ("text_model.final_layer_norm.scale", ""),
-    "ln_final.bias": ("text_model.final_layer_norm.bias", ""),
-    "text_projection": ("text_projection.kernel", ""),
-    "logit_scale": ("logit_scale", ""),
-}
-_TOWER = {"visual.transformer": "vision_model.encoder.layers", "transformer": "text_model.encoder.layers"}
-_ADAPTER_PART = {"down_project": "down", "up_project": "up"}
-
-
-def _apply(kind: str, x: np.ndarray) -> np.ndarray:
-    if kind == "T":
-        return np.ascontiguousarray(x.T)
-    if kind == "conv":  # [out, in, kh, kw] -> [kh, kw, in, out]
-        return np.ascontiguousarray(np.transpose(x, (2, 3, 1, 0)))
-    return x
-
+from sfr_jax.models.store import check_params, expected_shapes
 
 def strip_prefixes(state: Mapping[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
     """Drop `module.`; split a reference SFR-Net state into (CLIP part without `clip_model.`, the rest)."""
@@ -72,86 +30,16 @@ def strip_prefixes(state: Mapping[str, np.ndarray]) -> Tuple[Dict[str, np.ndarra
 
 
 def openai_to_ours(state: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """OpenAI CLIP names (no prefixes) -> our flat names; fused q/k/v split. Unknown keys raise, naming them."""
-    out, unknown = {}, []
-    for name, value in state.items():
-        if name in _OPENAI_IGNORED:
-            continue
-        x = np.asarray(value, np.float32)
-        if name in _TOP_MAP:
-            ours, kind = _TOP_MAP[name]
-            out[ours] = _apply(kind, x)
-            continue
-        m = _ADAPTER.match(name)
-        if m:
-            tower, i, part, leaf = m.groups()
-            out[f"{_TOWER[tower]}.{i}.adapter.{_ADAPTER_PART[part]}.{'kernel' if leaf == 'weight' else 'bias'}"] = \
-                _apply("T" if leaf == "weight" else "", x)
-            continue
-        m = _BLOCK.match(name)
-        if m:
-            tower, i, local = m.groups()
-            prefix = f"{_TOWER[tower]}.{i}"
-            if local in ("attn.in_proj_weight", "attn.in_proj_bias"):
-                if x.shape[0] % 3:
-                    raise ValueError(f"{name}: first dimension {x.shape[0]} is not 3 x width")
-                leaf = "kernel" if local.endswith("weight") else "bias"
-                for proj, part in zip(("q_proj", "k_proj", "v_proj"), np.split(x, 3, axis=0)):
-                    out[f"{prefix}.self_attn.{proj}.{leaf}"] = _apply("T" if leaf == "kernel" else "", part)
-                continue
-            if local in _BLOCK_MAP:
-                ours, kind = _BLOCK_MAP[local]
-                out[f"{prefix}.{ours}"] = _apply(kind, x)
-                continue
-        unknown.append(name)
-    if unknown:
-        raise KeyError(f"unexpected tensors in the OpenAI-format CLIP state: {unknown}")
-    return out
+    """OpenAI CLIP names (no prefixes; the reference's `original_block.` allowed) -> our flat names, fp32."""
+    flat = OPENAI.to_ours(names.unwrap_reference(dict(state)))
+    return {k: np.asarray(v, np.float32) for k, v in flat.items()}
 
 
 def ours_to_openai(flat: Mapping[str, np.ndarray], *, reference_layout: bool = False) -> Dict[str, np.ndarray]:
     """Inverse of openai_to_ours (q/k/v fused back). With reference_layout, blocks that carry an adapter are
     written as the reference's RSBlockWrapper (`resblocks.N.original_block.*`, `resblocks.N.adapter.*`)."""
-    top = {ours: (oa, kind) for oa, (ours, kind) in _TOP_MAP.items()}
-    block = {ours: (oa, kind) for oa, (ours, kind) in _BLOCK_MAP.items()}
-    towers = {v: k for k, v in _TOWER.items()}
-    layer = re.compile(r"^(vision_model\.encoder\.layers|text_model\.encoder\.layers)\.(\d+)\.(.+)$")
-    adapted = {(m.group(1), m.group(2)) for m in map(layer.match, flat) if m and m.group(3).startswith("adapter.")}
-    out, qkv, unknown = {}, {}, []
-    for name, value in flat.items():
-        x = np.asarray(value)
-        if name in top:
-            oa, kind = top[name]
-            out[oa] = np.ascontiguousarray(np.transpose(x, (3, 2, 0, 1))) if kind == "conv" else x
-            continue
-        m = layer.match(name)
-        if not m:
-            unknown.append(name)
-            continue
-        tower, i, local = m.groups()
-        base = f"{towers[tower]}.resblocks.{i}."
-        wrapped = base + ("original_block." if reference_layout and (tower, i) in adapted else "")
-        am = re.match(r"^adapter\.(down|up)\.(kernel|bias)$", local)
-        qm = re.match(r"^self_attn\.(q|k|v)_proj\.(kernel|bias)$", local)
-        if am:
-            part = {"down": "down_project", "up": "up_project"}[am.group(1)]
-            out[f"{base}adapter.{part}.{'weight' if am.group(2) == 'kernel' else 'bias'}"] = \
-                np.ascontiguousarray(x.T) if am.group(2) == "kernel" else x
-        elif qm:
-            qkv.setdefault((wrapped, qm.group(2)), {})[qm.group(1)] = x.T if qm.group(2) == "kernel" else x
-        elif local in block:
-            oa, kind = block[local]
-            out[wrapped + oa] = np.ascontiguousarray(x.T) if kind == "T" else x
-        else:
-            unknown.append(name)
-    for (wrapped, leaf), parts in qkv.items():
-        if set(parts) != {"q", "k", "v"}:
-            raise KeyError(f"{wrapped}: q/k/v {leaf} incomplete, have {sorted(parts)}")
-        fused = np.concatenate([parts["q"], parts["k"], parts["v"]], axis=0)
-        out[wrapped + ("attn.in_proj_weight" if leaf == "kernel" else "attn.in_proj_bias")] = np.ascontiguousarray(fused)
-    if unknown:
-        raise KeyError(f"no OpenAI name for: {unknown}")
-    return out
+    state = OPENAI.to_theirs(flat)
+    return names.wrap_reference(state) if reference_layout else state
 
 
 def infer_config(state: Mapping[str, np.ndarray], *, vision_heads: Optional[int] = None,
@@ -159,7 +47,7 @@ def infer_config(state: Mapping[str, np.ndarray], *, vision_heads: Optional[int]
     """CLIP shape from an OpenAI-format state (no prefixes); heads default to width // 64 as OpenAI's build_model."""
     def need(key):
         if key not in state:
-            raise KeyError(f"OpenAI-format CLIP state lacks {key!r} (is it a ViT CLIP?)")
+            raise UnknownNames(f"OpenAI-format CLIP state lacks {key!r} (is it a ViT CLIP?)")
         return np.shape(state[key])
 
     def count(prefix):
@@ -172,7 +60,7 @@ def infer_config(state: Mapping[str, np.ndarray], *, vision_heads: Optional[int]
     fc_key = lambda tower: next((k for k in state if re.match(tower + r"\.resblocks\.0\.(original_block\.)?mlp\.c_fc\.weight$", k)), None)
     vfc, tfc = fc_key(r"visual\.transformer"), fc_key(r"transformer")
     if vfc is None or tfc is None:
-        raise KeyError("OpenAI-format CLIP state lacks resblocks.0 mlp.c_fc.weight in a tower")
+        raise UnknownNames("OpenAI-format CLIP state lacks resblocks.0 mlp.c_fc.weight in a tower")
     vision = VisionConfig(hidden_size=vw, intermediate_size=np.shape(state[vfc])[0],
                           num_hidden_layers=count(r"visual\.transformer"), num_attention_heads=vision_heads or vw // 64,
                           image_size=grid * patch, patch_size=patch)
@@ -183,16 +71,26 @@ def infer_config(state: Mapping[str, np.ndarray], *, vision_heads: Optional[int]
 
 
 def read_torch_state(path: str) -> Dict[str, np.ndarray]:
-    """Tensors of a PyTorch file: a TorchScript archive (OpenAI's .pt) or a pickled state dict (.pth/.pt)."""
+    """Tensors of a PyTorch file: a TorchScript archive (OpenAI's .pt: loaded as TorchScript, which runs no
+    pickled Python) or a state dict saved with torch.save (.pth/.pt: loaded with weights_only=True, so a
+    file cannot run code). Anything else is an InputError naming the file."""
     import torch
+
+    if not os.path.isfile(path):
+        raise MissingInput(f"checkpoint {path}: no such file")
     try:
         obj = torch.jit.load(path, map_location="cpu").state_dict()
-    except (RuntimeError, ValueError):
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # not TorchScript: try a weights-only pickle
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            first = one_line(str(error)).split(";")[0][:200]
+            raise InputError(f"{path} is not a PyTorch checkpoint that can be read safely (TorchScript or a "
+                             f"weights-only torch.save file): {type(error).__name__}: {first}") from None
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{path} holds a {type(obj).__name__}, not a state dict")
+        raise InputError(f"{path} holds a {type(obj).__name__}, not a state dict")
     out = {}
     for k, v in obj.items():
         if hasattr(v, "detach"):
@@ -207,16 +105,17 @@ def load_openai_clip(source, *, config: Optional[CLIPConfig] = None, vision_head
                      text_heads: Optional[int] = None):
     """An OpenAI .pt / reference SFR-Net .pth (path or state dict) -> (config, flat CLIP params incl. adapters,
     the non-CLIP rest such as `mlp.*`, `gcn_corrector.*`). Strict: missing/unexpected/mis-shaped tensors raise."""
-    from sfr_jax.convert.store import check_params
-
     where = source if isinstance(source, str) else "state dict"
     state = read_torch_state(source) if isinstance(source, str) else {k: np.asarray(v) for k, v in source.items()}
     clip_state, rest = strip_prefixes(state)
-    config = config or infer_config(clip_state, vision_heads=vision_heads, text_heads=text_heads)
-    flat = openai_to_ours(clip_state)
+    try:
+        config = config or infer_config(clip_state, vision_heads=vision_heads, text_heads=text_heads)
+        flat = openai_to_ours(clip_state)
+    except UnknownNames as error:
+        raise UnknownNames(f"{where}: {error}") from None
     base = {k: v for k, v in flat.items() if ".adapter." not in k}
     adapters = {k: v for k, v in flat.items() if ".adapter." in k}
-    check_params(base, config, source=where)
+    check_params(base, expected_shapes(config), source=where)
     if adapters:
         check_adapters(adapters, config, where)
     return config, flat, rest
@@ -259,5 +158,5 @@ def check_adapters(adapters: Mapping[str, np.ndarray], config: CLIPConfig, sourc
     if len(bottlenecks) > 1:
         problems.append(f"adapters disagree on the bottleneck width: {sorted(bottlenecks)}")
     if problems:
-        raise ValueError(f"{source}: adapter tensors do not fit the CLIP config: " + "; ".join(problems))
+        raise InputError(f"{source}: adapter tensors do not fit the CLIP config: " + "; ".join(problems))
     return bottlenecks.pop() if bottlenecks else 0

@@ -1,4 +1,5 @@
-"""A small PyTorch SFR-Net for inference, depending on torch only (copy this one file to deploy without JAX).
+"""A small PyTorch SFR-Net for inference that needs torch and numpy, not JAX (with sfr_jax installed, it imports
+only the plain-Python name tables and sidecar reader of sfr_jax.convert).
 
 It loads what `sfr-jax export --layout reference` writes: a state_dict in the reference PyTorch SFR-Net's
 key layout (OpenAI CLIP names under `clip_model.`, adapters in `resblocks.N.adapter`, `mlp.*`, `gcn_corrector.*`)
@@ -10,21 +11,17 @@ and the JSON sidecar next to it (model shape, classes, their token ids, the GR a
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-SIDECAR_FORMAT = "sfr-jax-export/1"
-
-
-def sidecar_path(checkpoint: str) -> str:
-    """The sidecar that goes with an exported checkpoint: same path, extension .json."""
-    return os.path.splitext(checkpoint)[0] + ".json"
+from sfr_jax.convert import names
+from sfr_jax.convert.sidecar import read_sidecar, sidecar_path
 
 
 def _act(name: str):
@@ -282,15 +279,7 @@ class SFRNetTorch(nn.Module):
     @classmethod
     def from_export(cls, checkpoint: str, sidecar: Optional[str] = None, *, strict: bool = True) -> "SFRNetTorch":
         """Build from an exported reference-layout checkpoint (.pth or .safetensors) and its JSON sidecar."""
-        sidecar = sidecar or sidecar_path(checkpoint)
-        if not os.path.isfile(sidecar):
-            raise FileNotFoundError(f"sidecar {sidecar} not found (written by `sfr-jax export` next to {checkpoint})")
-        with open(sidecar) as f:
-            meta = json.load(f)
-        if meta.get("format") != SIDECAR_FORMAT:
-            raise ValueError(f"{sidecar}: format {meta.get('format')!r}, expected {SIDECAR_FORMAT!r}")
-        if meta.get("layout") != "reference":
-            raise ValueError(f"{sidecar}: layout {meta.get('layout')!r}; this module reads the 'reference' layout")
+        meta = read_sidecar(sidecar or sidecar_path(checkpoint), layout="reference")
         model = cls(meta).eval()
         model.load_state_dict(load_state_dict(checkpoint), strict=strict)
         return model
@@ -298,13 +287,9 @@ class SFRNetTorch(nn.Module):
     @classmethod
     def from_hf_export(cls, folder: str, *, strict: bool = True) -> "SFRNetTorch":
         """Build from an `sfr-jax export --layout hf` folder (needs the `safetensors` package)."""
-        from safetensors.torch import load_file
+        from safetensors.numpy import load_file
 
-        meta = os.path.join(folder, "sfr.json")
-        if not os.path.isfile(meta):
-            raise FileNotFoundError(f"{meta} not found: is {folder} an `sfr-jax export --layout hf` folder?")
-        with open(meta) as f:
-            side = json.load(f)
+        side = read_sidecar(os.path.join(folder, "sfr.json"), layout="hf")
         state = hf_to_reference(load_file(os.path.join(folder, "model.safetensors")),
                                 load_file(os.path.join(folder, "sfr_extras.safetensors")))
         model = cls(side).eval()
@@ -361,65 +346,9 @@ def load_state_dict(path: str) -> dict:
     return {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
-_HF_TOP = {
-    "vision_model.embeddings.patch_embedding.weight": "visual.conv1.weight",
-    "vision_model.embeddings.class_embedding": "visual.class_embedding",
-    "vision_model.embeddings.position_embedding.weight": "visual.positional_embedding",
-    "vision_model.pre_layrnorm.weight": "visual.ln_pre.weight", "vision_model.pre_layrnorm.bias": "visual.ln_pre.bias",
-    "vision_model.post_layernorm.weight": "visual.ln_post.weight",
-    "vision_model.post_layernorm.bias": "visual.ln_post.bias",
-    "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
-    "text_model.embeddings.position_embedding.weight": "positional_embedding",
-    "text_model.final_layer_norm.weight": "ln_final.weight", "text_model.final_layer_norm.bias": "ln_final.bias",
-    "logit_scale": "logit_scale",
-}
-_HF_BLOCK = {"self_attn.out_proj": "attn.out_proj", "layer_norm1": "ln_1", "layer_norm2": "ln_2",
-             "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
-
-
 def hf_to_reference(clip_state: dict, extras: dict) -> dict:
-    """A transformers CLIPModel state + our sfr_extras -> the reference layout this module loads."""
-    import re
-
-    towers = {"vision_model": "visual.transformer", "text_model": "transformer"}
-    adapted = {(m.group(1), m.group(2)) for m in (re.match(r"^(\w+)\.encoder\.layers\.(\d+)\.adapter\.", k)
-                                                  for k in extras) if m}
-    out, qkv = {}, {}
-    for name, x in clip_state.items():
-        if name.endswith("position_ids"):
-            continue
-        if name in _HF_TOP:
-            out[_HF_TOP[name]] = x
-        elif name in ("visual_projection.weight", "text_projection.weight"):
-            out["visual.proj" if name.startswith("visual") else "text_projection"] = x.T.contiguous()
-        else:
-            m = re.match(r"^(vision_model|text_model)\.encoder\.layers\.(\d+)\.(.+)\.(weight|bias)$", name)
-            if not m:
-                raise KeyError(f"unexpected tensor {name!r} in the CLIP state")
-            tower, i, local, leaf = m.groups()
-            prefix = f"{towers[tower]}.resblocks.{i}." + ("original_block." if (tower, i) in adapted else "")
-            q = re.match(r"^self_attn\.([qkv])_proj$", local)
-            if q:
-                qkv.setdefault((prefix, leaf), {})[q.group(1)] = x
-            elif local in _HF_BLOCK:
-                out[f"{prefix}{_HF_BLOCK[local]}.{leaf}"] = x
-            else:
-                raise KeyError(f"unexpected tensor {name!r} in the CLIP state")
-    for (prefix, leaf), parts in qkv.items():
-        out[f"{prefix}attn.in_proj_{leaf}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
-    out = {f"clip_model.{k}": v for k, v in out.items()}
-    blocks = {int(m.group(1)) for m in (re.match(r"^head\.blocks\.(\d+)\.", k) for k in extras) if m}
-    for name, x in extras.items():
-        m = re.match(r"^(vision_model|text_model)\.encoder\.layers\.(\d+)\.adapter\.(down|up)\.(weight|bias)$", name)
-        if m:
-            tower, i, part, leaf = m.groups()
-            out[f"clip_model.{towers[tower]}.resblocks.{i}.adapter.{part}_project.{leaf}"] = x
-        elif name.startswith("head.blocks."):
-            out["mlp." + name[len("head.blocks."):]] = x
-        elif name.startswith("head.out."):
-            out[f"mlp.{len(blocks)}.{name[len('head.out.'):]}"] = x
-        elif name.startswith("gcn."):
-            out["gcn_corrector." + name[len("gcn."):]] = x
-        else:
-            raise KeyError(f"unexpected tensor {name!r} in sfr_extras.safetensors")
-    return out
+    """A transformers CLIPModel state + our sfr_extras (numpy) -> the reference layout this module loads
+    (torch tensors), through the name tables of sfr_jax.convert.names."""
+    flat = {f"clip.{k}": v for k, v in names.HF.to_ours(clip_state).items()}
+    flat.update(names.HF_EXTRAS.to_ours(extras))
+    return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in names.to_reference(flat).items()}

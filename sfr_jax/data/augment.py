@@ -14,6 +14,8 @@ import dataclasses
 import functools
 import math
 
+from sfr_jax.tfcpu import tf_cpu
+
 ALG = "philox"  # fixed, so the stream does not depend on the device TensorFlow picks
 # A 3-tap Gaussian with sigma <= 0.25 moves a pixel by at most 4 * 255 * exp(-8) = 0.34 grey levels: it can
 # never change a uint8 image, so the reference's blur (sigma 0..0.2, uint8 in and out) is an identity and
@@ -96,7 +98,8 @@ def _on_subset(tf, images, selected, fn, *args):
 
 def normal_plane(tf, shape, seed):
     """Approximately standard-normal noise, Irwin-Hall sum of the 4 bytes of a random int32 (tails cut at
-    3.46 sigma): 2x cheaper than exact normals and indistinguishable as a few grey levels of noise."""
+    3.46 sigma): cheaper than exact normals (benchmarks/README.md) and indistinguishable as a few grey
+    levels of noise."""
     bits = tf.random.stateless_uniform(shape, seed, minval=None, maxval=None, dtype=tf.int32, alg=ALG)
     total = tf.bitwise.bitwise_and(bits, 255)
     for shift in (8, 16, 24):
@@ -157,8 +160,8 @@ def shift_flip(tf, images, flip, shift):
     x' = x + dx, mirrored (W-1-x') where flip; zero outside (= pad and random crop, horizontal flip).
 
     One image at a time: mirror, zero-pad by the largest shift, then ONE contiguous slice of the flattened
-    padded image (a shift by (dx, dy) is an offset in it). Batched gathers or reverses of [B,H,W,3] cost
-    3-7x more per pixel in TensorFlow."""
+    padded image (a shift by (dx, dy) is an offset in it): cheaper per pixel in TensorFlow than batched
+    gathers or reverses of [B,H,W,3] (benchmarks/README.md)."""
     height, width, channels = images.shape[1], images.shape[2], images.shape[3]
     pad = tf.maximum(tf.reduce_max(tf.abs(shift)), 0)
     padded_width = width + 2 * pad
@@ -187,8 +190,6 @@ def warp(tf, images, matrices):
 
 def augment_batch(images, seed, cfg: AugConfig):
     """Augment uint8 images [B,H,W,3] with one stateless seed ([2] int); returns uint8 images."""
-    from sfr_jax.data.tfrecords import tf_cpu
-
     tf = tf_cpu()
     if not cfg.enabled:
         return images

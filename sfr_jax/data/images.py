@@ -25,6 +25,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 RESIZE_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
 _PIL_TO_RGB = ("RGB", "L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV")
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+_ORIENTATION = 0x0112  # the EXIF tag
 
 
 class ImageError(InputError):
@@ -72,8 +73,10 @@ def open_rgb(path: str) -> Image.Image:
         with Image.open(path) as image:
             image.seek(0)
             image.load()
-            oriented = ImageOps.exif_transpose(image)
-            return to_rgb(oriented, path).copy()
+            if image.getexif().get(_ORIENTATION, 1) != 1:
+                image = ImageOps.exif_transpose(image)
+            rgb = to_rgb(image, path)
+            return rgb.copy() if rgb is image else rgb  # the file's own image closes with it
     except ImageError:
         raise
     except FileNotFoundError:

@@ -25,8 +25,9 @@ import os
 import numpy as np
 
 from sfr_jax.data import tfrecords
-from sfr_jax.data.tfrecords import tf_cpu  # noqa: F401  (re-exported: the one way to get TensorFlow)
 from sfr_jax.data.augment import ALG, AugConfig, augment_batch
+from sfr_jax.errors import ConfigError, InputError
+from sfr_jax.tfcpu import tf_cpu
 
 
 def _process_shards(info: dict, process_index: int, process_count: int):
@@ -34,14 +35,14 @@ def _process_shards(info: dict, process_index: int, process_count: int):
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index {process_index} not in [0, {process_count})")
     if len(info["shards"]) < process_count:
-        raise ValueError(f"split {info['dataset']}/{info['split']} has {len(info['shards'])} shards, fewer than "
+        raise InputError(f"split {info['dataset']}/{info['split']} has {len(info['shards'])} shards, fewer than "
                          f"{process_count} processes; prepare it again with a smaller --shard-size")
     return info["shards"][process_index::process_count], sum(info["shard_lengths"][process_index::process_count])
 
 
 def _local_batch(global_batch: int, process_count: int) -> int:
     if global_batch <= 0 or global_batch % process_count:
-        raise ValueError(f"global batch {global_batch} must be a positive multiple of the {process_count} processes")
+        raise ConfigError(f"global batch {global_batch} must be a positive multiple of the {process_count} processes")
     return global_batch // process_count
 
 
@@ -51,7 +52,7 @@ def steps_per_epoch(split_dir: str, global_batch: int, process_count: int = 1) -
     local = _local_batch(global_batch, process_count)
     steps = min(_process_shards(info, p, process_count)[1] for p in range(process_count)) // local
     if steps == 0:
-        raise ValueError(f"{split_dir}: too few images per process for a local batch of {local}")
+        raise InputError(f"{split_dir}: too few images per process for a local batch of {local}")
     return steps
 
 

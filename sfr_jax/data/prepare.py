@@ -1,12 +1,12 @@
 """`sfr-jax prepare`: raw Sewer-ML / WZ-Pipe (PNG + CSV) -> resized, encoded TFRecord shards, once.
 
 Shards are written in parallel (one shard per task), each to a temporary name and renamed when complete,
-so an interrupted run resumes by skipping finished shards. Bad rows and images are counted and listed
-in <split>/rejects.csv instead of stopping the run.
+so an interrupted run resumes by skipping finished shards (and removes the temporaries of the interrupted
+ones). Bad rows and images are counted and listed in <split>/rejects.csv instead of stopping the run; images
+are read by the one image loader (sfr_jax.data.images), so its mode rules apply here as in predict.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import csv
 import datetime
@@ -16,11 +16,17 @@ import json
 import math
 import multiprocessing
 import os
-import sys
+import signal
 
 import numpy as np
+from tqdm import tqdm
 
-from sfr_jax.data import raw, tfrecords
+from sfr_jax import cli
+from sfr_jax.data import images, raw, tfrecords
+from sfr_jax.errors import InputError
+from sfr_jax.fileio import atomic_path, atomic_write, ensure_dir, remove_stale_temps_in, write_json
+from sfr_jax.text.classes import load_class_set
+from sfr_jax.tfcpu import tf_cpu
 
 PROGRESS_DIR = ".progress"  # per-shard receipts and the options of the run, inside each split folder
 OPTION_KEYS = ("image_size", "image_format", "quality", "shard_size", "codes", "zero_shot", "dataset", "rows",
@@ -32,21 +38,16 @@ def split_resize(option: str, split: str) -> str:
     """The PIL filter of a split: 'reference' = the reference's transforms, bicubic for training
     (T.Resize(interpolation=3)) and bilinear for evaluation (T.Resize's default), SPEC §6."""
     if option not in RESIZE_CHOICES:
-        raise ValueError(f"--resize {option!r} not in {RESIZE_CHOICES}")
+        raise InputError(f"--resize {option!r} not in {RESIZE_CHOICES}")
     if option == "reference":
         return "bicubic" if split == "train" else "bilinear"
     return option
 
 
 def encode_image(path: str, image_size: int, image_format: str, quality: int, resize: str = "bicubic") -> bytes:
-    """Decode an image, resize to image_size x image_size with PIL's `resize` filter and encode it."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        if image.mode != "RGB":  # converting an RGB image would only copy it (~15% of the decode time)
-            image = image.convert("RGB")
-        resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[resize]
-        image = image.resize((image_size, image_size), resample)
+    """Read an image (sfr_jax.data.images rules), resize to image_size x image_size with PIL's `resize`
+    filter and encode it."""
+    image = images.resize(images.open_rgb(path), image_size, resize)
     buffer = io.BytesIO()
     if image_format == "jpeg":
         image.save(buffer, format="JPEG", quality=quality)
@@ -57,32 +58,31 @@ def encode_image(path: str, image_size: int, image_format: str, quality: int, re
 
 def _write_shard(task: dict) -> dict:
     """Encode and write one shard (worker side); returns its receipt, also saved next to the shards."""
-    tf = tfrecords.tf_cpu()  # only its record writer is used; never let it claim an accelerator
+    tf = tf_cpu()  # only its record writer is used; never let it claim an accelerator
 
     final = os.path.join(task["split_dir"], task["name"])
-    tmp = f"{final}.tmp{os.getpid()}"
     written, normal, rejects = 0, 0, []
     counts = np.zeros(len(task["labels"][0]) if task["labels"] else 0, np.int64)
-    with tf.io.TFRecordWriter(tmp) as writer:
-        for filename, line, labels in zip(task["filenames"], task["lines"], task["labels"]):
-            path = os.path.join(task["image_dir"], filename)
-            try:
-                encoded = encode_image(path, task["image_size"], task["image_format"], task["quality"],
-                                       task["resize"])
-            except FileNotFoundError:
-                rejects.append([line, filename, "missing image"])
-                continue
-            except Exception as error:  # PIL raises many types for corrupt files; all mean "unusable"
-                rejects.append([line, filename, f"unreadable image: {type(error).__name__}: {error}"])
-                continue
-            writer.write(tfrecords.serialize(encoded, filename, labels))
-            counts += np.asarray(labels, np.int64)
-            written += 1
-            normal += not any(labels)
-    receipt = {"name": task["name"], "rows": len(task["filenames"]), "written": written,
-               "class_counts": counts.tolist(), "num_normal": normal, "rejects": rejects}
-    tfrecords.write_json(os.path.join(task["split_dir"], PROGRESS_DIR, task["name"] + ".json"), receipt)
-    os.replace(tmp, final)  # last: a shard under its final name is always complete
+    with atomic_path(final) as tmp:  # renamed last: a shard under its final name is always complete
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for filename, line, labels in zip(task["filenames"], task["lines"], task["labels"]):
+                path = os.path.join(task["image_dir"], filename)
+                if not os.path.isfile(path):
+                    rejects.append([line, filename, "missing image"])
+                    continue
+                try:
+                    encoded = encode_image(path, task["image_size"], task["image_format"], task["quality"],
+                                           task["resize"])
+                except images.ImageError as error:
+                    rejects.append([line, filename, f"unreadable image: {error}"])
+                    continue
+                writer.write(tfrecords.serialize(encoded, filename, labels))
+                counts += np.asarray(labels, np.int64)
+                written += 1
+                normal += not any(labels)
+        receipt = {"name": task["name"], "rows": len(task["filenames"]), "written": written,
+                   "class_counts": counts.tolist(), "num_normal": normal, "rejects": rejects}
+        write_json(os.path.join(task["split_dir"], PROGRESS_DIR, task["name"] + ".json"), receipt)
     return receipt
 
 
@@ -96,10 +96,10 @@ def _check_options(split_dir: str, options: dict) -> None:
         changed = [key for key in OPTION_KEYS if previous.get(key) != options.get(key)]
         if changed:
             details = ", ".join(f"{key}: {previous.get(key)!r} -> {options.get(key)!r}" for key in changed)
-            raise ValueError(f"{split_dir} was prepared with other options or another CSV ({details}); "
+            raise InputError(f"{split_dir} was prepared with other options or another CSV ({details}); "
                              "use a new --out")
     else:
-        tfrecords.write_json(path, options)
+        write_json(path, options)
 
 
 def _receipt(split_dir: str, name: str):
@@ -109,6 +109,11 @@ def _receipt(split_dir: str, name: str):
         with open(receipt) as handle:
             return json.load(handle)
     return None
+
+
+def _worker_init() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them all (no traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _Runner:
@@ -122,7 +127,7 @@ class _Runner:
             return map(_write_shard, tasks)
         if self.pool is None:
             # spawn, not fork: the parent may hold TensorFlow/JAX threads that fork would copy mid-state
-            self.pool = multiprocessing.get_context("spawn").Pool(self.workers)
+            self.pool = multiprocessing.get_context("spawn").Pool(self.workers, initializer=_worker_init)
         return self.pool.imap_unordered(_write_shard, tasks)
 
     def close(self, failed: bool = False):
@@ -137,16 +142,16 @@ class _Runner:
 def prepare_split(source: raw.SplitSource, out: str, *, dataset: str, class_set, options: dict, runner: _Runner,
                   progress: bool = True) -> dict:
     """Convert one split; returns its metadata.json content. Finished shards of an earlier run are kept."""
-    from tqdm import tqdm
-
     zero_shot = options["zero_shot"] and source.name == "train"
     options = dict(options, resize=split_resize(options["resize"], source.name))
     rows = raw.read_split(source, class_set.codes, class_set.unseen_ids, drop_unseen=zero_shot)
     if not rows.filenames:
-        raise ValueError(f"{source.csv_path}: no usable rows ({len(rows.rejects)} rejected, "
+        raise InputError(f"{source.csv_path}: no usable rows ({len(rows.rejects)} rejected, "
                          f"{rows.dropped_unseen} dropped for unseen labels)")
     split_dir = os.path.join(out, source.name)
-    os.makedirs(os.path.join(split_dir, PROGRESS_DIR), exist_ok=True)
+    ensure_dir(os.path.join(split_dir, PROGRESS_DIR))
+    remove_stale_temps_in(split_dir)  # shards and receipts of an interrupted run
+    remove_stale_temps_in(os.path.join(split_dir, PROGRESS_DIR))
     # the rows decide which image lands in which shard: a changed CSV must not resume into old shards
     digest = hashlib.sha1("\n".join(rows.filenames).encode("utf-8"))
     digest.update(np.ascontiguousarray(rows.labels).tobytes())
@@ -182,11 +187,10 @@ def prepare_split(source: raw.SplitSource, out: str, *, dataset: str, class_set,
     rejects = [[r.line, r.filename, r.reason] for r in rows.rejects]
     rejects += [r for name in names for r in receipts[name]["rejects"]]
     rejects.sort(key=lambda r: (r[0], r[1]))
-    with open(os.path.join(split_dir, "rejects.csv.tmp"), "w", newline="") as handle:
+    with atomic_write(os.path.join(split_dir, "rejects.csv"), newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["line", "filename", "reason"])
         writer.writerows(rejects)
-    os.replace(os.path.join(split_dir, "rejects.csv.tmp"), os.path.join(split_dir, "rejects.csv"))
 
     total = sum(lengths)
     tfrecords.write_tfds_metadata(split_dir, dataset=dataset, split=source.name, shard_lengths=lengths,
@@ -218,12 +222,12 @@ def prepare_split(source: raw.SplitSource, out: str, *, dataset: str, class_set,
         "source": {"csv": os.path.abspath(source.csv_path), "images": os.path.abspath(source.image_dir)},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    tfrecords.write_json(os.path.join(split_dir, tfrecords.INFO_FILE), info)  # last: marks the split complete
+    write_json(os.path.join(split_dir, tfrecords.INFO_FILE), info)  # last: marks the split complete
     return info
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sfr-jax prepare", description=__doc__.splitlines()[0])
+def build_parser():
+    parser = cli.parser("sfr-jax prepare", __doc__.splitlines()[0])
     parser.add_argument("dataset", choices=["sewerml", "wzpipe"])
     parser.add_argument("--root", required=True, help="raw data folder (CSV files and the image folder)")
     parser.add_argument("--out", required=True, help="output folder; gets one sub-folder per split")
@@ -242,32 +246,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli.verb("sfr-jax prepare")
 def main(argv) -> int:
     """Entry point of `sfr-jax prepare`."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow is only our record writer here
-    from sfr_jax.text.classes import load_class_set
-
+    if args.image_size <= 0 or args.shard_size <= 0 or not 1 <= args.quality <= 100 or args.workers < 1:
+        raise InputError(f"--image-size and --shard-size must be positive, --quality in 1..100 and --workers >= 1 "
+                         f"(got {args.image_size}, {args.shard_size}, {args.quality}, {args.workers})")
+    class_set = load_class_set(args.class_set or args.dataset)
+    sources = raw.find_sources(args.dataset, args.root, args.images)
+    ensure_dir(args.out)
+    options = {"dataset": args.dataset, "image_size": args.image_size, "image_format": args.image_format,
+               "quality": args.quality, "shard_size": args.shard_size, "codes": list(class_set.codes),
+               "zero_shot": not args.keep_unseen, "resize": args.resize}
+    runner, failed = _Runner(args.workers), True
     try:
-        if args.image_size <= 0 or args.shard_size <= 0 or not 1 <= args.quality <= 100:
-            raise ValueError("--image-size and --shard-size must be positive, --quality in 1..100")
-        class_set = load_class_set(args.class_set or args.dataset)
-        sources = raw.find_sources(args.dataset, args.root, args.images)
-        options = {"dataset": args.dataset, "image_size": args.image_size, "image_format": args.image_format,
-                   "quality": args.quality, "shard_size": args.shard_size, "codes": list(class_set.codes),
-                   "zero_shot": not args.keep_unseen, "resize": args.resize}
-        runner, failed = _Runner(args.workers), True
-        try:
-            for source in sources:
-                info = prepare_split(source, args.out, dataset=args.dataset, class_set=class_set, options=options,
-                                     runner=runner, progress=not args.no_progress)
-                print(f"{source.name}: {info['num_examples']} images in {len(info['shards'])} shards, "
-                      f"{info['num_rejected']} rejected (rejects.csv), {info['dropped_unseen']} dropped for "
-                      f"unseen labels -> {os.path.join(args.out, source.name)}")
-            failed = False
-        finally:
-            runner.close(failed)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"sfr-jax prepare: {error}", file=sys.stderr)
-        return 2
+        for source in sources:
+            info = prepare_split(source, args.out, dataset=args.dataset, class_set=class_set, options=options,
+                                 runner=runner, progress=not args.no_progress)
+            print(f"{source.name}: {info['num_examples']} images in {len(info['shards'])} shards, "
+                  f"{info['num_rejected']} rejected (rejects.csv), {info['dropped_unseen']} dropped for "
+                  f"unseen labels -> {os.path.join(args.out, source.name)}")
+        failed = False
+    finally:
+        runner.close(failed)
     return 0

@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from sfr_jax.errors import InputError, MissingInput
+
 # The header of SewerML_Train.csv / SewerML_Val.csv (SPEC §8).
 SEWERML_OFFICIAL_HEADER = ("Filename,WaterLevel,VA,RB,OB,PF,DE,FS,IS,RO,IN,AF,BE,FO,GR,PH,PB,OS,OP,OK,ND,Defect").split(",")
 
@@ -63,7 +65,7 @@ def find_sources(dataset: str, root: str, images: str | None = None) -> list:
         return os.path.join(root, name)
 
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"raw data folder {root!r} does not exist")
+        raise MissingInput(f"raw data folder {root!r} does not exist")
     if dataset == "sewerml":
         if os.path.exists(at("SewerML_Train.csv")) or os.path.exists(at("SewerML_Val.csv")):
             pairs = [("train", "SewerML_Train.csv"), ("test", "SewerML_Val.csv")]
@@ -72,19 +74,19 @@ def find_sources(dataset: str, root: str, images: str | None = None) -> list:
             pairs = [("train", "sewerml_train.csv"), ("test", "sewerml_test.csv")]
             image_dir = images or at("data")
         else:
-            raise FileNotFoundError(
+            raise MissingInput(
                 f"{root}: no Sewer-ML annotations found (expected SewerML_Train.csv + SewerML_Val.csv, "
                 "or sewerml_train.csv + sewerml_test.csv)")
     elif dataset == "wzpipe":
         pairs = [("train", "train.csv"), ("test", "test.csv")]
         image_dir = images or at("masked")
     else:
-        raise ValueError(f"unknown data set {dataset!r} (expected 'sewerml' or 'wzpipe')")
+        raise InputError(f"unknown data set {dataset!r} (expected 'sewerml' or 'wzpipe')")
     missing = [name for _, name in pairs if not os.path.exists(at(name))]
     if missing:
-        raise FileNotFoundError(f"{root}: missing annotation file(s): {', '.join(missing)}")
+        raise MissingInput(f"{root}: missing annotation file(s): {', '.join(missing)}")
     if not os.path.isdir(image_dir):
-        raise FileNotFoundError(f"image folder {image_dir!r} does not exist (set it with --images)")
+        raise MissingInput(f"image folder {image_dir!r} does not exist (set it with --images)")
     return [SplitSource(split, at(name), image_dir) for split, name in pairs]
 
 
@@ -110,12 +112,12 @@ def read_split(source: SplitSource, codes, unseen_ids=(), drop_unseen: bool = Fa
         try:
             header = [name.strip() for name in next(reader)]
         except StopIteration:
-            raise ValueError(f"{source.csv_path}: empty file, expected a header row") from None
+            raise InputError(f"{source.csv_path}: empty file, expected a header row") from None
         lowered = [name.lower() for name in header]
         missing = [] if "filename" in lowered else ["filename"]
         missing += [code for code in codes if code not in header]
         if missing:
-            raise ValueError(f"{source.csv_path}: missing column(s) {', '.join(missing)} in header {','.join(header)}")
+            raise InputError(f"{source.csv_path}: missing column(s) {', '.join(missing)} in header {','.join(header)}")
         name_col = lowered.index("filename")
         code_cols = [header.index(code) for code in codes]
         unseen = np.zeros(len(codes), bool)

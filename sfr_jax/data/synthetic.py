@@ -7,16 +7,18 @@ domain of the demo's tiny CLIP).
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import os
-import sys
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from tqdm import tqdm
 
+from sfr_jax import cli
 from sfr_jax.data.raw import SEWERML_OFFICIAL_HEADER
+from sfr_jax.errors import InputError
+from sfr_jax.fileio import atomic_path, atomic_write, ensure_dir, remove_stale_temps_in
 
 CODES = ("RB", "OB", "PF", "DE", "FS", "IS", "RO", "IN", "AF", "BE", "FO", "GR", "PH", "PB", "OS", "OP", "OK")
 # Relative frequency of each class among defect images; the five unseen classes (PB IS OP FO OS) are the
@@ -289,26 +291,23 @@ def write(out: str, num_images: int, seed: int, *, val_fraction: float = 0.2, la
     if layout not in ("official", "sfr"):
         raise ValueError(f"unknown layout {layout!r} (expected 'official' or 'sfr')")
     image_dir = os.path.join(out, "images" if layout == "official" else "data")
-    os.makedirs(image_dir, exist_ok=True)
+    ensure_dir(image_dir)
     num_val = int(round(num_images * val_fraction))
     rows = {"train": [], "test": []}
-    iterator = range(num_images)
-    if progress:
-        from tqdm import tqdm
-        iterator = tqdm(iterator, unit="img", desc="synth")
+    iterator = tqdm(range(num_images), unit="img", desc="synth") if progress else range(num_images)
+    remove_stale_temps_in(image_dir)
     for index in iterator:
         image, labels, water = make_frame(seed, index, draw_size=draw_size, save_size=save_size, style=style,
                                           normal_fraction=normal_fraction)
         name = f"{index + 1:08d}.png"
         path = os.path.join(image_dir, name)
-        image.save(path + ".tmp", format="PNG", compress_level=1, compress_type=3)  # Z_RLE: smaller, as fast
-        os.replace(path + ".tmp", path)
+        with atomic_path(path, clean=False) as tmp:
+            image.save(tmp, format="PNG", compress_level=1, compress_type=3)  # Z_RLE: smaller, as fast
         rows["train" if index < num_images - num_val else "test"].append((name, labels, water))
     files = {"official": {"train": "SewerML_Train.csv", "test": "SewerML_Val.csv"},
              "sfr": {"train": "sewerml_train.csv", "test": "sewerml_test.csv"}}[layout]
     for split, split_rows in rows.items():
-        path = os.path.join(out, files[split])
-        with open(path + ".tmp", "w", newline="") as handle:
+        with atomic_write(os.path.join(out, files[split]), newline="") as handle:
             writer = csv.writer(handle)
             if layout == "official":
                 writer.writerow(SEWERML_OFFICIAL_HEADER)
@@ -320,13 +319,13 @@ def write(out: str, num_images: int, seed: int, *, val_fraction: float = 0.2, la
                 writer.writerow(["filename"] + list(CODES))
                 for name, labels, _ in split_rows:
                     writer.writerow([name] + [labels[c] for c in CODES])
-        os.replace(path + ".tmp", path)
     return {split: len(split_rows) for split, split_rows in rows.items()}
 
 
+@cli.verb("sfr-jax synth")
 def main(argv) -> int:
     """Entry point of `sfr-jax synth`."""
-    parser = argparse.ArgumentParser(prog="sfr-jax synth", description=__doc__.splitlines()[0])
+    parser = cli.parser("sfr-jax synth", __doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--num-images", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
@@ -340,8 +339,8 @@ def main(argv) -> int:
     parser.add_argument("--normal-fraction", type=float, default=0.4)
     args = parser.parse_args(argv)
     if args.num_images <= 0 or args.draw_size < 16 or not 0 <= args.val_fraction < 1:
-        print("sfr-jax synth: need --num-images > 0, --draw-size >= 16, 0 <= --val-fraction < 1", file=sys.stderr)
-        return 2
+        raise InputError(f"need --num-images > 0, --draw-size >= 16, 0 <= --val-fraction < 1 (got "
+                         f"{args.num_images}, {args.draw_size}, {args.val_fraction})")
     counts = write(args.out, args.num_images, args.seed, val_fraction=args.val_fraction, layout=args.layout,
                    draw_size=args.draw_size, save_size=args.save_size, style=args.style,
                    normal_fraction=args.normal_fraction, progress=True)

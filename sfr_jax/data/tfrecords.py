@@ -8,28 +8,16 @@ class-set order).
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 
 import numpy as np
 
+from sfr_jax.errors import MissingInput
+from sfr_jax.tfcpu import tf_cpu
+
 INFO_FILE = "metadata.json"
 TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
-
-
-@functools.cache
-def tf_cpu():
-    """TensorFlow, with every GPU hidden from it (the accelerators belong to JAX)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    try:
-        tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:  # already initialised: only fine if it sees no GPU
-        if tf.config.get_visible_devices("GPU"):
-            raise RuntimeError("TensorFlow was initialised with a visible GPU before sfr_jax hid it") from None
-    return tf
 
 
 def shard_name(dataset: str, split: str, index: int, count: int) -> str:
@@ -60,20 +48,11 @@ def feature_spec(num_classes: int) -> dict:
     }
 
 
-def write_json(path: str, payload) -> None:
-    """Write JSON atomically (tmp name, then rename), so a reader never sees half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=1, sort_keys=False)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
 def read_info(split_dir: str) -> dict:
     """The metadata.json of a prepared split; a clear error when the split is missing or unfinished."""
     path = os.path.join(split_dir, INFO_FILE)
     if not os.path.exists(path):
-        raise FileNotFoundError(
+        raise MissingInput(
             f"{split_dir}: no {INFO_FILE}; not a prepared split (run `sfr-jax prepare`), or preparation did not finish")
     with open(path) as handle:
         return json.load(handle)

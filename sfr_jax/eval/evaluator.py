@@ -13,8 +13,9 @@ import jax
 import numpy as np
 
 from sfr_jax import parallel
+from sfr_jax.data import pipeline
 from sfr_jax.eval import metrics as metrics_lib
-from sfr_jax.train import steps
+from sfr_jax.infer import steps
 
 
 class Evaluator:
@@ -30,7 +31,6 @@ class Evaluator:
         self.eval_step = steps.make_eval_step(parts, mesh, shardings, self.modes, config.data.mean, config.data.std)
         self.split_dir = os.path.join(config.data.dir, config.data.eval_split)
         parallel.check_batch(config.eval.global_batch, mesh, "eval.global_batch")
-        from sfr_jax.data import pipeline
         # Fails now, not after an epoch of training, when the split does not suit the processes.
         self.num_batches = pipeline.eval_steps(self.split_dir, config.eval.global_batch, jax.process_count())
         self.partial = 0 < config.eval.max_batches < self.num_batches
@@ -38,8 +38,6 @@ class Evaluator:
             self.num_batches = config.eval.max_batches
 
     def batches(self):
-        from sfr_jax.data import pipeline
-
         c = self.config
         batches = pipeline.eval_batches(self.split_dir, global_batch=c.eval.global_batch,
                                         image_size=c.data.image_size, process_index=jax.process_index(),
@@ -66,7 +64,7 @@ class Evaluator:
         start = time.time()
         logits, labels = self.scores(trainable, frozen, batches)
         cs = self.parts.class_set
-        results = {"num_images": int(labels.shape[0]), "partial": bool(getattr(self, "partial", False))}
+        results = {"num_images": int(labels.shape[0]), "partial": self.partial}
         for name, ids in self.modes.items():
             y = labels[:, list(ids)]
             table = metrics_lib.evaluate(logits[name], y, self.topk[name])

@@ -4,12 +4,7 @@ from __future__ import annotations
 import json
 import os
 
-
-def _atomic_write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+from sfr_jax.fileio import write_text
 
 
 def markdown(results: dict, title: str) -> str:
@@ -33,8 +28,7 @@ def markdown(results: dict, title: str) -> str:
 
 def write(results: dict, directory: str, name: str, title: str) -> tuple[str, str]:
     """`directory/name.json` and `directory/name.md`; returns both paths."""
-    os.makedirs(directory, exist_ok=True)
     json_path, md_path = os.path.join(directory, f"{name}.json"), os.path.join(directory, f"{name}.md")
-    _atomic_write(json_path, json.dumps(results, indent=2, sort_keys=True))
-    _atomic_write(md_path, markdown(results, title))
+    write_text(json_path, json.dumps(results, indent=2, sort_keys=True))
+    write_text(md_path, markdown(results, title))
     return json_path, md_path

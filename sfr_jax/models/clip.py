@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.models.rs import RSAdapter, RSConfig
 
 _ACTIVATIONS = {
@@ -25,12 +26,30 @@ _ACTIVATIONS = {
     "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
     "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
 }
-# 'auto': cuDNN's fused kernel for bf16/fp16 on NVIDIA GPUs (a ViT-B/16 bf16 train step 1.3x faster on an
-# H100 than XLA's attention), else 'einsum'.
+# 'auto': cuDNN's fused kernel for bf16/fp16 on NVIDIA GPUs (faster there than XLA's attention, see
+# benchmarks/README.md), else 'einsum'.
 ATTENTION_IMPLS = ("einsum", "xla", "cudnn", "auto")
 # Rematerialisation of each encoder block in the backward pass: None (keep activations), 'block' (keep
 # only each block's input), 'dots' (keep the outputs of weight matmuls, recompute the rest).
 REMAT_POLICIES = {None: None, "block": None, "dots": "dots_with_no_batch_dims_saveable"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """How the towers compute, never what: the activation dtype (parameters, LayerNorm statistics and
+    softmax stay fp32), the attention kernel, per-block rematerialisation and the layer scan (None: scan on
+    the CPU backend in train mode only). Handed down unchanged to every block."""
+
+    dtype: Any = jnp.float32
+    attention_impl: str = "auto"
+    remat: Optional[str] = None
+    scan_layers: Optional[bool] = None
+
+    def __post_init__(self):
+        if self.attention_impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attention_impl {self.attention_impl!r} not in {ATTENTION_IMPLS}")
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(f"remat {self.remat!r} not in {tuple(REMAT_POLICIES)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,14 +114,14 @@ class CLIPConfig:
             if os.path.isdir(path):
                 path = os.path.join(path, "config.json")
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"CLIP config not found: {path}")
+                raise MissingInput(f"CLIP config not found: {path}")
             with open(path) as f:
                 d = json.load(f)
         for key in ("vision_config", "text_config"):  # very old HF configs used *_config_dict
             if key not in d and f"{key}_dict" in d:
                 d[key] = d[f"{key}_dict"]
             if key not in d:
-                raise ValueError(f"not a CLIP config (no {key!r}): keys {sorted(d)}")
+                raise InputError(f"not a CLIP config (no {key!r}): keys {sorted(d)}")
         # HF's config.json files omit values equal to transformers' defaults: fill those in
         vision = {**_HF_VISION_DEFAULTS, **d["vision_config"]}
         text = {**_HF_TEXT_DEFAULTS, **d["text_config"]}
@@ -204,17 +223,14 @@ def fused_attention(q, k, v, causal: bool, implementation: str, multiple: int = 
 class Attention(nnx.Module):
     """Multi-head self-attention with separate q/k/v projections (HF layout); softmax in fp32."""
 
-    def __init__(self, dim: int, heads: int, *, dtype, attention_impl: str = "einsum", rngs: nnx.Rngs):
+    def __init__(self, dim: int, heads: int, runtime: Runtime, *, rngs: nnx.Rngs):
         if dim % heads:
             raise ValueError(f"width {dim} is not divisible by {heads} heads")
-        if attention_impl not in ATTENTION_IMPLS:
-            raise ValueError(f"attention_impl {attention_impl!r} not in {ATTENTION_IMPLS}")
         self.heads = heads
-        self.attention_impl = attention_impl
-        self.dtype = dtype
+        self.attention_impl = runtime.attention_impl
         self.deterministic = False  # set by Module.eval(): evaluation uses the form with the fastest forward
         for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
-            setattr(self, name, nnx.Linear(dim, dim, dtype=dtype, rngs=rngs))
+            setattr(self, name, nnx.Linear(dim, dim, dtype=runtime.dtype, rngs=rngs))
 
     def __call__(self, x, causal: bool = False):
         b, n, d = x.shape
@@ -226,16 +242,16 @@ class Attention(nnx.Module):
         if impl == "auto":
             impl = "cudnn" if q.dtype in (jnp.bfloat16, jnp.float16) and _on_nvidia_gpu() else "einsum"
         if impl == "einsum":
-            # Head-major [B,H,T,D] operands and the scale on q (T*D values, not T*T): XLA:CPU runs this 3x
-            # faster forward and 1.4x faster forward+backward than einsums over [B,T,H,D] (benchmarks/README.md).
+            # Head-major [B,H,T,D] operands and the scale on q (T*D values, not T*T): XLA:CPU runs this much
+            # faster than einsums over [B,T,H,D] (benchmarks/README.md).
             q, k, v = (jnp.swapaxes(a, 1, 2) for a in (q, k, v))
             logits = jnp.einsum("bhqd,bhkd->bhqk", q * (d // h) ** -0.5, k).astype(jnp.float32)
             if causal:
                 mask = jnp.tril(jnp.ones((n, n), bool))
                 logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
             if self.deterministic:
-                # Normalised after the second matmul (T*D divisions, not T*T): 5% faster evaluation on CPU,
-                # but slower to differentiate, so training keeps the softmax.
+                # Normalised after the second matmul (T*D divisions, not T*T): faster evaluation on CPU, but
+                # slower to differentiate, so training keeps the softmax (benchmarks/README.md).
                 e = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
                 out = jnp.einsum("bhqk,bhkd->bhqd", e.astype(v.dtype), v).astype(jnp.float32)
                 out = (out / jnp.sum(e, axis=-1, keepdims=True)).astype(v.dtype)
@@ -252,12 +268,12 @@ class Attention(nnx.Module):
 class MLP(nnx.Module):
     """fc1 -> activation -> fc2."""
 
-    def __init__(self, dim: int, hidden: int, act: str, *, dtype, rngs: nnx.Rngs):
+    def __init__(self, dim: int, hidden: int, act: str, runtime: Runtime, *, rngs: nnx.Rngs):
         if act not in _ACTIVATIONS:
             raise ValueError(f"unknown hidden_act {act!r}; known: {sorted(_ACTIVATIONS)}")
         self.act = act
-        self.fc1 = nnx.Linear(dim, hidden, dtype=dtype, rngs=rngs)
-        self.fc2 = nnx.Linear(hidden, dim, dtype=dtype, rngs=rngs)
+        self.fc1 = nnx.Linear(dim, hidden, dtype=runtime.dtype, rngs=rngs)
+        self.fc2 = nnx.Linear(hidden, dim, dtype=runtime.dtype, rngs=rngs)
 
     def __call__(self, x):
         return self.fc2(_ACTIVATIONS[self.act](self.fc1(x)))
@@ -266,15 +282,16 @@ class MLP(nnx.Module):
 class EncoderLayer(nnx.Module):
     """Pre-LN block; with an adapter: x += attn(ln1 x); h = ln2 x; x += mlp(h) + adapter(h) (SPEC §2)."""
 
-    def __init__(self, cfg: Union[VisionConfig, TextConfig], adapter: bool, rs: RSConfig, *, dtype,
-                 attention_impl: str, rngs: nnx.Rngs):
+    def __init__(self, cfg: Union[VisionConfig, TextConfig], adapter: bool, rs: RSConfig, runtime: Runtime, *,
+                 rngs: nnx.Rngs):
         d = cfg.hidden_size
-        self.dtype = dtype
-        self.self_attn = Attention(d, cfg.num_attention_heads, dtype=dtype, attention_impl=attention_impl, rngs=rngs)
+        self.dtype = runtime.dtype
+        self.self_attn = Attention(d, cfg.num_attention_heads, runtime, rngs=rngs)
         self.layer_norm1 = _layer_norm(d, cfg.layer_norm_eps, rngs)
-        self.mlp = MLP(d, cfg.intermediate_size, cfg.hidden_act, dtype=dtype, rngs=rngs)
+        self.mlp = MLP(d, cfg.intermediate_size, cfg.hidden_act, runtime, rngs=rngs)
         self.layer_norm2 = _layer_norm(d, cfg.layer_norm_eps, rngs)
-        self.adapter = (RSAdapter(d, rs.bottleneck_dim, rs.dropout, dtype=dtype, rngs=rngs) if adapter else None)
+        self.adapter = (RSAdapter(d, rs.bottleneck_dim, rs.dropout, dtype=runtime.dtype, rngs=rngs)
+                        if adapter else None)
 
     def __call__(self, x, causal: bool = False):
         x = x + self.self_attn(self.layer_norm1(x).astype(self.dtype), causal=causal)
@@ -291,21 +308,16 @@ class Encoder(nnx.Module):
     Scanning changes how, not what, is computed: parameters stay per layer (HF names); they are stacked
     inside the traced call, and only when all blocks are alike. `scan=None` scans on the CPU backend in
     train mode only: unrolled, XLA:CPU fuses the residual stream's backward additions of ALL layers into
-    every consumer (quadratic work: a ViT-B/16 train step 1.4x slower), while an unrolled forward is 9%
-    faster there; on an H100 the unrolled stack trains 1.5x faster with 2.4x less memory than the scan.
-    `remat` (see REMAT_POLICIES) rematerialises each block.
+    every consumer (quadratic work), while an unrolled forward is faster there; on an H100 the unrolled stack
+    trains faster and with less memory than the scan (benchmarks/README.md). `runtime.remat` (see
+    REMAT_POLICIES) rematerialises each block.
     """
 
-    def __init__(self, cfg, rs: RSConfig, *, dtype, attention_impl: str, remat: Optional[str] = None,
-                 scan: Optional[bool] = None, rngs: nnx.Rngs):
-        if remat not in REMAT_POLICIES:
-            raise ValueError(f"remat {remat!r} not in {tuple(REMAT_POLICIES)}")
+    def __init__(self, cfg, rs: RSConfig, runtime: Runtime, *, rngs: nnx.Rngs):
         n = cfg.num_hidden_layers
-        self.remat = remat
-        self.scan = scan
-        self.layers = nnx.List([
-            EncoderLayer(cfg, rs.applies_to(i, n), rs, dtype=dtype, attention_impl=attention_impl, rngs=rngs)
-            for i in range(n)])
+        self.remat = runtime.remat
+        self.scan = runtime.scan_layers
+        self.layers = nnx.List([EncoderLayer(cfg, rs.applies_to(i, n), rs, runtime, rngs=rngs) for i in range(n)])
 
     def _training(self) -> bool:
         """Train mode: the blocks' dropout is on (model.train())."""
@@ -351,12 +363,12 @@ class Encoder(nnx.Module):
 class VisionEmbeddings(nnx.Module):
     """Patch conv (no bias) + class token + position table, interpolated when the grid differs."""
 
-    def __init__(self, cfg: VisionConfig, *, dtype, rngs: nnx.Rngs):
+    def __init__(self, cfg: VisionConfig, runtime: Runtime, *, rngs: nnx.Rngs):
         d, p = cfg.hidden_size, cfg.patch_size
         self.patch_size = p
-        self.dtype = dtype
+        self.dtype = runtime.dtype
         self.patch_embedding = nnx.Conv(3, d, kernel_size=(p, p), strides=(p, p), padding="VALID",
-                                        use_bias=False, dtype=dtype, rngs=rngs)
+                                        use_bias=False, dtype=runtime.dtype, rngs=rngs)
         self.class_embedding = nnx.Param(jax.random.normal(rngs.params(), (d,), jnp.float32) * d ** -0.5)
         self.position_embedding = nnx.Embed(cfg.grid ** 2 + 1, d, rngs=rngs)
 
@@ -376,13 +388,11 @@ class VisionEmbeddings(nnx.Module):
 class VisionTransformer(nnx.Module):
     """HF CLIPVisionTransformer, returning every token's post_layernorm output."""
 
-    def __init__(self, cfg: VisionConfig, rs: RSConfig, *, dtype, attention_impl: str, remat: Optional[str] = None,
-                 scan: Optional[bool] = None, rngs: nnx.Rngs):
-        self.dtype = dtype
-        self.embeddings = VisionEmbeddings(cfg, dtype=dtype, rngs=rngs)
+    def __init__(self, cfg: VisionConfig, rs: RSConfig, runtime: Runtime, *, rngs: nnx.Rngs):
+        self.dtype = runtime.dtype
+        self.embeddings = VisionEmbeddings(cfg, runtime, rngs=rngs)
         self.pre_layrnorm = _layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs)  # (sic), as HF spells it
-        self.encoder = Encoder(cfg, rs, dtype=dtype, attention_impl=attention_impl, remat=remat, scan=scan,
-                               rngs=rngs)
+        self.encoder = Encoder(cfg, rs, runtime, rngs=rngs)
         self.post_layernorm = _layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs)
 
     def __call__(self, pixels):
@@ -409,12 +419,10 @@ class TextEmbeddings(nnx.Module):
 class TextTransformer(nnx.Module):
     """HF CLIPTextTransformer with a causal mask; returns every position after final_layer_norm."""
 
-    def __init__(self, cfg: TextConfig, rs: RSConfig, *, dtype, attention_impl: str, remat: Optional[str] = None,
-                 scan: Optional[bool] = None, rngs: nnx.Rngs):
-        self.dtype = dtype
+    def __init__(self, cfg: TextConfig, rs: RSConfig, runtime: Runtime, *, rngs: nnx.Rngs):
+        self.dtype = runtime.dtype
         self.embeddings = TextEmbeddings(cfg, rngs=rngs)
-        self.encoder = Encoder(cfg, rs, dtype=dtype, attention_impl=attention_impl, remat=remat, scan=scan,
-                               rngs=rngs)
+        self.encoder = Encoder(cfg, rs, runtime, rngs=rngs)
         self.final_layer_norm = _layer_norm(cfg.hidden_size, cfg.layer_norm_eps, rngs)
 
     def __call__(self, ids):
@@ -427,25 +435,23 @@ class CLIP(nnx.Module):
 
     `image_size` is the input size the model expects (default: the checkpoint's); other sizes work too,
     the position table being bicubically interpolated as Hugging Face's interpolate_pos_encoding does.
-    `attention_impl`, `remat` and `scan_layers` (None: scan on CPU in train mode) change how, not what, is
-    computed (same parameters and names).
+    `runtime` (see Runtime) changes how, not what, is computed (same parameters and names).
     """
 
     def __init__(self, config: CLIPConfig, rs: RSConfig = RSConfig(), *, image_size: Optional[int] = None,
-                 dtype=jnp.float32, attention_impl: str = "auto", remat: Optional[str] = None,
-                 scan_layers: Optional[bool] = None, rngs: nnx.Rngs):
+                 runtime: Runtime = Runtime(), rngs: nnx.Rngs):
         self.config = config
         self.rs = rs
         self.image_size = int(image_size or config.vision.image_size)
         if self.image_size % config.vision.patch_size:
-            raise ValueError(f"image_size {self.image_size} is not a multiple of patch size {config.vision.patch_size}")
+            raise InputError(f"image_size {self.image_size} is not a multiple of patch size {config.vision.patch_size}")
+        self.runtime = runtime
+        dtype = runtime.dtype
         self.dtype = dtype
-        self.vision_model = VisionTransformer(config.vision, rs, dtype=dtype, attention_impl=attention_impl,
-                                              remat=remat, scan=scan_layers, rngs=rngs)
+        self.vision_model = VisionTransformer(config.vision, rs, runtime, rngs=rngs)
         self.visual_projection = nnx.Linear(config.vision.hidden_size, config.projection_dim, use_bias=False,
                                             dtype=dtype, rngs=rngs)
-        self.text_model = TextTransformer(config.text, rs, dtype=dtype, attention_impl=attention_impl,
-                                          remat=remat, scan=scan_layers, rngs=rngs)
+        self.text_model = TextTransformer(config.text, rs, runtime, rngs=rngs)
         self.text_projection = nnx.Linear(config.text.hidden_size, config.projection_dim, use_bias=False,
                                           dtype=dtype, rngs=rngs)
         self.logit_scale = nnx.Param(jnp.asarray(math.log(1 / 0.07), jnp.float32))

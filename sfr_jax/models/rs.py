@@ -52,7 +52,3 @@ class RSAdapter(nnx.Module):
     def __call__(self, h):
         return self.up(self.dropout(jax.nn.gelu(self.down(h), approximate=False)))
 
-
-def adapter_param_count(dim: int, bottleneck_dim: int = 128) -> int:
-    """Parameters of one adapter (down and up, with biases)."""
-    return 2 * dim * bottleneck_dim + bottleneck_dim + dim

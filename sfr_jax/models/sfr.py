@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from sfr_jax.models.clip import CLIP, CLIPConfig
+from sfr_jax.models.clip import CLIP, CLIPConfig, Runtime
 from sfr_jax.models.graph import GCN, adjacency as build_adjacency
 from sfr_jax.models.rs import RSConfig, torch_linear_init
 
@@ -47,7 +47,6 @@ class Adjacency(nnx.Variable):
 TRAINABLE = nnx.All(nnx.Param, nnx.Any(nnx.PathContains("adapter"), nnx.PathContains("head"),
                                        nnx.PathContains("gcn")))
 FROZEN = nnx.All(nnx.Param, nnx.Not(TRAINABLE))
-BUFFERS = nnx.Any(ClassTokens, Adjacency)
 
 
 def l2_normalize(x, axis: int = -1):
@@ -164,9 +163,9 @@ class SFRNet(nnx.Module):
 
 
 def build_sfr(clip_config: CLIPConfig, config: SFRConfig, class_tokens, adjacency=None, *, phrase_tokens=None,
-              image_size=None, dtype=jnp.float32, rngs: nnx.Rngs) -> SFRNet:
+              image_size=None, runtime: Runtime = Runtime(), rngs: nnx.Rngs) -> SFRNet:
     """A fresh SFR-Net with a randomly initialised CLIP (load pretrained CLIP weights into `.clip` after)."""
-    clip = CLIP(clip_config, config.rs, image_size=image_size, dtype=dtype, rngs=rngs)
+    clip = CLIP(clip_config, config.rs, image_size=image_size, runtime=runtime, rngs=rngs)
     return SFRNet(clip, config, class_tokens, adjacency, phrase_tokens=phrase_tokens, rngs=rngs)
 
 

@@ -16,6 +16,10 @@ from importlib import resources
 import numpy as np
 import yaml
 
+from sfr_jax.errors import InputError, MissingInput
+from sfr_jax.fileio import write_text
+from sfr_jax.text.tokenizer import ClipTokenizer
+
 MODES = ("train", "zsl", "gzsl")
 CONTEXT_LENGTH = 77
 _REQUIRED = ("code", "phrase", "description", "seen")
@@ -25,7 +29,7 @@ _TRUE = ("true", "yes", "1", "seen", "y")
 _FALSE = ("false", "no", "0", "unseen", "n")
 
 
-class ClassSetError(ValueError):
+class ClassSetError(InputError):
     """A class-set file or value is invalid; the message names the file, class and field."""
 
 
@@ -136,8 +140,6 @@ class ClassSet:
     def check_lengths(self, tokenizer=None, *, source: str | None = None, context_length: int = CONTEXT_LENGTH):
         """Raise ClassSetError naming the class when a phrase or description exceeds the CLIP context."""
         if tokenizer is None:
-            from sfr_jax.text.tokenizer import ClipTokenizer  # lazy: the BPE table is only needed here
-
             tokenizer = ClipTokenizer.default()
         where = source or f"class set {self.name!r}"
         for c in self.classes:
@@ -161,16 +163,13 @@ class ClassSet:
         return {"name": self.name, "classes": rows}
 
     def save(self, path: str):
-        """Write the set as YAML (to a temporary name first, so a crash leaves no half-written file)."""
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            yaml.safe_dump(self.to_dict(), f, sort_keys=False, allow_unicode=True, width=1000)
-        os.replace(tmp, path)
+        """Write the set as YAML, atomically."""
+        write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=1000))
 
 
 def _read_lines(path: str, expected: int, what: str) -> list[str]:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} file not found: {path}")
+        raise MissingInput(f"{what} file not found: {path}")
     with open(path, encoding="utf-8") as f:
         lines = [line.strip() for line in f]
     lines = [line for line in lines if line]
@@ -271,7 +270,7 @@ def load_class_set(name_or_path: str, *, descriptions: str | None = None, check_
     else:
         path = name_or_path
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"class set {path!r} is neither a built-in ({', '.join(_BUILTIN)}) nor a file")
+            raise MissingInput(f"class set {path!r} is neither a built-in ({', '.join(_BUILTIN)}) nor a file")
         stem, ext = os.path.splitext(os.path.basename(path))
         if ext.lower() in (".yaml", ".yml"):
             with open(path, encoding="utf-8") as f:

@@ -14,6 +14,8 @@ from typing import List, Sequence, Union
 
 import numpy as np
 
+from sfr_jax.errors import InputError, MissingInput
+
 START_ID = 49406
 END_ID = 49407
 # OpenAI's bpe_simple_vocab_16e6.txt.gz: the first line is a header, then 49152 - 256 - 2 merges are used.
@@ -44,7 +46,7 @@ def vocab_from_bpe_gz(path: str):
     merges = [tuple(line.split()) for line in lines[1: _NUM_MERGES + 1]]
     bad = [m for m in merges if len(m) != 2]
     if bad or len(merges) != _NUM_MERGES:
-        raise ValueError(f"{path} is not a CLIP BPE merges file ({len(merges)} merges, malformed: {bad[:3]})")
+        raise InputError(f"{path} is not a CLIP BPE merges file ({len(merges)} merges, malformed: {bad[:3]})")
     alphabet = _byte_alphabet()
     tokens = alphabet + [c + "</w>" for c in alphabet] + ["".join(m) for m in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
@@ -55,11 +57,11 @@ def default_bpe_path() -> str:
     """open_clip's copy of OpenAI's bpe_simple_vocab_16e6.txt.gz (located without importing open_clip)."""
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("bpe_simple_vocab_16e6.txt.gz not found: `pip install --no-deps open_clip_torch==3.3.0`"
+        raise MissingInput("bpe_simple_vocab_16e6.txt.gz not found: `pip install --no-deps open_clip_torch==3.3.0`"
                                 " or use ClipTokenizer.from_pretrained(<HF CLIP folder>)")
     path = os.path.join(list(spec.submodule_search_locations)[0], "bpe_simple_vocab_16e6.txt.gz")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} is missing from the open_clip install")
+        raise MissingInput(f"{path} is missing from the open_clip install")
     return path
 
 
@@ -81,14 +83,14 @@ class ClipTokenizer:
         self._tok = hf_tokenizer
         start, end = hf_tokenizer.bos_token_id, hf_tokenizer.eos_token_id
         if (start, end) != (START_ID, END_ID):
-            raise ValueError(f"tokenizer has start/end ids {start}/{end}, expected {START_ID}/{END_ID}")
+            raise InputError(f"tokenizer has start/end ids {start}/{end}, expected {START_ID}/{END_ID}")
 
     @classmethod
     def from_pretrained(cls, folder: str) -> "ClipTokenizer":
         """From a Hugging Face CLIP folder's tokenizer files (tokenizer.json or vocab.json + merges.txt)."""
         from transformers import CLIPTokenizer
         if not any(os.path.isfile(os.path.join(folder, f)) for f in ("tokenizer.json", "vocab.json")):
-            raise FileNotFoundError(f"no tokenizer.json or vocab.json in {folder}")
+            raise MissingInput(f"no tokenizer.json or vocab.json in {folder}")
         return cls(CLIPTokenizer.from_pretrained(folder, local_files_only=True))
 
     @classmethod
@@ -124,7 +126,7 @@ class ClipTokenizer:
         seqs = [self.ids(t) for t in texts]
         for text, seq in zip(texts, seqs):
             if len(seq) > context_length:
-                raise ValueError(f"prompt is {len(seq)} tokens, more than the context of {context_length}: {text!r}")
+                raise InputError(f"prompt is {len(seq)} tokens, more than the context of {context_length}: {text!r}")
         longest = max((len(s) for s in seqs), default=2)
         length = min(context_length, -(-longest // 8) * 8)
         out = np.zeros((len(seqs), length), np.int32)

@@ -6,19 +6,23 @@ step; a step that fails to restore (corrupted files) is skipped with a warning i
 """
 from __future__ import annotations
 
+import datetime
 import logging
 import os
+import shutil
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers as policies
 
+from sfr_jax.cli import one_line
+from sfr_jax.errors import CheckpointError
+
+__all__ = ["CheckpointError", "Checkpoints", "abstract"]
 log = logging.getLogger(__name__)
-
-
-class CheckpointError(RuntimeError):
-    """No usable checkpoint where one was required."""
+DAMAGED_DIR = "checkpoints_damaged"  # beside checkpoints/: steps that could not be read, kept for inspection
 
 
 class Checkpoints:
@@ -28,6 +32,7 @@ class Checkpoints:
                  read_only: bool = False):
         self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
         self.best_metric = best_metric
+        self.read_only = read_only
         keep_policies = [policies.LatestN(n=keep)]
         if best_metric:
             keep_policies.append(policies.BestN(get_metric_fn=lambda m: float(m[best_metric]), n=1,
@@ -62,6 +67,24 @@ class Checkpoints:
                 scored.append((float(value), step))
         return max(scored)[1] if scored else None
 
+    def resolve_step(self, step: int | None = None, best: bool = False) -> int:
+        """The step to load: `step` when given, the best by `best_metric` with `best`, else the newest;
+        a CheckpointError naming the folder when there is none."""
+        if best:
+            found = self.best_step()
+            if found is None:
+                raise CheckpointError(f"no checkpoint in {self.directory} has the metric {self.best_metric!r}")
+            return found
+        if step is not None:
+            if step not in self.steps():
+                raise CheckpointError(f"no checkpoint of step {step} in {self.directory} "
+                                      f"(saved steps: {self.steps() or 'none'})")
+            return step
+        latest = self.latest_step()
+        if latest is None:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        return latest
+
     def save(self, step: int, state: Any, meta: dict, metrics: dict | None = None) -> None:
         """Start an (asynchronous) save of `state` (a pytree of arrays) and `meta` (JSON) at `step`."""
         if metrics is not None and self.best_metric and self.best_metric not in metrics:
@@ -73,29 +96,74 @@ class Checkpoints:
                           metrics=metrics, force=True)
 
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict, int]:
-        """Restore `step`, or the newest readable step (falling back over corrupted ones with a warning).
-
-        `abstract_state` gives structure, dtypes and shardings (jax.ShapeDtypeStruct leaves).
-        """
+        """Restore `step`, or the newest readable step. A step that cannot be read is skipped with a warning
+        (and, when writable, set aside under checkpoints_damaged/ so the run can save that step again); a step
+        whose shapes do not fit `abstract_state` (ShapeDtypeStruct leaves with shardings) is a changed model
+        config, reported as such."""
         if step is not None:
             if step not in self.steps():
                 raise CheckpointError(f"no checkpoint of step {step} in {self.directory} "
                                       f"(saved steps: {self.steps() or 'none'})")
+            self._check_shapes(abstract_state, step)
             return (*self._restore(abstract_state, step), step)
         steps = self.steps()
         if not steps:
             raise CheckpointError(f"no checkpoint in {self.directory}")
         errors = []
         for candidate in reversed(steps):
+            self._check_shapes(abstract_state, candidate)
             try:
                 state, meta = self._restore(abstract_state, candidate)
             except Exception as error:  # any unreadable file: try the step before
-                errors.append(f"step {candidate}: {type(error).__name__}: {str(error)[:300]}")
-                log.warning("checkpoint step %d in %s is unreadable (%s: %s); falling back to the previous one",
-                            candidate, self.directory, type(error).__name__, str(error)[:300])
+                reason = f"{type(error).__name__}: {one_line(str(error))[:300]}"
+                errors.append(f"step {candidate}: {reason}")
+                moved = self._set_aside(candidate)
+                log.warning("checkpoint step %d in %s is unreadable (%s)%s; falling back to the previous one",
+                            candidate, self.directory, reason, f"; moved it to {moved}" if moved else "")
                 continue
+            if errors:
+                log.warning("resuming from checkpoint step %d", candidate)
             return state, meta, candidate
-        raise CheckpointError(f"no readable checkpoint in {self.directory}:\n  " + "\n  ".join(errors))
+        raise CheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
+
+    def _stored_shapes(self, step: int):
+        """{path: shape} of a step's stored state, or None when its metadata cannot be read (damaged)."""
+        try:
+            return _shapes(self.manager.item_metadata(step)["state"].tree)
+        except Exception:  # unreadable metadata: the restore reports it as damage
+            return None
+
+    def _check_shapes(self, abstract_state, step: int) -> None:
+        stored = self._stored_shapes(step)
+        if stored is None:
+            return
+        want = _shapes(abstract_state)
+        if stored == want:
+            return
+        missing = sorted(set(want) - set(stored))
+        extra = sorted(set(stored) - set(want))
+        wrong = [f"{k} {stored[k]} vs {want[k]}" for k in sorted(set(want) & set(stored)) if stored[k] != want[k]]
+        parts = [f"{name}: {', '.join(items[:6])}{' ...' if len(items) > 6 else ''}" for name, items in
+                 (("stored with other shapes (stored vs this model)", wrong), ("not in the checkpoint", missing),
+                  ("only in the checkpoint", extra)) if items]
+        raise CheckpointError(f"checkpoint step {step} in {self.directory} does not fit this model ({'; '.join(parts)}):"
+                              " the model config changed since it was saved; use the run's config or a new --workdir")
+
+    def _set_aside(self, step: int) -> str | None:
+        """Move a damaged step out of the managed folder (never deleted); the path it went to, or None when
+        read-only or not process 0."""
+        if self.read_only:
+            return None
+        target = None
+        if jax.process_index() == 0:
+            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            target = os.path.join(os.path.dirname(self.directory), DAMAGED_DIR, f"{step}-{stamp}")
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.move(os.path.join(self.directory, str(step)), target)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"sfr_jax checkpoint {step} set aside")
+        self.manager.reload()
+        return target
 
     def _restore(self, abstract_state, step):
         restored = self.manager.restore(step, args=ocp.args.Composite(
@@ -104,6 +172,15 @@ class Checkpoints:
         if not isinstance(meta, dict) or meta.get("step") != step:
             raise CheckpointError(f"checkpoint step {step}: metadata missing or for another step ({meta!r:.200})")
         return restored["state"], meta
+
+    def steps_per_epoch(self) -> int | None:
+        """The run's steps per epoch from the newest step whose meta is readable (None: open or unknown)."""
+        for step in reversed(self.steps()):
+            try:
+                return self.read_meta(step).get("steps_per_epoch")
+            except Exception:  # an unreadable step: ask the one before
+                continue
+        return None
 
     def read_meta(self, step: int) -> dict:
         """Only the JSON metadata of a step (config, data position, metrics)."""
@@ -115,6 +192,19 @@ class Checkpoints:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def _shapes(tree) -> dict:
+    """{'a/b/0': shape} of a tree's leaves; path parts as plain strings, since Orbax stores a tuple's items
+    under string keys."""
+    def name(part):
+        for attr in ("key", "idx", "name"):
+            if hasattr(part, attr):
+                return str(getattr(part, attr))
+        return str(part)
+
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {"/".join(name(p) for p in path): tuple(getattr(x, "shape", ())) for path, x in leaves}
 
 
 def abstract(tree, shardings):

@@ -9,6 +9,8 @@ import time
 
 import jax
 
+from sfr_jax.tfcpu import tf_cpu
+
 log = logging.getLogger("sfr_jax")
 
 
@@ -52,7 +54,6 @@ class Progress:
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
         self.writer = None
         if self.main and workdir:
-            from sfr_jax.data.pipeline import tf_cpu
             self.writer = tf_cpu().summary.create_file_writer(os.path.join(workdir, "tensorboard"))
 
     def rate(self, step: int) -> float:
@@ -82,7 +83,7 @@ class Progress:
     def scalars(self, step: int, scalars: dict, prefix: str = "") -> None:
         if self.writer is None:
             return
-        tf = __import__("tensorflow")
+        tf = tf_cpu()
         with self.writer.as_default(step=step):
             for k, v in scalars.items():
                 tf.summary.scalar(prefix + k, float(v))

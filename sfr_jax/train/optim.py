@@ -3,7 +3,6 @@ per-epoch warm-up + cosine schedule of timm's CosineLRScheduler as the reference
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -100,11 +99,3 @@ def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation
                                        param_labels))
     return optax.chain(*parts)
 
-
-def reference_epoch_lr(base: float, e: int, warmup_epochs=3, warmup_init=5e-7, min_lr=1e-7, period=60) -> float:
-    """Plain-Python SPEC §6 formula (for reports and checks)."""
-    if e < warmup_epochs:
-        return warmup_init + e * (base - warmup_init) / warmup_epochs
-    if e >= period:
-        return min_lr
-    return min_lr + 0.5 * (base - min_lr) * (1 + math.cos(math.pi * e / period))

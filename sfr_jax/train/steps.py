@@ -1,35 +1,41 @@
-"""The jitted train and eval steps: pure functions of (trainable, optimiser state, frozen state, batch).
+"""The jitted train step: a pure function of (trainable, optimiser state, frozen state, batch, step, key).
 
 Gradients are taken with respect to the trainable dict only; the frozen CLIP weights are a separate
 argument, so XLA never computes their weight gradients nor keeps optimiser state for them. Dropout keys
 depend on (seed, step) only and masks are drawn for the GLOBAL batch, so 1 and N devices draw the same.
-Images arrive as uint8 (4x fewer bytes from host to device) and are normalised inside the step.
+Images arrive as uint8 and are normalised inside the step (sfr_jax.infer.steps.normalise).
 """
 from __future__ import annotations
+
+import zlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 
 from sfr_jax import parallel
-from sfr_jax.train import state as state_lib
+from sfr_jax.infer.model import ModelParts
+from sfr_jax.infer.steps import normalise
+from sfr_jax.train.loss import scl_loss
 
 
-def normalise(images, mean, std):
-    """uint8 images 0..255 -> float32 (x / 255 - mean) / std, per channel (the reference's ToTensor +
-    Normalize); done on the device, fused by XLA into the patch embedding's input."""
-    if images.dtype != jnp.uint8:
-        raise TypeError(f"the steps take uint8 images (0..255) as the input pipelines yield, got {images.dtype}")
-    scale = 1.0 / (255.0 * np.asarray(std, np.float32))
-    return images.astype(jnp.float32) * scale - np.asarray(mean, np.float32) / np.asarray(std, np.float32)
+def reseed(model, key) -> None:
+    """Give every dropout stream its own key derived from `key` and the stream's path, so that no two
+    dropout layers ever draw the same mask."""
+
+    def policy(path, scalar_key, shape):
+        del shape
+        tag = zlib.crc32("/".join(str(p) for p in path).encode()) & 0x7FFFFFFF
+        return jax.random.fold_in(scalar_key, tag)
+
+    nnx.reseed(model, policy=policy, dropout=key)
 
 
 def grouped_loss(logits, labels, loss_config, group_size: int):
     """Mean SCL loss over consecutive groups of `group_size` examples (the reference's per-GPU batches,
     whose gradients DDP averages); group_size 0 = one group."""
-    from sfr_jax.train.loss import scl_loss
-
     b = logits.shape[0]
     g = group_size or b
     one = lambda lo, la: scl_loss(lo, la, temperature=loss_config.temperature, margin=loss_config.margin,
@@ -37,7 +43,7 @@ def grouped_loss(logits, labels, loss_config, group_size: int):
     return jnp.mean(jax.vmap(one)(logits.reshape(b // g, g, -1), labels.reshape(b // g, g, -1)))
 
 
-def make_train_step(parts: state_lib.ModelParts, tx: optax.GradientTransformation, config, mesh,
+def make_train_step(parts: ModelParts, tx: optax.GradientTransformation, config, mesh,
                     shardings: dict):
     """jit(train_step)(trainable, opt_state, frozen, batch, step, key) -> (trainable, opt_state, metrics).
 
@@ -56,7 +62,7 @@ def make_train_step(parts: state_lib.ModelParts, tx: optax.GradientTransformatio
         def loss_fn(params):
             # Fresh Variables at this trace level: reseeding mutates the RNG streams.
             model = parts.merge(params, jax.tree.map(lambda x: x, frozen), train=True)
-            state_lib.reseed(model, dropout_key)
+            reseed(model, dropout_key)
             # Seen classes' text features are recomputed here: the text adapters train.
             logits = model(normalise(batch["image"], mean, std), train_ids).astype(jnp.float32)
             labels = batch["labels"][:, ids].astype(jnp.float32)
@@ -78,59 +84,11 @@ def make_train_step(parts: state_lib.ModelParts, tx: optax.GradientTransformatio
     )
 
 
-def make_text_features(parts: state_lib.ModelParts, mesh, shardings: dict):
-    """jit(text_features)(trainable, frozen, class_ids static) -> [c, E], computed once per evaluation."""
-
-    def text_features(trainable, frozen, class_ids):
-        return parts.merge(trainable, frozen).text_features(class_ids)
-
-    rep = parallel.replicated(mesh)
-    return jax.jit(text_features, static_argnums=2, in_shardings=(shardings["trainable"], shardings["frozen"]),
-                   out_shardings=rep)
-
-
-def make_eval_step(parts: state_lib.ModelParts, mesh, shardings: dict, modes: dict, mean, std):
-    """jit(eval_step)(trainable, frozen, images uint8, text_features: {mode: [c,E]}) -> {mode: logits [B, c]}.
-
-    `modes` maps a mode name to its static class ids; all modes score the same images in one program
-    (XLA shares the image encoding). Logits come back sharded over 'data'. mean/std: config.data's.
-    """
-    modes = {name: tuple(ids) for name, ids in modes.items()}
-    mean, std = tuple(mean), tuple(std)
-
-    def eval_step(trainable, frozen, images, text_features):
-        model = parts.merge(trainable, frozen)
-        images = normalise(images, mean, std)
-        return {name: model(images, ids, text_features=text_features[name]).astype(jnp.float32)
-                for name, ids in modes.items()}
-
-    rep = parallel.replicated(mesh)
-    batch_sh = parallel.batch_sharding(mesh)
-    return jax.jit(eval_step, in_shardings=(shardings["trainable"], shardings["frozen"], batch_sh, rep),
-                   out_shardings=batch_sh)
-
-
 def state_shardings(mesh, trainable, opt_state, frozen) -> dict:
     """Replicated state, or large tensors split over the 'model' axis when mesh.model > 1."""
     return {"trainable": parallel.param_sharding(mesh, trainable),
             "opt_state": parallel.param_sharding(mesh, opt_state),
             "frozen": parallel.param_sharding(mesh, frozen)}
-
-
-def place(tree, shardings):
-    """Put a host tree (identical on every process) onto the mesh with the given shardings (same structure).
-
-    Works across processes (each builds its own shards from its host copy) and always copies, so the
-    result may be donated without invalidating `tree`.
-    """
-
-    def one(x, sharding):
-        is_key = jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-        host = np.asarray(jax.random.key_data(x) if is_key else x)
-        out = jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
-        return jax.random.wrap_key_data(out, impl=jax.random.key_impl(x)) if is_key else out
-
-    return jax.tree.map(one, tree, shardings)
 
 
 def dry_run_report(compiled, per_device_batch: int, global_batch: int, model_flops: float | None = None) -> str:

@@ -5,7 +5,7 @@ Stages, each cached under --out (a finished stage is skipped by the next run; an
   2 clip      a tiny CLIP pre-trained contrastively on the web frames, saved as a Hugging Face CLIPModel
               folder, then converted with `sfr-jax convert-clip` like real weights
   3 prepare   `sfr-jax prepare` of the cctv set into TFRecords (training images with unseen labels dropped)
-  4 train     `sfr-jax train` of SFR-Net on the seen classes (configs/demo.py), evaluated after every epoch
+  4 train     `sfr-jax train --config configs/demo.py` of SFR-Net on the seen classes, evaluated every epoch
   5 evaluate  plain CLIP zero-shot (no RS, MEF, GR) and SFR-Net on the cctv test split; PR-curve plot
   6 export    `sfr-jax export` to PyTorch and `sfr-jax predict` with a user-style class file
   7 summary   the paper's Table 3 in miniature, and where everything is
@@ -14,37 +14,48 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import shutil
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from sfr_jax import cli
+from sfr_jax.convert.cli import convert_clip_main, export_main
+from sfr_jax.data import prepare, synthetic, tfrecords
+from sfr_jax.demo import pretrain as dp
+from sfr_jax.eval.evaluator import Evaluator
+from sfr_jax.eval.metrics import mean_average_precision
+from sfr_jax.fileio import atomic_path, write_json, write_text
+from sfr_jax.predict import main as predict_main
+from sfr_jax.text.classes import load_class_set
+from sfr_jax.text.tokenizer import ClipTokenizer
+from sfr_jax.train import workdir as workdir_lib
+from sfr_jax.train.cli import train_main
+from sfr_jax.train.run import setup
 
 STAGES = ("data", "clip", "prepare", "train", "evaluate", "export", "summary")
+VERBS = {"convert-clip": convert_clip_main, "prepare": prepare.main, "train": train_main, "export": export_main,
+         "predict": predict_main}
 
 
 def _config_file() -> str:
-    """configs/demo.py of this checkout (the package's parent folder), else of the working directory."""
-    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo.py")
+    """configs/demo.py of this checkout (two folders above this package), else of the working directory."""
+    here = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "demo.py"))
     return here if os.path.isfile(here) else os.path.join("configs", "demo.py")
 
 
 CONFIG_FILE = _config_file()
-# Demo values layered over configs/demo.py (tuned here for the tiny CLIP at 64 px; see README "The demo").
-TRAIN_OVERRIDES = {
-    # The reference's train augmentation (pad 10 px + crop, affine, ...) is sized for 224 px; at 64 px it
-    # shifts the tiny motifs too far and costs the demo most of its gain (measured: ZSL mAP 32 vs 44).
-    "data.augment": False,
-    # 6 epochs of the 1,874 seen-class training frames (58 steps each): measured ZSL mAP 39 vs 33 after 3.
-    "train.epochs": 6,
-}
-# Ablation rows of the paper's Table 3: model switches on top of the demo config.
-ABLATIONS = {
-    "+RS": {"model.use_local": False, "model.use_gr": False},
-    "+RS +MEF": {"model.use_gr": False},
-}
+DEFAULT_OUT, DEFAULT_SEED, DEFAULT_IMAGE_SIZE = "checkpoints/demo", 0, 64  # what configs/demo.py names
+# Ablation rows of the paper's Table 3: variants of configs/demo.py.
+ABLATIONS = {"+RS": "rs", "+RS +MEF": "rs_mef"}
 PRETRAIN_RECIPE = "single-label web set, lr 2e-3, batch 128"  # part of the clip stage's cache key
 SIZES = {  # frames per set, cctv test fraction, pre-training steps, SFR-Net steps (-1: the config's epochs)
     "full": dict(web=4000, cctv=3000, test_fraction=0.3, pretrain_steps=1000, train_steps=-1, draw=96),
@@ -83,10 +94,7 @@ def _digest(payload) -> str:
 
 
 def _atomic_json(path: str, payload, sort_keys: bool = True) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle, indent=1, sort_keys=sort_keys, default=str)
-    os.replace(tmp, path)
+    write_json(path, payload, sort_keys=sort_keys, default=str)
 
 
 class Stages:
@@ -141,19 +149,21 @@ class Stages:
         return info
 
 
-def _verb(argv, quiet: bool = False) -> int:
-    """Run `sfr-jax ARGV` in this process (same code path as the command line), echoing the command."""
-    from sfr_jax.main import main as sfr_main
+class StageFailed(Exception):
+    """A verb the demo ran failed; its own message is already on the screen."""
 
+
+def _verb(argv, quiet: bool = False) -> int:
+    """Run `sfr-jax ARGV` in this process (the verb's own entry point, as the command line), echoing it."""
     _say("    $ sfr-jax " + " ".join(argv))
+    verb = VERBS[argv[0]]
     if not quiet:
-        code = sfr_main(list(argv))
+        code = verb(list(argv[1:]))
     else:
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            code = sfr_main(list(argv))
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = verb(list(argv[1:]))
     if code:
-        raise RuntimeError(f"`sfr-jax {' '.join(argv)}` failed with exit code {code}")
+        raise StageFailed(f"`sfr-jax {' '.join(argv)}` exited with code {code} (its message is above)")
     return code
 
 
@@ -162,21 +172,14 @@ def _verb(argv, quiet: bool = False) -> int:
 
 def stage_data(out: str, size: dict, seed: int) -> dict:
     """Write the web (pre-training) and cctv (target) sets in parallel, and caption the web set."""
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing
-
-    from sfr_jax.data import synthetic
-    from sfr_jax.demo_pretrain import write_captions, write_web_set
-    from sfr_jax.text.classes import load_class_set
-
     web = dict(num_images=size["web"], seed=1000 + seed, val_fraction=0.1, draw_size=size["draw"])
     cctv = dict(num_images=size["cctv"], seed=2000 + seed, val_fraction=size["test_fraction"],
                 draw_size=size["draw"], save_size="draw", style="cctv", normal_fraction=0.4)
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {"web": pool.submit(write_web_set, os.path.join(out, "raw", "web"), **web),
+        futures = {"web": pool.submit(dp.write_web_set, os.path.join(out, "raw", "web"), **web),
                    "cctv": pool.submit(synthetic.write, os.path.join(out, "raw", "cctv"), **cctv)}
         counts = {name: f.result() for name, f in futures.items()}
-    write_captions(os.path.join(out, "raw", "web"), load_class_set("sewerml"), seed)
+    dp.write_captions(os.path.join(out, "raw", "web"), load_class_set("sewerml"), seed)
     for name, c in counts.items():
         _say(f"    {name}: {c['train']} + {c['test']} frames in {_show(os.path.join(out, 'raw', name))}")
     return {"counts": counts}
@@ -184,10 +187,6 @@ def stage_data(out: str, size: dict, seed: int) -> dict:
 
 def stage_clip(out: str, size: dict, seed: int, image_size: int) -> dict:
     """Pre-train the tiny CLIP on the web set, save it in HF format, check transformers loads it, convert."""
-    from sfr_jax import demo_pretrain as dp
-    from sfr_jax.text.classes import load_class_set
-    from sfr_jax.text.tokenizer import ClipTokenizer
-
     class_set = load_class_set("sewerml")
     web = os.path.join(out, "raw", "web")
     images, labels, files = dp.load_split_images(web, "train", class_set, image_size)
@@ -212,9 +211,6 @@ def stage_clip(out: str, size: dict, seed: int, image_size: int) -> dict:
 
 def web_zero_shot(model, web: str, class_set, tokenizer, image_size: int) -> float:
     """Plain CLIP ZSL mAP on the held-out web-style frames: what the CLIP knows before the domain gap."""
-    from sfr_jax import demo_pretrain as dp
-    from sfr_jax.eval.metrics import mean_average_precision
-
     images, labels, _ = dp.load_split_images(web, "test", class_set, image_size)
     unseen = list(class_set.ids("zsl"))
     text = dp.encode_texts(model, tokenizer.encode([dp.class_prompts(class_set.phrases)[i] for i in unseen]))
@@ -223,20 +219,17 @@ def web_zero_shot(model, web: str, class_set, tokenizer, image_size: int) -> flo
 
 def check_hf_clip(hf_dir: str, model, images_uint8) -> float:
     """Load hf_dir with transformers.CLIPModel and compare its image embeddings with ours; returns max |diff|."""
-    import numpy as np
-    import torch
+    import torch  # lazy, as transformers: only this check needs them
     import transformers
 
-    from sfr_jax.demo_pretrain import encode_images, normalise
-
     hf = transformers.CLIPModel.from_pretrained(hf_dir).eval()
-    pixels = torch.from_numpy(normalise(images_uint8)).permute(0, 3, 1, 2)
+    pixels = torch.from_numpy(dp.normalise(images_uint8)).permute(0, 3, 1, 2)
     with torch.no_grad():
         theirs = hf.get_image_features(pixel_values=pixels)
         theirs = getattr(theirs, "pooler_output", theirs)
     theirs = theirs.numpy()
     theirs = theirs / np.linalg.norm(theirs, axis=-1, keepdims=True)
-    diff = float(np.abs(theirs - encode_images(model, images_uint8)).max())
+    diff = float(np.abs(theirs - dp.encode_images(model, images_uint8)).max())
     if not diff < 1e-3:
         raise RuntimeError(f"{hf_dir}: transformers' CLIPModel disagrees with ours (max |diff| {diff})")
     return diff
@@ -246,74 +239,65 @@ def stage_prepare(out: str, image_size: int) -> dict:
     _verb(["prepare", "sewerml", "--root", os.path.join(out, "raw", "cctv"), "--out", os.path.join(out, "data"),
            "--image-size", str(image_size), "--format", "png", "--shard-size", "512", "--workers", "2",
            "--no-progress"])
-    from sfr_jax.data import tfrecords
-
     return {split: tfrecords.read_info(os.path.join(out, "data", split))["num_examples"]
             for split in ("train", "test")}
 
 
-def train_argv(out: str, workdir: str, seed: int, train_steps: int, extra: dict, image_size: int) -> list:
-    overrides = {**TRAIN_OVERRIDES, "data.image_size": image_size, "clip_dir": os.path.join(out, "clip"), "data.dir": os.path.join(out, "data"),
-                 "data.descriptions": os.path.join(out, "prompts.txt"), "seed": seed, **extra}
-    if train_steps > 0:
+def train_argv(out: str, workdir: str, seed: int, train_steps: int, variants: list, image_size: int,
+               quick: bool) -> list:
+    """`sfr-jax train --config configs/demo.py[:variants]` plus only what differs from that file: the paths
+    of another --out, another seed or image size, another step count."""
+    overrides = {}
+    if os.path.abspath(out) != os.path.abspath(DEFAULT_OUT):
+        overrides.update({"clip_dir": os.path.join(out, "clip"), "data.dir": os.path.join(out, "data"),
+                          "data.descriptions": os.path.join(out, "prompts.txt")})
+    if seed != DEFAULT_SEED:
+        overrides["seed"] = seed
+    if image_size != DEFAULT_IMAGE_SIZE:
+        overrides["data.image_size"] = image_size
+    if train_steps > 0 and not (quick and train_steps == SIZES["quick"]["train_steps"]):
         overrides.update({"train.max_steps": train_steps, "train.log_every": 2})
-    return (["train", "--config", CONFIG_FILE, "--workdir", workdir]
+    config = CONFIG_FILE + (":" + ",".join((["quick"] if quick else []) + variants) if quick or variants else "")
+    return (["train", "--config", config, "--workdir", workdir]
             + [f"--config.{k}={v}" for k, v in overrides.items()])
 
 
 def write_prompts(out: str) -> str:
     """The class prompts of the demo (one line per class): the caption template with the class phrase."""
-    from sfr_jax.demo_pretrain import class_prompts
-    from sfr_jax.text.classes import load_class_set
-
-    path = os.path.join(out, "prompts.txt")
-    with open(path + ".tmp", "w") as handle:
-        handle.write("\n".join(class_prompts(load_class_set("sewerml").phrases)) + "\n")
-    os.replace(path + ".tmp", path)
-    return path
+    return write_text(os.path.join(out, "prompts.txt"),
+                      "\n".join(dp.class_prompts(load_class_set("sewerml").phrases)) + "\n")
 
 
-def stage_train(out: str, name: str, seed: int, train_steps: int, extra: dict, image_size: int) -> dict:
+def stage_train(out: str, name: str, seed: int, train_steps: int, variants: list, image_size: int,
+                quick: bool) -> dict:
     workdir = os.path.join(out, name)
-    _verb(train_argv(out, workdir, seed, train_steps, extra, image_size))
+    _verb(train_argv(out, workdir, seed, train_steps, variants, image_size, quick))
     return {"workdir": workdir}
 
 
-def _config_from_workdir(workdir: str):
-    from sfr_jax.train import config as config_lib
-
-    with open(os.path.join(workdir, "config.json")) as handle:
-        return config_lib.from_json(handle.read())
+def _tables(config, run):
+    """(results, logits, labels) of one evaluation of `run`, scored once and tabulated from those logits."""
+    evaluator = Evaluator(run.parts, config, run.mesh, run.shardings)
+    logits, labels = evaluator.scores(run.trainable, run.frozen)
+    evaluator.scores = lambda *_args, **_kw: (logits, labels)
+    return evaluator.run(run.trainable, run.frozen), logits, labels
 
 
 def evaluate_workdir(workdir: str):
     """(results, zsl logits, labels) of the newest checkpoint of a training workdir over the test split."""
-    from sfr_jax.eval.evaluator import Evaluator
-    from sfr_jax.train import loop
-
-    config = _config_from_workdir(workdir)
-    run = loop.setup(config, workdir, restore=True)
-    evaluator = Evaluator(run.parts, config, run.mesh, run.shardings)
-    logits, labels = evaluator.scores(run.trainable, run.frozen)
-    evaluator.scores = lambda *_args, **_kw: (logits, labels)  # score once, tabulate from the same logits
-    return evaluator.run(run.trainable, run.frozen), logits, labels, run.parts.class_set
+    config = workdir_lib.run_config(workdir)
+    run = setup(config, workdir, restore=True)
+    return (*_tables(config, run), run.parts.class_set)
 
 
 def evaluate_plain_clip(config, workdir: str):
     """Plain CLIP zero-shot: the same evaluator on SFR-Net with RS, MEF and GR switched off, i.e. the cosine
     of the global image feature and each class prompt's text feature."""
-    from sfr_jax.eval.evaluator import Evaluator
-    from sfr_jax.train import loop
-
     with config.unlocked():
         config.model.rs = False
         config.model.use_local = False
         config.model.use_gr = False
-    run = loop.setup(config, workdir, restore=False)
-    evaluator = Evaluator(run.parts, config, run.mesh, run.shardings)
-    logits, labels = evaluator.scores(run.trainable, run.frozen)
-    evaluator.scores = lambda *_args, **_kw: (logits, labels)
-    return evaluator.run(run.trainable, run.frozen), logits, labels
+    return _tables(config, setup(config, workdir, restore=False))
 
 
 def pr_curve(scores, labels):
@@ -329,7 +313,7 @@ def pr_curve(scores, labels):
 
 
 def plot_pr(path: str, curves: dict, title: str, chance: float) -> str:
-    import matplotlib
+    import matplotlib  # lazy: only the plot needs it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -341,9 +325,9 @@ def plot_pr(path: str, curves: dict, title: str, chance: float) -> str:
     ax.set(xlabel="recall", ylabel="precision", title=title, xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path + ".tmp.png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    os.replace(path + ".tmp.png", path)
     return path
 
 
@@ -357,7 +341,7 @@ def stage_evaluate(out: str, rows: dict) -> dict:
         curves[label] = pr_curve(logits["zsl"], labels[:, list(class_set.ids("zsl"))])
         first = first or (workdir, labels, class_set)
     workdir, labels, class_set = first
-    base, base_logits, _ = evaluate_plain_clip(_config_from_workdir(workdir), os.path.join(out, "plain_clip"))
+    base, base_logits, _ = evaluate_plain_clip(workdir_lib.run_config(workdir), os.path.join(out, "plain_clip"))
     results = {"CLIP (zero-shot)": base, **results}
     unseen = labels[:, list(class_set.ids("zsl"))]
     curves = {"CLIP (zero-shot)": pr_curve(base_logits["zsl"], unseen), **curves}
@@ -373,16 +357,11 @@ def stage_evaluate(out: str, rows: dict) -> dict:
 
 def stage_export(out: str, workdir: str) -> dict:
     """Export the trained SFR-Net to PyTorch and score a few test frames, also with user-defined classes."""
-    import csv
-
     export_dir = os.path.join(out, "export")
     os.makedirs(export_dir, exist_ok=True)
     pth = os.path.join(export_dir, "sfr_demo.pth")
     _verb(["export", "--workdir", workdir, "--to", pth, "--overwrite"])
-    classes = os.path.join(out, "my_classes.yaml")
-    with open(classes + ".tmp", "w") as handle:
-        handle.write(USER_CLASSES)
-    os.replace(classes + ".tmp", classes)
+    classes = write_text(os.path.join(out, "my_classes.yaml"), USER_CLASSES)
     # a few test frames: ones showing the user's classes first
     raw = os.path.join(out, "raw", "cctv")
     with open(os.path.join(raw, "SewerML_Val.csv"), newline="") as handle:
@@ -477,11 +456,11 @@ def summary(out: str, info: dict, timings: dict, started: float) -> None:
 # ---------------------------------------------------------------------------------------------- main
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="sfr-jax demo", description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--out", default="checkpoints/demo", help="cache folder of every stage (default %(default)s)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the data, the pre-training and SFR-Net")
+def build_parser():
+    ap = cli.parser("sfr-jax demo", __doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                    epilog=__doc__)
+    ap.add_argument("--out", default=DEFAULT_OUT, help="cache folder of every stage (default %(default)s)")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the data, the pre-training and SFR-Net")
     ap.add_argument("--quick", action="store_true", help="a shortened run (CI): tiny sets, a few steps")
     ap.add_argument("--steps", type=int, default=None, help="SFR-Net training steps (default: the config's epochs)")
     ap.add_argument("--pretrain-steps", type=int, default=None, help="tiny-CLIP pre-training steps")
@@ -490,10 +469,31 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ablation", action=argparse.BooleanOptionalAction, default=None,
                     help="also train the +RS and +RS +MEF rows of Table 3 (default: on, off with --quick)")
     ap.add_argument("--fresh", action="store_true", help="delete --out first and redo every stage")
-    ap.add_argument("--image-size", type=int, default=64, help="image size of the tiny CLIP and SFR-Net")
+    ap.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE, help="image size of the tiny CLIP and SFR-Net")
     return ap
 
 
+def train_rows(st: Stages, out: str, size: dict, seed: int, image_size: int, quick: bool, ablation: bool) -> dict:
+    """Train SFR-Net (and the ablation rows): {table label: workdir}, in table order."""
+    base, keys, rows = st.chain, [], {}
+    variants = {**(ABLATIONS if ablation else {}), "SFR-Net (RS+MEF+GR)": ""}
+    for label, variant in variants.items():
+        name = "sfr" if not variant else "ablation_" + label.replace("+", "").replace(" ", "_").lower().strip("_")
+        extra = [variant] if variant else []
+        params = {"steps": size["train_steps"], "seed": seed, "variants": extra, "quick": quick,
+                  "image_size": image_size, "config": _file_digest(CONFIG_FILE)}
+        title = "sfr-jax train: SFR-Net on the seen classes" + (f" ({label})" if variant else "")
+        st.chain = base  # every training row depends on the data stages only
+        result = st.run(4, "train" if not variant else f"train_{name}", title, params, [os.path.join(out, name)],
+                        lambda name=name, extra=extra: stage_train(out, name, seed, size["train_steps"], extra,
+                                                                   image_size, quick))
+        rows[label] = result["workdir"]
+        keys.append(st.chain)
+    st.chain = _digest(keys)
+    return rows
+
+
+@cli.verb("sfr-jax demo")
 def main(argv) -> int:
     """Entry point of `sfr-jax demo`."""
     args = build_parser().parse_args(argv)
@@ -508,7 +508,6 @@ def main(argv) -> int:
     if args.pretrain_steps is not None:
         size["pretrain_steps"] = args.pretrain_steps
     out = os.path.abspath(args.out)
-    os.makedirs(out, exist_ok=True)
     st = Stages(out, args.fresh)
     info = {}
     seed, image_size = args.seed, args.image_size
@@ -518,42 +517,25 @@ def main(argv) -> int:
                               lambda: stage_data(out, size, seed))
         info["clip"] = st.run(2, "clip", "tiny CLIP: contrastive pre-training on the web set",
                               {"steps": size["pretrain_steps"], "seed": seed, "image_size": image_size,
-                               "jitter": size["jitter"],
-                               "recipe": PRETRAIN_RECIPE},
+                               "jitter": size["jitter"], "recipe": PRETRAIN_RECIPE},
                               [os.path.join(out, "clip_hf"), os.path.join(out, "clip")],
                               lambda: stage_clip(out, size, seed, image_size))
         info["prepare"] = st.run(3, "prepare", "sfr-jax prepare: cctv set -> TFRecords",
                                  {"image_size": image_size}, [os.path.join(out, "data")],
                                  lambda: stage_prepare(out, image_size))
         write_prompts(out)
-        base, keys, rows = st.chain, [], {}
         ablation = (not args.quick) if args.ablation is None else args.ablation
-        variants = dict(ABLATIONS) if ablation else {}
-        variants["SFR-Net (RS+MEF+GR)"] = {}
-        for label, extra in variants.items():
-            name = "sfr" if not extra else "ablation_" + label.replace("+", "").replace(" ", "_").lower().strip("_")
-            params = {"steps": size["train_steps"], "seed": seed, "extra": extra, "overrides": TRAIN_OVERRIDES,
-                      "image_size": image_size,
-                      "config": _file_digest(CONFIG_FILE)}
-            title = "sfr-jax train: SFR-Net on the seen classes" + (f" ({label})" if extra else "")
-            st.chain = base  # every training row depends on the data stages only
-            result = st.run(4, "train" if not extra else f"train_{name}", title, params,
-                            [os.path.join(out, name)],
-                            lambda name=name, extra=extra: stage_train(out, name, seed, size["train_steps"], extra, image_size))
-            rows[label] = result["workdir"]
-            keys.append(st.chain)
-        st.chain = _digest(keys)
+        rows = train_rows(st, out, size, seed, image_size, args.quick, ablation)
         info["train"] = {"workdir": rows["SFR-Net (RS+MEF+GR)"]}
-        ordered = {k: rows[k] for k in list(ABLATIONS) + ["SFR-Net (RS+MEF+GR)"] if k in rows}
         info["evaluate"] = st.run(5, "evaluate", "evaluation: plain CLIP zero-shot vs SFR-Net (cctv test split)",
-                                  {"rows": list(ordered)}, [os.path.join(out, "results.json")],
-                                  lambda: stage_evaluate(out, ordered))
+                                  {"rows": list(rows)}, [os.path.join(out, "results.json")],
+                                  lambda: stage_evaluate(out, rows))
         info["export"] = st.run(6, "export", "sfr-jax export (PyTorch) and sfr-jax predict (your classes)", {},
                                 [os.path.join(out, "export")],
                                 lambda: stage_export(out, info["train"]["workdir"]))
         _say(f"[7/{len(STAGES)}] summary")
         summary(out, info, st.timings, started)
-    except (RuntimeError, FileNotFoundError, ValueError) as error:
+    except StageFailed as error:
         print(f"sfr-jax demo: {error}", file=sys.stderr)
         return 1
     return 0

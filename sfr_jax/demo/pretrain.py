@@ -6,14 +6,26 @@ would). The result is written as a Hugging Face CLIPModel folder, the format rea
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
 from typing import Callable, Optional, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
+from flax import nnx
+from safetensors.numpy import save_file
 
-from sfr_jax.fileio import atomic_directory
+from sfr_jax.convert.hf import ours_to_hf
+from sfr_jax.data import images as images_lib
+from sfr_jax.data import raw, synthetic
+from sfr_jax.data.raw import SEWERML_OFFICIAL_HEADER
+from sfr_jax.errors import InputError
+from sfr_jax.fileio import atomic_directory, atomic_path, atomic_write, ensure_dir, remove_stale_temps_in, write_json
+from sfr_jax.models.clip import CLIP, CLIPConfig, TextConfig, VisionConfig
+from sfr_jax.models.rs import RSConfig
+from sfr_jax.models.store import flat_params
 
 # Web-like alt texts; the zero-shot class prompt is the first template with one phrase.
 CAPTION_TEMPLATES = ("a photo of a sewer pipe with {}.", "{} in a sewer pipe.", "sewer inspection photo showing {}.")
@@ -53,13 +65,8 @@ def web_labels(rng: np.random.Generator, codes: Sequence[str], normal_fraction: 
 def write_web_set(out: str, num_images: int, seed: int, *, draw_size: int = 96, val_fraction: float = 0.1) -> dict:
     """The web-style pre-training frames in the official Sewer-ML raw format (PNGs + SewerML_*.csv), drawn by
     the synthetic renderer with web_labels; frame i depends only on (seed, i). Returns {split: count}."""
-    from PIL import Image  # noqa: F401  (the renderer returns PIL images)
-
-    from sfr_jax.data import synthetic
-    from sfr_jax.data.raw import SEWERML_OFFICIAL_HEADER
-
-    image_dir = os.path.join(out, "images")
-    os.makedirs(image_dir, exist_ok=True)
+    image_dir = ensure_dir(os.path.join(out, "images"))
+    remove_stale_temps_in(image_dir)
     num_test = int(round(num_images * val_fraction))
     rows = {"train": [], "test": []}
     for index in range(num_images):
@@ -68,26 +75,22 @@ def write_web_set(out: str, num_images: int, seed: int, *, draw_size: int = 96, 
         water = int(rng.choice(synthetic.WATER_LEVELS))
         image = synthetic.render(rng, labels, draw_size, "web", water)
         name = f"{index + 1:08d}.png"
-        image.save(os.path.join(image_dir, name + ".tmp"), format="PNG", compress_level=1)
-        os.replace(os.path.join(image_dir, name + ".tmp"), os.path.join(image_dir, name))
+        with atomic_path(os.path.join(image_dir, name), clean=False) as tmp:
+            image.save(tmp, format="PNG", compress_level=1)
         rows["train" if index < num_images - num_test else "test"].append((name, labels, water))
     for split, filename in (("train", "SewerML_Train.csv"), ("test", "SewerML_Val.csv")):
-        path = os.path.join(out, filename)
-        with open(path + ".tmp", "w", newline="") as handle:
+        with atomic_write(os.path.join(out, filename), newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(SEWERML_OFFICIAL_HEADER)
             for name, labels, water in rows[split]:
                 defect = int(any(labels.values()))
                 writer.writerow([name, water, 0] + [labels[c] for c in SEWERML_OFFICIAL_HEADER[3:20]]
                                 + [1 - defect, defect])
-        os.replace(path + ".tmp", path)
     return {split: len(r) for split, r in rows.items()}
 
 
 def write_captions(root: str, class_set, seed: int) -> str:
     """Caption every frame of a synthetic raw set (official CSVs under root) into root/captions.csv."""
-    from sfr_jax.data import raw
-
     rng = np.random.default_rng([seed, 7])
     rows = []
     for source in raw.find_sources("sewerml", root):
@@ -96,26 +99,20 @@ def write_captions(root: str, class_set, seed: int) -> str:
             phrases = [class_set.phrases[i] for i in np.flatnonzero(labels)]
             rows.append((source.name, name, caption(rng, phrases)))
     path = os.path.join(root, CAPTIONS_FILE)
-    with open(path + ".tmp", "w", newline="") as handle:
+    with atomic_write(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["split", "filename", "caption"])
         writer.writerows(rows)
-    os.replace(path + ".tmp", path)
     return path
 
 
 def load_split_images(root: str, split: str, class_set, image_size: int):
     """(uint8 images [N, S, S, 3], labels [N, C] in class-set order, filenames) of one raw split."""
-    from PIL import Image
-
-    from sfr_jax.data import raw
-
     source = {s.name: s for s in raw.find_sources("sewerml", root)}[split]
     rows = raw.read_split(source, class_set.codes)
     images = np.zeros((len(rows.filenames), image_size, image_size, 3), np.uint8)
     for i, name in enumerate(rows.filenames):
-        with Image.open(os.path.join(source.image_dir, name)) as image:
-            images[i] = np.asarray(image.convert("RGB").resize((image_size, image_size), Image.BICUBIC))
+        images[i] = images_lib.load(os.path.join(source.image_dir, name), image_size, "bicubic")
     return images, np.asarray(rows.labels, np.int32), list(rows.filenames)
 
 
@@ -124,7 +121,7 @@ def read_captions(root: str, split: str, filenames: Sequence[str]) -> list:
         table = {(r["split"], r["filename"]): r["caption"] for r in csv.DictReader(handle)}
     missing = [f for f in filenames if (split, f) not in table]
     if missing:
-        raise KeyError(f"{os.path.join(root, CAPTIONS_FILE)}: no caption for {missing[:3]} ({len(missing)} in all)")
+        raise InputError(f"{os.path.join(root, CAPTIONS_FILE)}: no caption for {missing[:3]} ({len(missing)} in all)")
     return [table[(split, f)] for f in filenames]
 
 
@@ -135,8 +132,6 @@ def normalise(images_uint8, mean=0.5, std=0.5):
 def tiny_config(image_size: int = 64, patch_size: int = 8, width: int = 64, layers: int = 3,
                 text_width: int = 64, text_layers: int = 2, projection_dim: int = 64, context: int = 77):
     """The demo CLIP: a few layers, small width, the full CLIP BPE vocabulary."""
-    from sfr_jax.models.clip import CLIPConfig, TextConfig, VisionConfig
-
     return CLIPConfig(VisionConfig(width, 2 * width, layers, max(1, width // 32), image_size, patch_size),
                       TextConfig(text_width, 2 * text_width, text_layers, max(1, text_width // 32),
                                  max_position_embeddings=context), projection_dim)
@@ -144,9 +139,6 @@ def tiny_config(image_size: int = 64, patch_size: int = 8, width: int = 64, laye
 
 def _contrastive_loss(image_features, text_features, groups, logit_scale):
     """Symmetric CLIP loss; frames with the same label set (same caption meaning) count as positives."""
-    import jax
-    import jax.numpy as jnp
-
     img = image_features / jnp.linalg.norm(image_features, axis=-1, keepdims=True)
     txt = text_features / jnp.linalg.norm(text_features, axis=-1, keepdims=True)
     logits = jnp.exp(jnp.clip(logit_scale, 0.0, np.log(100.0))) * img @ txt.T
@@ -173,13 +165,6 @@ def photometric_jitter(rng: np.random.Generator, batch_uint8):
 def pretrain(images, tokens, groups, config, *, steps: int, batch_size: int = 128, lr: float = 2e-3,
              seed: int = 0, jitter: bool = False, log: Optional[Callable[[str], None]] = None):
     """Train a fresh CLIP of `config` (no adapters) contrastively; returns (model, final loss)."""
-    import jax.numpy as jnp
-    import optax
-    from flax import nnx
-
-    from sfr_jax.models.clip import CLIP
-    from sfr_jax.models.rs import RSConfig
-
     model = CLIP(config, RSConfig(enabled=False), rngs=nnx.Rngs(params=seed, dropout=seed + 1))
     schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(1, steps // 10), steps, lr * 0.05)
     tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=0.05))
@@ -224,9 +209,6 @@ def label_groups(labels) -> np.ndarray:
 
 def encode_images(model, images_uint8, batch_size: int = 256) -> np.ndarray:
     """Global (class-token) CLIP image features [N, E], l2-normalised."""
-    import jax.numpy as jnp
-    from flax import nnx
-
     @nnx.jit
     def run(model, pixels):
         return model.encode_image(pixels)[:, 0]
@@ -239,8 +221,6 @@ def encode_images(model, images_uint8, batch_size: int = 256) -> np.ndarray:
 
 def encode_texts(model, tokens) -> np.ndarray:
     """CLIP text features [N, E], l2-normalised."""
-    import jax.numpy as jnp
-
     feats = np.asarray(model.encode_text(jnp.asarray(tokens)))
     return feats / np.linalg.norm(feats, axis=-1, keepdims=True)
 
@@ -248,11 +228,6 @@ def encode_texts(model, tokens) -> np.ndarray:
 def save_hf_clip(model, out_dir: str, tokenizer) -> str:
     """Write `model` as a Hugging Face CLIPModel folder (config.json, model.safetensors, tokenizer files),
     atomically: a temporary sibling folder renamed at the end."""
-    from safetensors.numpy import save_file
-
-    from sfr_jax.convert.hf import ours_to_hf
-    from sfr_jax.convert.store import flat_params
-
     out_dir = os.path.abspath(out_dir)
     with atomic_directory(out_dir) as tmp:
         # (np.ascontiguousarray would turn the 0-d logit_scale into shape [1])
@@ -260,7 +235,6 @@ def save_hf_clip(model, out_dir: str, tokenizer) -> str:
         save_file(state, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
         hf = model.config.to_hf_dict()
         hf["torch_dtype"] = "float32"
-        with open(os.path.join(tmp, "config.json"), "w") as handle:
-            json.dump(hf, handle, indent=2)
+        write_json(os.path.join(tmp, "config.json"), hf, indent=2)
         tokenizer.save(tmp)
     return out_dir

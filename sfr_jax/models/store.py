@@ -1,4 +1,4 @@
-"""Our on-disk CLIP format and flat-parameter plumbing.
+"""Our on-disk CLIP format (what `sfr-jax convert-clip` writes) and flat-parameter plumbing.
 
 A converted CLIP is a folder: `clip_config.json` (HF-style config), `params/` (Orbax, nested dict of fp32
 arrays in our naming) and the tokenizer files. Flat parameters are {dotted.name: np.ndarray}, e.g.
@@ -6,16 +6,17 @@ arrays in our naming) and the tokenizer files. Flat parameters are {dotted.name:
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Callable, Dict, Mapping, Optional
 
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 from flax import nnx
 
-from sfr_jax.fileio import atomic_directory
-from sfr_jax.models.clip import CLIP, CLIPConfig, abstract_clip, is_adapter_path
+from sfr_jax.errors import InputError, MissingInput, OutputError
+from sfr_jax.fileio import atomic_directory, write_json
+from sfr_jax.models.clip import CLIP, CLIPConfig, Runtime, abstract_clip, is_adapter_path
 from sfr_jax.models.rs import RSConfig
 
 CONFIG_FILE = "clip_config.json"
@@ -41,18 +42,18 @@ def expected_shapes(config: CLIPConfig, rs: RSConfig = RSConfig(enabled=False)) 
     return param_shapes(abstract_clip(config, rs))
 
 
-def check_params(flat: Mapping[str, np.ndarray], config: CLIPConfig, rs: RSConfig = RSConfig(enabled=False),
-                 *, source: str = "checkpoint", allow_missing: Optional[Callable[[str], bool]] = None) -> None:
-    """Raise ValueError naming every missing, unexpected or mis-shaped tensor of `flat` for this model."""
-    want = expected_shapes(config, rs)
+def check_params(flat: Mapping[str, np.ndarray], want: Mapping[str, tuple], *, source: str = "checkpoint",
+                 allow_missing: Optional[Callable[[str], bool]] = None) -> None:
+    """Raise InputError naming every missing, unexpected or mis-shaped tensor of `flat` against the expected
+    {name: shape} `want`; names for which `allow_missing` is true may be absent."""
     missing = sorted(k for k in want if k not in flat and not (allow_missing and allow_missing(k)))
     unexpected = sorted(k for k in flat if k not in want)
-    wrong = sorted(f"{k}: {tuple(np.shape(flat[k]))} != expected {want[k]}"
-                   for k in want if k in flat and tuple(np.shape(flat[k])) != want[k])
+    wrong = sorted(f"{k}: {tuple(np.shape(flat[k]))} != expected {tuple(want[k])}"
+                   for k in want if k in flat and tuple(np.shape(flat[k])) != tuple(want[k]))
     if missing or unexpected or wrong:
         parts = [f"{name}: {items}" for name, items in
                  (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if items]
-        raise ValueError(f"{source} does not fit the CLIP config: " + "; ".join(parts))
+        raise InputError(f"{source} does not fit the model: " + "; ".join(parts))
 
 
 def assign_params(model: nnx.Module, flat: Mapping[str, np.ndarray], *, strict: bool = True,
@@ -60,19 +61,13 @@ def assign_params(model: nnx.Module, flat: Mapping[str, np.ndarray], *, strict: 
     """Copy `flat` into the model's Params in place (fp32). Strict: missing/unexpected/mis-shaped keys raise,
     except missing names for which `allow_missing` is true (by default the adapters keep their init)."""
     state = nnx.state(model, nnx.Param)
-    items = dict((_dotted(p), (p, v)) for p, v in nnx.to_flat_state(state))
+    variables = {_dotted(p): v for p, v in nnx.to_flat_state(state)}
     if strict:
-        missing = sorted(k for k in items if k not in flat and not (allow_missing and allow_missing(k)))
-        unexpected = sorted(k for k in flat if k not in items)
-        wrong = sorted(f"{k}: {tuple(np.shape(flat[k]))} != expected {tuple(items[k][1].get_value().shape)}"
-                       for k in flat if k in items and tuple(np.shape(flat[k])) != tuple(items[k][1].get_value().shape))
-        if missing or unexpected or wrong:
-            parts = [f"{name}: {x}" for name, x in
-                     (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if x]
-            raise ValueError(f"{source} does not fit the model: " + "; ".join(parts))
+        check_params(flat, {k: tuple(v.get_value().shape) for k, v in variables.items()}, source=source,
+                     allow_missing=allow_missing)
     for name, value in flat.items():
-        if name in items:
-            var = items[name][1]
+        if name in variables:
+            var = variables[name]
             var.set_value(jnp.asarray(value, dtype=var.get_value().dtype))
     nnx.update(model, state)
 
@@ -104,17 +99,14 @@ def unnest(tree: Mapping, prefix: str = "") -> Dict[str, np.ndarray]:
 def save_clip(out_dir: str, config: CLIPConfig, flat: Mapping[str, np.ndarray], tokenizer=None,
               *, overwrite: bool = False) -> str:
     """Write our CLIP format to `out_dir` atomically (a sibling temp folder renamed at the end)."""
-    import orbax.checkpoint as ocp
-
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and not overwrite:
-        raise FileExistsError(f"{out_dir} exists; choose another --out or remove it")
+        raise OutputError(f"{out_dir} exists; choose another --out or pass --overwrite")
     with atomic_directory(out_dir) as tmp:
         tree = nest({k: np.asarray(v, np.float32) for k, v in flat.items()})
         with ocp.PyTreeCheckpointer() as ckpt:
             ckpt.save(os.path.join(tmp, PARAMS_DIR), tree)
-        with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
-            json.dump(config.to_hf_dict(), f, indent=2)
+        write_json(os.path.join(tmp, CONFIG_FILE), config.to_hf_dict(), indent=2)
         if tokenizer is not None:
             tokenizer.save(tmp)
     return out_dir
@@ -122,13 +114,11 @@ def save_clip(out_dir: str, config: CLIPConfig, flat: Mapping[str, np.ndarray], 
 
 def load_clip_params(clip_dir: str):
     """(config, flat params) of a folder written by save_clip / `sfr-jax convert-clip`."""
-    import orbax.checkpoint as ocp
-
     clip_dir = os.path.abspath(clip_dir)
     cfg_path = os.path.join(clip_dir, CONFIG_FILE)
     params_path = os.path.join(clip_dir, PARAMS_DIR)
     if not os.path.isfile(cfg_path) or not os.path.isdir(params_path):
-        raise FileNotFoundError(f"{clip_dir} is not a converted CLIP (needs {CONFIG_FILE} and {PARAMS_DIR}/); "
+        raise MissingInput(f"{clip_dir} is not a converted CLIP (needs {CONFIG_FILE} and {PARAMS_DIR}/); "
                                 f"make one with `sfr-jax convert-clip --from PATH --out {clip_dir}`")
     config = CLIPConfig.from_hf(cfg_path)
     with ocp.PyTreeCheckpointer() as ckpt:
@@ -136,15 +126,14 @@ def load_clip_params(clip_dir: str):
     return config, unnest(tree)
 
 
-def load_clip(clip_dir: str, rs: RSConfig = RSConfig(), image_size: Optional[int] = None, dtype=jnp.float32,
-              *, attention_impl: str = "auto", remat: Optional[str] = None, scan_layers: Optional[bool] = None,
-              seed: int = 0, adapters: Optional[Mapping[str, np.ndarray]] = None) -> CLIP:
+def load_clip(clip_dir: str, rs: RSConfig = RSConfig(), image_size: Optional[int] = None,
+              runtime: Runtime = Runtime(), *, seed: int = 0,
+              adapters: Optional[Mapping[str, np.ndarray]] = None) -> CLIP:
     """A CLIP built from our converted folder; adapters (when `rs` is enabled) start at their init
-    unless `adapters` (flat, our names) supplies them. attention_impl / remat / scan_layers: see models.clip.CLIP."""
+    unless `adapters` (flat, our names) supplies them. `runtime`: see models.clip.Runtime."""
     config, flat = load_clip_params(clip_dir)
     if adapters:
         flat = {**flat, **adapters}
-    model = CLIP(config, rs, image_size=image_size, dtype=dtype, attention_impl=attention_impl, remat=remat,
-                 scan_layers=scan_layers, rngs=nnx.Rngs(params=seed, dropout=seed + 1))
+    model = CLIP(config, rs, image_size=image_size, runtime=runtime, rngs=nnx.Rngs(params=seed, dropout=seed + 1))
     assign_params(model, flat, source=clip_dir)
     return model

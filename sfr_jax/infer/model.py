@@ -1,0 +1,139 @@
+"""SFR-Net built from a run config and split in two: the trainable leaves (adapters, MEF head, GCN) as a plain
+dict that an optimiser can own, and everything else (frozen CLIP weights, class tokens, adjacency, RNG
+streams) as a separate state that is never differentiated nor updated.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from sfr_jax import config as config_lib
+from sfr_jax.errors import ConfigError
+from sfr_jax.models.clip import CLIPConfig, Runtime
+from sfr_jax.models.rs import RSConfig
+from sfr_jax.models.sfr import TRAINABLE, SFRConfig, SFRNet
+from sfr_jax.models.store import load_clip
+from sfr_jax.text.classes import ClassSet, load_class_set
+from sfr_jax.text.tokenizer import ClipTokenizer
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+SCAN_LAYERS = {"auto": None, "on": True, "off": False}
+
+
+@dataclasses.dataclass
+class ModelParts:
+    """A split SFR-Net: graph definitions (train: dropout on; eval: off) and the two kinds of state."""
+
+    train_def: Any
+    eval_def: Any
+    trainable: dict  # pure nested dict of arrays: what gets gradients and optimiser state
+    frozen: Any  # nnx.State: frozen CLIP params, class tokens, adjacency, RNG streams
+    class_set: ClassSet
+    tokenizer: Any
+    phrase_tokens: np.ndarray
+
+    def merge(self, trainable, frozen=None, *, train: bool = False) -> SFRNet:
+        return nnx.merge(self.train_def if train else self.eval_def, trainable,
+                         self.frozen if frozen is None else frozen)
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A ready-to-run SFR-Net (eval mode) and what goes with it: its classes, tokenizer and input contract."""
+
+    model: SFRNet
+    class_set: ClassSet
+    tokenizer: Any
+    image_size: int
+    mean: tuple
+    std: tuple
+    provenance: dict
+
+
+def load_classes(config) -> ClassSet:
+    """The class set of `config.data.class_set`, with user descriptions when given."""
+    return load_class_set(config.data.class_set, descriptions=config.data.descriptions or None)
+
+
+def sfr_config(config) -> SFRConfig:
+    """The model switches and sizes of a run config as the frozen SFRConfig the model takes."""
+    m = config.model
+    rs = RSConfig(enabled=bool(m.rs), bottleneck_dim=m.bottleneck_dim, dropout=m.rs_dropout,
+                  layers=config_lib.rs_layers(config))
+    return SFRConfig(rs=rs, use_local=m.use_local, use_gr=m.use_gr, head_hidden=m.head_hidden,
+                     head_dropout=m.head_dropout, gcn_hidden=m.gcn_hidden, gcn_dropout=m.gcn_dropout,
+                     adjacency_threshold=m.adjacency_threshold)
+
+
+def runtime(config) -> Runtime:
+    """How the model computes (dtype, attention kernel, remat, layer scan) from a run config."""
+    m = config.model
+    return Runtime(dtype=DTYPES[m.dtype], attention_impl=m.attention_impl, remat=m.remat or None,
+                   scan_layers=SCAN_LAYERS[m.scan_layers])
+
+
+def check_rs_layers(config, clip_config: CLIPConfig) -> None:
+    """Every index of model.rs_layers must name a block of at least one tower (else no adapter is added)."""
+    layers = config_lib.rs_layers(config)
+    if not config.model.rs or layers is None or -1 in layers:
+        return
+    depths = (clip_config.vision.num_hidden_layers, clip_config.text.num_hidden_layers)
+    outside = [i for i in layers if not any(-n <= i < n for n in depths)]
+    if outside:
+        raise ConfigError(f"config value model.rs_layers={config.model.rs_layers!r}: layer(s) {outside} outside the "
+                          f"CLIP's {depths[0]} vision and {depths[1]} text blocks (indices 0..{max(depths) - 1}, "
+                          "negative from the end, -1 for all)")
+
+
+def build_parts(config) -> ModelParts:
+    """SFR-Net on the converted CLIP of `config.clip_dir`; the adjacency is computed from the class phrases
+    with the text encoder as it stands at start-up (adapters at init), as the reference does."""
+    class_set = load_classes(config)
+    sc = sfr_config(config)
+    clip = load_clip(config.clip_dir, rs=sc.rs, image_size=config.data.image_size, runtime=runtime(config),
+                     seed=config.seed)  # (its error names convert-clip)
+    check_rs_layers(config, clip.config)
+    tokenizer = ClipTokenizer.from_pretrained(config.clip_dir)
+    class_tokens = tokenizer.encode(list(class_set.descriptions))
+    phrase_tokens = tokenizer.encode(list(class_set.phrases))
+    model = SFRNet(clip, sc, class_tokens, None, phrase_tokens=phrase_tokens,
+                   rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+    model.eval()
+    eval_def = nnx.graphdef(model)
+    model.train()
+    train_def, trainable, frozen = nnx.split(model, TRAINABLE, ...)
+    return ModelParts(train_def, eval_def, nnx.to_pure_dict(trainable), frozen, class_set, tokenizer,
+                      phrase_tokens)
+
+
+def get_adjacency(frozen):
+    """The A_hat stored in the frozen state, or None when GR is off."""
+    return frozen["adjacency"].get_value() if "adjacency" in frozen else None
+
+
+def set_adjacency(frozen, value) -> None:
+    """Replace the A_hat of the frozen state (no-op when GR is off or value is None)."""
+    if value is not None and "adjacency" in frozen:
+        frozen["adjacency"].set_value(jnp.asarray(value, jnp.float32))
+
+
+def count(tree) -> int:
+    """Number of scalars in a tree of arrays."""
+    return int(sum(np.prod(np.shape(x)) for x in jax.tree.leaves(tree)))
+
+
+def use_classes(loaded: LoadedModel, class_set: ClassSet) -> None:
+    """Score a user's own classes with a trained model: their descriptions become the class prompts and GR's
+    adjacency is rebuilt from their phrases with the trained text encoder."""
+    model = loaded.model
+    model.class_tokens.set_value(np.asarray(loaded.tokenizer.encode(list(class_set.descriptions)), np.int32))
+    model.num_classes = class_set.num_classes
+    if model.adjacency is not None:
+        phrases = loaded.tokenizer.encode(list(class_set.phrases))
+        model.adjacency.set_value(np.asarray(model.compute_adjacency(phrases), np.float32))
+    loaded.class_set = class_set

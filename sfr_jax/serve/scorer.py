@@ -1,0 +1,74 @@
+"""The Scorer interface of predict and inspect, and its JAX backend.
+
+A scorer has `codes` (the scored classes, in output order), `image_size`, `batch_size` (its preferred
+batch), `decisions` (an sfr_jax.eval.decisions.Decisions for `codes`) and `logits(images)`: uint8
+[B, S, S, 3] NHWC, any B, -> float32 [B, len(codes)] raw logits.
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import jax
+import numpy as np
+from flax import nnx
+
+from sfr_jax import parallel
+from sfr_jax.eval.decisions import Decisions
+from sfr_jax.infer import steps
+from sfr_jax.infer.model import LoadedModel, ModelParts
+from sfr_jax.models.sfr import TRAINABLE
+
+
+class Scorer(Protocol):
+    codes: tuple
+    image_size: int
+    batch_size: int
+    decisions: Decisions
+
+    def logits(self, images: np.ndarray) -> np.ndarray: ...
+
+
+def pad_batches(images: np.ndarray, batch: int):
+    """(chunks of exactly `batch` images, the last zero-padded, the number of real images in each)."""
+    for start in range(0, len(images), batch):
+        chunk = images[start:start + batch]
+        n = len(chunk)
+        if n < batch:  # one compiled shape for every batch
+            chunk = np.concatenate([chunk, np.zeros((batch - n,) + chunk.shape[1:], chunk.dtype)])
+        yield chunk, n
+
+
+class JaxScorer:
+    """A loaded SFR-Net run by the jitted eval step on every local device, text features computed once."""
+
+    def __init__(self, loaded: LoadedModel, class_ids: Sequence[int], batch_size: int = 16,
+                 decisions: Decisions | None = None):
+        ids = tuple(int(i) for i in class_ids)
+        self.codes = tuple(loaded.class_set.codes[i] for i in ids)
+        self.image_size = int(loaded.image_size)
+        mesh = parallel.make_mesh(devices=jax.local_devices())
+        n = mesh.shape["data"]
+        self.batch_size = -(-int(batch_size) // n) * n  # a multiple of the devices
+        self.decisions = decisions or Decisions.uncalibrated(self.codes)
+        graphdef, trainable, frozen = nnx.split(loaded.model, TRAINABLE, ...)
+        parts = ModelParts(None, graphdef, trainable, frozen, loaded.class_set, loaded.tokenizer, None)
+        rep = parallel.replicated(mesh)
+        shardings = {"trainable": jax.tree.map(lambda _: rep, trainable), "frozen": jax.tree.map(lambda _: rep, frozen)}
+        self._trainable = parallel.place(trainable, shardings["trainable"])
+        self._frozen = parallel.place(frozen, shardings["frozen"])
+        text = steps.make_text_features(parts, mesh, shardings)(self._trainable, self._frozen, ids)
+        self._text = {"scores": text}
+        self._step = steps.make_eval_step(parts, mesh, shardings, {"scores": ids}, loaded.mean, loaded.std)
+        self._mesh = mesh
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (self.image_size, self.image_size, 3):
+            raise ValueError(f"expected uint8 [B, {self.image_size}, {self.image_size}, 3], got {images.dtype} "
+                             f"{images.shape}")
+        out = []
+        for chunk, n in pad_batches(images, self.batch_size):
+            batch = parallel.host_to_global({"image": chunk}, self._mesh)["image"]
+            logits = self._step(self._trainable, self._frozen, batch, self._text)["scores"]
+            out.append(parallel.to_host(logits)[:n])
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(self.codes)), np.float32)
