@@ -1,22 +1,80 @@
-"""The `sfr-jax` entry point: usage, unknown verbs."""
+"""The `sfr-jax` entry point (usage, unknown verbs, the installed script) and the one exit-code convention
+every verb runs under (sfr_jax.cli): user errors 2 in one line, failures 1 with the traceback, 130/143."""
+import os
+import signal
 import subprocess
 import sys
+import time
 
-from sfr_jax import main as cli
+import pytest
+
+from sfr_jax import cli
+from sfr_jax import main as sfr
+from sfr_jax.errors import InputError
 
 
 def test_help_lists_every_verb(capsys):
-    assert cli.main(["--help"]) == 0
+    assert sfr.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for verb in cli.VERBS:
+    for verb in sfr.VERBS:
         assert verb in out
 
 
 def test_unknown_verb_is_an_error(capsys):
-    assert cli.main(["trian"]) == 2
+    assert sfr.main(["trian"]) == 2
     assert "unknown verb 'trian'" in capsys.readouterr().err
 
 
 def test_console_script_installed():
-    result = subprocess.run([sys.executable, "-m", "sfr_jax.main", "--help"], capture_output=True, text=True)
+    script = os.path.join(os.path.dirname(sys.executable), "sfr-jax")  # the entry point pip installed
+    assert os.path.isfile(script) and os.access(script, os.X_OK), script
+    result = subprocess.run([script, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "convert-clip" in result.stdout
+
+
+@cli.verb("sfr-jax toy")
+def _toy(argv):
+    what = argv[0]
+    if what == "user":
+        raise InputError("/data/x.csv: missing column(s) RB\nand a second line")
+    if what == "bug":
+        return {}["missing key"]
+    if what == "ctrl-c":
+        raise KeyboardInterrupt
+    return int(what)
+
+
+@pytest.mark.parametrize("argv, code, first_line, traceback", [
+    (["0"], 0, None, False),
+    (["user"], 2, "sfr-jax toy: /data/x.csv: missing column(s) RB; and a second line", False),
+    (["user", "--debug"], 2, "Traceback (most recent call last):", True),
+    (["bug"], 1, "Traceback (most recent call last):", True),
+    (["ctrl-c"], 130, "sfr-jax toy: interrupted; run the same command to resume", False),
+])
+def test_exit_codes_and_messages(argv, code, first_line, traceback, capsys):
+    assert _toy(argv) == code
+    err = capsys.readouterr().err
+    if first_line:
+        assert err.splitlines()[0] == first_line
+    assert ("Traceback" in err) == traceback
+    if code == 2 and not traceback:
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_sfr_jax_debug_variable_shows_user_error_tracebacks(capsys, monkeypatch):
+    monkeypatch.setenv("SFR_JAX_DEBUG", "1")
+    assert _toy(["user"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_sigterm_stops_a_verb_with_143_and_one_line(tmp_path):
+    script = ("import time\nfrom sfr_jax import cli\n"
+              "@cli.verb('sfr-jax slow')\ndef slow(argv):\n    print('started', flush=True)\n    time.sleep(60)\n"
+              "raise SystemExit(slow([]))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143
+    assert err.strip() == "sfr-jax slow: interrupted; run the same command to resume"
