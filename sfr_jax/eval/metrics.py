@@ -86,9 +86,11 @@ def topk_metrics(scores, labels, k: int) -> dict:
 
 
 def sigmoid(x):
-    """1 / (1 + exp(-x)) in float64, without overflow warnings for large |x|."""
+    """1 / (1 + exp(-x)) in float64, to full relative precision in both tails (a probability of 1e-12 is
+    not rounded to 0) and without overflow warnings for large |x|."""
     x = np.asarray(x, dtype=np.float64)
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def sewer_benchmark(scores, labels, ciw, *, from_logits: bool = True, threshold=0.5) -> dict:
