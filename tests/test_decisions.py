@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sfr_jax.errors import InputError, MissingInput
-from sfr_jax.eval import calibration as cal
+from sfr_jax.eval import calibration_record as rec
 from sfr_jax.eval.decisions import UNCALIBRATED, Decisions
 from sfr_jax.text.classes import ClassSet, DefectClass, sewerml
 
@@ -23,7 +23,7 @@ def calibrated():
     labels = rng.random((800, 17)) < np.r_[rng.uniform(0.05, 0.3, 12), rng.uniform(0.03, 0.1, 5)]
     logits = rng.normal(-2, 1.5, 17) + rng.uniform(0.5, 2, 17) * (rng.normal(size=(800, 17)) + 2 * labels)
     names = [f"{i:08d}.png" for i in range(800)]
-    record = cal.calibrate(logits, labels, class_set, step=7, split="val", filenames=names)
+    record = rec.calibrate(logits, labels, class_set, step=7, split="val", filenames=names)
     return class_set, logits, labels, record
 
 
@@ -57,7 +57,7 @@ def test_calibrated_decisions_follow_the_record(calibrated):
 
 def test_a_record_for_another_step_or_class_set_is_refused(calibrated, tmp_path):
     class_set, _, _, record = calibrated
-    path = cal.write_record(cal.record_path(str(tmp_path), 7), record)
+    path = rec.write_record(rec.record_path(str(tmp_path), 7), record)
     assert Decisions.from_calibration(path, step=7, class_set=class_set).source.startswith(f"calibrated: {path}")
     with pytest.raises(InputError, match=r"made for step 7 .* model is step 8") as error:
         Decisions.from_calibration(path, step=8, class_set=class_set)
@@ -66,7 +66,7 @@ def test_a_record_for_another_step_or_class_set_is_refused(calibrated, tmp_path)
     with pytest.raises(InputError) as error:
         Decisions.from_calibration(path, step=7, class_set=other)
     message = str(error.value)
-    assert cal.class_set_digest(class_set)[:19] in message and cal.class_set_digest(other)[:19] in message
+    assert rec.class_set_digest(class_set)[:19] in message and rec.class_set_digest(other)[:19] in message
     with pytest.raises(MissingInput, match="no calibration file"):
         Decisions.from_calibration(str(tmp_path / "nope.json"), step=7, class_set=class_set)
     broken = tmp_path / "broken.json"
@@ -75,6 +75,9 @@ def test_a_record_for_another_step_or_class_set_is_refused(calibrated, tmp_path)
         Decisions.from_calibration(str(broken), step=7, class_set=class_set)
     broken.write_text(json.dumps(dict(record, format="something-else/9")))
     with pytest.raises(InputError, match="format"):
+        Decisions.from_calibration(str(broken), step=7, class_set=class_set)
+    broken.write_text(json.dumps(dict(record, classes=[dict(record["classes"][0], platt={"a": "x"})])))
+    with pytest.raises(InputError, match=r"\['classes'\]\[0\]\['platt'\]\['a'\] is missing or not a finite"):
         Decisions.from_calibration(str(broken), step=7, class_set=class_set)
     # without a file for the step: the uncalibrated default; with one: the calibration
     assert Decisions.for_step(str(tmp_path), 3, class_set).source == UNCALIBRATED
@@ -128,4 +131,5 @@ def test_user_classes_take_z_statistics_from_unlabelled_images(calibrated):
     global_record = dict(record, unseen_rule="global")
     g = Decisions.from_calibration(global_record, step=7, class_set=class_set, scored=mine,
                                    unlabelled_logits=unlabelled)
-    np.testing.assert_array_equal(g.apply(x)["fired"][:, 1:], x[:, 1:] >= record["rules"]["global"]["logit_threshold"])
+    global_threshold = record["rules"]["global"]["logit_threshold"]
+    np.testing.assert_array_equal(g.apply(x)["fired"][:, 1:], x[:, 1:] >= global_threshold)

@@ -41,7 +41,8 @@ def write_sigmoid_csv(path: str, filenames, probs, codes) -> str:
         raise InputError(f"the Sewer-ML benchmark file needs all 17 Sewer-ML classes; the scored classes lack "
                          f"{' '.join(missing)} (score all classes, mode gzsl, of the sewerml class set)")
     if probs.shape != (len(filenames), len(codes)):
-        raise ValueError(f"probabilities of shape {probs.shape} for {len(filenames)} images x {len(codes)} classes")
+        raise ValueError(f"probabilities of shape {probs.shape} for {len(filenames)} images x "
+                         f"{len(codes)} classes")
     if len(set(filenames)) != len(filenames):
         raise InputError(f"{path}: the split names an image more than once; the benchmark needs unique Filenames")
     columns = [codes.index(code) for code in BENCHMARK_CODES]
