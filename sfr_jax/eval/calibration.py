@@ -70,9 +70,11 @@ def best_threshold(scores, labels, objective=DEFAULT_OBJECTIVE) -> float:
     """The threshold (fires at score >= threshold) that maximises `objective` over all pairs given (any
     shape; flattened); nan when there is no positive.
 
-    Candidates are the distinct scores; among equally good ones the highest wins. The threshold returned
-    lies halfway between the lowest score that fires and the highest one that does not, so that rounding
-    or a small shift of the scores does not flip the boundary images (the lowest score when all fire).
+    Candidates are the distinct scores. For F2/F1 the best wins, among equally good ones the highest; for
+    'recall=R' the highest whose recall reaches R. The threshold returned lies halfway between the chosen
+    candidate (the lowest score that fires) and the next lower score (the highest that does not), so that
+    rounding or a small shift of the scores does not flip the boundary images; when all fire, it is the
+    lowest score.
     """
     objective = parse_objective(objective)
     scores = np.asarray(scores, dtype=np.float64).ravel()

@@ -58,7 +58,8 @@ def calibrate(logits, labels, class_set, *, step: int, split: str, filenames, ob
 
     Thresholds and Platt maps are fitted on the whole split. ECE before (sigmoid) and after calibration
     is measured on a held-out half: the images are ordered by filename, a fit on the first half is
-    scored on the second (Sewer-ML's filenames run in video order, so the halves share few videos).
+    scored on the second. Contiguous halves, not interleaved ones: where the names follow the videos
+    (numbered frames), neighbouring near-duplicate frames then rarely fall on both sides.
     Unseen classes' labels, where the split has them, only feed the figures and ECE, never the fit.
     """
     filenames = [str(name) for name in filenames]
@@ -99,7 +100,8 @@ def calibrate(logits, labels, class_set, *, step: int, split: str, filenames, ob
     }
 
 
-def held_out_ece(logits, labels, seen, filenames, objective=DEFAULT_OBJECTIVE, rule: str = DEFAULT_RULE) -> dict:
+def held_out_ece(logits, labels, seen, filenames, objective=DEFAULT_OBJECTIVE,
+                 rule: str = DEFAULT_RULE) -> dict:
     """ECE (15 bins) of sigmoid(logit) and of the calibrated probabilities on the second half of the images
     in filename order, fitted on the first half; over all classes, the seen and the unseen ones."""
     order = sorted(range(len(filenames)), key=lambda i: str(filenames[i]))

@@ -43,11 +43,12 @@ class Decisions:
                          unlabelled_logits=None) -> "Decisions":
         """Decisions from a calibration record (a dict, or the path of a calibration file).
 
-        `step` and `class_set` (the model's ClassSet, or its calibration_record.class_set_digest) name the model:
-        a record made for another step or class set is refused with an InputError naming both. `scored`
-        lists the classes to decide on (a ClassSet, e.g. a user's --classes, or codes; default: class_set).
-        Classes the record lacks follow the unseen rule, with z-statistics from `unlabelled_logits`
-        [M, len(scored)] when M >= calibration_record.MIN_STAT_IMAGES, else the global rule; `source` names them.
+        `step` and `class_set` (the model's ClassSet, or its calibration_record.class_set_digest) name the
+        model: a record made for another step or class set is refused with an InputError naming both.
+        `scored` lists the classes to decide on (a ClassSet, e.g. a user's --classes, or codes; default:
+        class_set). Classes the record lacks follow the unseen rule, with z-statistics from
+        `unlabelled_logits` [M, len(scored)] when M >= calibration_record.MIN_STAT_IMAGES, else the global
+        rule; `source` names them.
         """
         origin = record if isinstance(record, str) else "calibration record"
         if isinstance(record, str):
@@ -59,13 +60,15 @@ class Decisions:
             if isinstance(class_set, str):
                 raise ValueError("give `scored` (the classes to decide on) when class_set is a digest")
             scored = class_set
-        codes, scale, shift, threshold, notes = calibration_record.decision_arrays(record, scored, unlabelled_logits)
+        codes, scale, shift, threshold, notes = calibration_record.decision_arrays(record, scored,
+                                                                                    unlabelled_logits)
         source = (f"calibrated: {origin} (step {record['step']}, split {record['split']['name']}, objective "
                   f"{record['objective']}, unseen classes: {record['unseen_rule']} rule)")
         return cls(codes, scale, shift, threshold, "; ".join([source] + notes))
 
     @classmethod
-    def for_step(cls, workdir: str, step: int, class_set, *, scored=None, unlabelled_logits=None) -> "Decisions":
+    def for_step(cls, workdir: str, step: int, class_set, *, scored=None,
+                 unlabelled_logits=None) -> "Decisions":
         """The calibration <workdir>/calibration/<step>.json when it exists (see from_calibration), else the
         uncalibrated default for the scored classes."""
         path = calibration_record.record_path(workdir, step)
