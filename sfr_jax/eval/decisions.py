@@ -3,22 +3,21 @@
 Every consumer of scores (predict, eval, inspect, the exports) goes through a `Decisions` object, so that
 one rule turns logits into what a user acts on. Without a calibration the rule is the uncalibrated default:
 probability = sigmoid(logit), a class fires at probability >= 0.5 (Sewer-ML's benchmark threshold), and
-`source` says so, so callers can tell the user once.
+`source` says so, so callers can tell the user once. With a calibration record (`sfr-jax calibrate`,
+sfr_jax.eval.calibration_record) the probabilities are Platt maps and the thresholds the fitted ones.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 
+from sfr_jax.eval import calibration_record
+from sfr_jax.eval.metrics import sigmoid
+
 DEFAULT_THRESHOLD = 0.5
 UNCALIBRATED = "uncalibrated: sigmoid(logit), threshold 0.5"
-
-
-def sigmoid(x):
-    """1 / (1 + exp(-x)) without overflow warnings for large |x|."""
-    x = np.asarray(x, dtype=np.float64)
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +37,46 @@ class Decisions:
     def uncalibrated(cls, codes) -> "Decisions":
         n = len(codes)
         return cls(tuple(codes), np.ones(n), np.zeros(n), np.full(n, DEFAULT_THRESHOLD))
+
+    @classmethod
+    def from_calibration(cls, record, *, step: int, class_set, scored=None,
+                         unlabelled_logits=None) -> "Decisions":
+        """Decisions from a calibration record (a dict, or the path of a calibration file).
+
+        `step` and `class_set` (the model's ClassSet, or its calibration_record.class_set_digest) name the
+        model: a record made for another step or class set is refused with an InputError naming both.
+        `scored` lists the classes to decide on (a ClassSet, e.g. a user's --classes, or codes; default:
+        class_set). Classes the record lacks follow the unseen rule, with z-statistics from
+        `unlabelled_logits` [M, len(scored)] when M >= calibration_record.MIN_STAT_IMAGES, else the global
+        rule; `source` names them.
+        """
+        origin = record if isinstance(record, str) else "calibration record"
+        if isinstance(record, str):
+            record = calibration_record.read_record(record)
+        else:
+            record = calibration_record.validate_record(record)
+        calibration_record.check_record(record, step=step, class_set=class_set, origin=origin)
+        if scored is None:
+            if isinstance(class_set, str):
+                raise ValueError("give `scored` (the classes to decide on) when class_set is a digest")
+            scored = class_set
+        codes, scale, shift, threshold, notes = calibration_record.decision_arrays(record, scored,
+                                                                                    unlabelled_logits)
+        source = (f"calibrated: {origin} (step {record['step']}, split {record['split']['name']}, objective "
+                  f"{record['objective']}, unseen classes: {record['unseen_rule']} rule)")
+        return cls(codes, scale, shift, threshold, "; ".join([source] + notes))
+
+    @classmethod
+    def for_step(cls, workdir: str, step: int, class_set, *, scored=None,
+                 unlabelled_logits=None) -> "Decisions":
+        """The calibration <workdir>/calibration/<step>.json when it exists (see from_calibration), else the
+        uncalibrated default for the scored classes."""
+        path = calibration_record.record_path(workdir, step)
+        if os.path.exists(path):
+            return cls.from_calibration(path, step=step, class_set=class_set, scored=scored,
+                                        unlabelled_logits=unlabelled_logits)
+        scored = class_set if scored is None else scored
+        return cls.uncalibrated(scored.codes if hasattr(scored, "codes") else tuple(scored))
 
     @property
     def calibrated(self) -> bool:

@@ -85,27 +85,46 @@ def topk_metrics(scores, labels, k: int) -> dict:
     return counts_metrics(topk_predictions(scores, k), positive)
 
 
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+def sigmoid(x):
+    """1 / (1 + exp(-x)) in float64, to full relative precision in both tails (a probability of 1e-12 is
+    not rounded to 0) and without overflow warnings for large |x|."""
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def sewer_benchmark(scores, labels, ciw, *, from_logits: bool = True, threshold: float = 0.5) -> dict:
-    """Sewer-ML's benchmark (Haurum & Moeslund 2021): F2-CIW over the given classes weighted by `ciw`,
-    F1/F2 of the implicit "normal" class (no score >= threshold / no label), on sigmoid(logits) >= 0.5."""
+def sewer_benchmark(scores, labels, ciw, *, from_logits: bool = True, threshold=0.5) -> dict:
+    """Sewer-ML's benchmark (Haurum & Moeslund 2021) with classes firing at sigmoid(logit) >= threshold:
+    one threshold for all classes (the benchmark's 0.5) or one per class ([C], in probability space)."""
     scores, positive = _as_inputs(scores, labels)
+    threshold = np.asarray(threshold, dtype=np.float64)
+    if threshold.shape not in ((), (scores.shape[1],)):
+        raise ValueError(f"threshold has shape {threshold.shape}, expected a number or ({scores.shape[1]},)")
+    probs = sigmoid(scores) if from_logits else scores
+    return sewer_benchmark_fired(probs >= threshold, positive, ciw)
+
+
+def sewer_benchmark_fired(fired, labels, ciw) -> dict:
+    """Sewer-ML's benchmark metrics of decisions already taken (fired [N, C] bool, e.g. from Decisions):
+    F2-CIW over the classes weighted by `ciw`, and F1/F2 of the implicit "normal" class (no class fires /
+    no label).
+
+    Follows the benchmark's own scoring code: multilabel_sewerml_evaluation in multilabel_metrics.py of
+    github JoakimHaurum/MSHViT (commit 33335ec), Haurum's copy of the code published with Sewer-ML at
+    bitbucket.org/aauvap/sewer-ml (metrics.py, `evaluation`). A class that is never predicted has
+    precision 0 (the script sets its Np to 1); a class without positives has an undefined recall (0 here,
+    nan there); every undefined F-score counts 0, so such a class still weighs in F2-CIW's denominator.
+    """
+    fired = np.asarray(fired, dtype=bool)
+    _, positive = _as_inputs(fired, labels)
     ciw = np.asarray(ciw, dtype=np.float64)
-    if ciw.shape != (scores.shape[1],):
-        raise ValueError(f"ciw has shape {ciw.shape}, expected ({scores.shape[1]},) one weight per class")
-    probs = _sigmoid(scores) if from_logits else scores
-    pred = probs >= threshold
-    pred_normal = ~pred.any(axis=1)
-    true_normal = ~positive.any(axis=1)
-    pred = np.concatenate([pred, pred_normal[:, None]], axis=1)
-    positive = np.concatenate([positive, true_normal[:, None]], axis=1)
+    if ciw.shape != (fired.shape[1],):
+        raise ValueError(f"ciw has shape {ciw.shape}, expected ({fired.shape[1]},) one weight per class")
+    pred = np.concatenate([fired, ~fired.any(axis=1)[:, None]], axis=1)
+    positive = np.concatenate([positive, ~positive.any(axis=1)[:, None]], axis=1)
     n_tp = (pred & positive).sum(axis=0)
     precision = _div(n_tp, pred.sum(axis=0))
     recall = _div(n_tp, positive.sum(axis=0))
-    # Sewer-ML sets an undefined (0/0) F-score to 0.
     f1 = _div(2 * precision * recall, precision + recall)
     f2 = _div(5 * precision * recall, 4 * precision + recall)
     return {

@@ -1,0 +1,255 @@
+"""The calibration record: one JSON file per model step (<workdir>/calibration/<step>.json) that holds a
+calibration.fit with what it was fitted for and how well it does, and turns back into decision arrays.
+
+A record names the step, the class set (digest over codes, phrases, descriptions), the split (name, digest
+of its filenames and labels), the objective and the unseen-class rule; per class: code, seen, how it was
+fitted, the threshold in probability space and in logit space, the Platt map, the z-statistics and the
+validation figures at the threshold; and ECE before/after calibration on a held-out half of the split.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+
+import numpy as np
+
+from sfr_jax import fileio
+from sfr_jax.errors import InputError, MissingInput
+from sfr_jax.eval.calibration import (DEFAULT_OBJECTIVE, DEFAULT_RULE, ECE_BINS, as_inputs, check_rule,
+                                      expected_calibration_error, figures, fit, standardise_stats)
+from sfr_jax.eval.metrics import sigmoid
+
+FORMAT = "sfr-jax-calibration/1"
+# Classes outside the record get z-statistics from unlabelled logits only when there are this many images.
+MIN_STAT_IMAGES = 50
+
+
+def class_set_digest(class_set) -> str:
+    """sha256 over the classes' codes, phrases and descriptions, in order: the logits of every class
+    depend on all of them (GR's graph is built from the phrases)."""
+    payload = [[c.code, c.phrase, c.description] for c in class_set.classes]
+    return "sha256:" + hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
+
+
+def class_text_digest(defect_class) -> str:
+    """Short digest of one class's phrase and description, to tell a reused code with other text."""
+    payload = json.dumps([defect_class.phrase, defect_class.description], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def split_digest(filenames, labels) -> str:
+    """sha256 over a split's (filename, 0/1 label row) pairs in filename order (order-independent)."""
+    filenames = [str(name) for name in filenames]
+    positive = np.asarray(labels) == 1
+    if positive.ndim != 2 or positive.shape[0] != len(filenames):
+        raise ValueError(f"{len(filenames)} filenames for labels of shape {positive.shape}")
+    digest = hashlib.sha256()
+    for i in sorted(range(len(filenames)), key=filenames.__getitem__):
+        digest.update(f"{filenames[i]}\t{''.join('1' if v else '0' for v in positive[i])}\n".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def calibrate(logits, labels, class_set, *, step: int, split: str, filenames, objective=DEFAULT_OBJECTIVE,
+              rule: str = DEFAULT_RULE) -> dict:
+    """The calibration record of a model step on a labelled split: logits and labels [N, C] in
+    `class_set` order, `filenames` [N] naming the images (for the split's digest and the ECE hold-out).
+
+    Thresholds and Platt maps are fitted on the whole split. ECE before (sigmoid) and after calibration
+    is measured on a held-out half: the images are ordered by filename, a fit on the first half is
+    scored on the second. Contiguous halves, not interleaved ones: where the names follow the videos
+    (numbered frames), neighbouring near-duplicate frames then rarely fall on both sides.
+    Unseen classes' labels, where the split has them, only feed the figures and ECE, never the fit.
+    """
+    filenames = [str(name) for name in filenames]
+    logits, positive = as_inputs(logits, labels)
+    if len(filenames) != logits.shape[0] or logits.shape[1] != class_set.num_classes:
+        raise ValueError(f"logits {logits.shape} do not fit {len(filenames)} filenames x "
+                         f"{class_set.num_classes} classes of {class_set.name!r}")
+    seen = np.array([c.seen for c in class_set.classes])
+    result = fit(logits, positive, seen, objective, rule)
+    figs = figures(logits, positive, result.logit_threshold)
+    threshold = result.threshold
+    classes = []
+    for k, c in enumerate(class_set.classes):
+        classes.append({
+            "code": c.code, "seen": bool(c.seen), "text": class_text_digest(c),
+            "fitted": "own labels" if result.own[k] else result.rule,
+            "threshold": float(threshold[k]), "logit_threshold": float(result.logit_threshold[k]),
+            "platt": {"a": float(result.scale[k]), "b": float(result.shift[k])},
+            "z": {"mean": float(result.mean[k]), "std": float(result.std[k])},
+            "validation": {name: (int(v[k]) if name in ("support", "fired") else float(v[k]))
+                           for name, v in figs.items()},
+        })
+    return {
+        "format": FORMAT,
+        "step": int(step),
+        "class_set": {"name": class_set.name, "digest": class_set_digest(class_set)},
+        "split": {"name": str(split), "digest": split_digest(filenames, positive), "images": len(filenames)},
+        "objective": result.objective.name,
+        "unseen_rule": result.rule,
+        "rules": {
+            "global": {"logit_threshold": result.global_threshold,
+                       "platt": {"a": result.global_platt[0], "b": result.global_platt[1]}},
+            "zscore": {"z_threshold": result.z_threshold,
+                       "platt": {"a": result.z_platt[0], "b": result.z_platt[1]}},
+        },
+        "classes": classes,
+        "ece": held_out_ece(logits, positive, seen, filenames, result.objective, result.rule),
+    }
+
+
+def held_out_ece(logits, labels, seen, filenames, objective=DEFAULT_OBJECTIVE,
+                 rule: str = DEFAULT_RULE) -> dict:
+    """ECE (15 bins) of sigmoid(logit) and of the calibrated probabilities on the second half of the images
+    in filename order, fitted on the first half; over all classes, the seen and the unseen ones."""
+    order = sorted(range(len(filenames)), key=lambda i: str(filenames[i]))
+    first, second = np.array(order[:len(order) // 2], dtype=int), np.array(order[len(order) // 2:], dtype=int)
+    out = {"bins": ECE_BINS, "held_out": "second half of the images in filename order (fit on the first)",
+           "fit_images": int(first.size), "held_out_images": int(second.size)}
+    if first.size == 0:
+        out["error"] = "too few images to hold half out"
+        return out
+    try:
+        half = fit(logits[first], labels[first], seen, objective, rule)
+    except InputError as error:
+        out["error"] = f"no fit on the first half: {error}"
+        return out
+    before = sigmoid(logits[second])
+    after = sigmoid(logits[second] * half.scale + half.shift)
+    y = np.asarray(labels)[second]
+    seen = np.asarray(seen, dtype=bool)
+    for name, columns in (("all", np.ones_like(seen)), ("seen", seen), ("unseen", ~seen)):
+        if columns.any():
+            out[name] = {"before": expected_calibration_error(before[:, columns], y[:, columns]),
+                         "after": expected_calibration_error(after[:, columns], y[:, columns]),
+                         "positives": int((y[:, columns] == 1).sum())}
+    return out
+
+
+def record_path(workdir: str, step: int) -> str:
+    """Where `sfr-jax calibrate` keeps the record of a step: <workdir>/calibration/<step>.json."""
+    return os.path.join(workdir, "calibration", f"{int(step)}.json")
+
+
+def write_record(path: str, record: dict) -> str:
+    """Write a record atomically (a reader never sees half of one); returns the absolute path."""
+    return fileio.write_text(path, json.dumps(record, indent=1, allow_nan=False) + "\n")
+
+
+_REQUIRED = ("format", "step", "class_set", "split", "objective", "unseen_rule", "rules", "classes")
+
+
+def read_record(path: str) -> dict:
+    """Load and validate a record; MissingInput when absent, InputError naming the file when unusable."""
+    if not os.path.isfile(path):
+        raise MissingInput(f"no calibration file {path}; run `sfr-jax calibrate` for that step first")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: not a readable calibration file ({error}); run `sfr-jax calibrate` again")
+    return validate_record(record, origin=path)
+
+
+def validate_record(record, origin: str = "calibration record") -> dict:
+    """The record itself when it has this format's keys and numbers; an InputError naming what is wrong.
+    Decisions read each class's `threshold` (probability) and `platt`; `logit_threshold` is for people."""
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        found = record.get("format") if isinstance(record, dict) else type(record).__name__
+        raise InputError(f"{origin}: format {found!r} is not {FORMAT!r}; run `sfr-jax calibrate` again")
+    missing = [key for key in _REQUIRED if key not in record]
+    if missing:
+        raise InputError(f"{origin}: missing key(s) {missing}; run `sfr-jax calibrate` again")
+    check_rule(record["unseen_rule"])
+    for key in ("class_set", "split"):
+        if not isinstance(record[key], dict) or "name" not in record[key]:
+            raise InputError(f"{origin}: {key!r} has no name; run `sfr-jax calibrate` again")
+    numbers = [("rules", "global", "logit_threshold"), ("rules", "global", "platt", "a"),
+               ("rules", "global", "platt", "b"), ("rules", "zscore", "z_threshold"),
+               ("rules", "zscore", "platt", "a"), ("rules", "zscore", "platt", "b")]
+    if not isinstance(record["classes"], list):
+        raise InputError(f"{origin}: 'classes' is not a list; run `sfr-jax calibrate` again")
+    for i in range(len(record["classes"])):
+        numbers += [("classes", i, "threshold"), ("classes", i, "platt", "a"), ("classes", i, "platt", "b")]
+    for keys in numbers:
+        value = record
+        try:
+            for key in keys:
+                value = value[key]
+            ok = isinstance(value, (int, float)) and math.isfinite(value)
+        except (KeyError, IndexError, TypeError):
+            ok = False
+        if not ok:
+            where = "".join(f"[{key!r}]" for key in keys)
+            raise InputError(f"{origin}: {where} is missing or not a finite number; run `sfr-jax calibrate` again")
+    return record
+
+
+def check_record(record: dict, *, step: int, class_set, origin: str = "calibration record") -> None:
+    """Refuse a record made for another step or class set (`class_set`: a ClassSet or its digest), with an
+    InputError naming both."""
+    digest = class_set if isinstance(class_set, str) else class_set_digest(class_set)
+    name = "" if isinstance(class_set, str) else f"{class_set.name!r} "
+    ours = record["class_set"]
+    if int(record["step"]) != int(step) or ours.get("digest") != digest:
+        raise InputError(
+            f"{origin} was made for step {record['step']} with class set {ours.get('name')!r} "
+            f"({str(ours.get('digest'))[:19]}), but the model is step {step} with class set {name}"
+            f"({digest[:19]}); run `sfr-jax calibrate` for step {step}")
+
+
+def decision_arrays(record: dict, classes, unlabelled_logits=None) -> tuple:
+    """(codes, scale, shift, threshold, notes) for Decisions over `classes` (a ClassSet, or class codes).
+
+    A class found in the record (same code, and same text when `classes` is a ClassSet) keeps its fit.
+    Any other class (a user's --classes) follows the unseen rule: with z-statistics from
+    `unlabelled_logits` [M, len(classes)] when M >= MIN_STAT_IMAGES (the record's rule and shared Platt
+    map), otherwise the "global" rule (pooled seen logit threshold and Platt map), whose logits need no
+    statistics. `notes` says which classes took which way, for Decisions.source.
+    """
+    if hasattr(classes, "classes"):
+        codes = tuple(c.code for c in classes.classes)
+        texts = [class_text_digest(c) for c in classes.classes]
+    else:
+        codes, texts = tuple(classes), [None] * len(classes)
+    known = {entry["code"]: entry for entry in record["classes"]}
+    n = len(codes)
+    scale, shift, threshold = np.zeros(n), np.zeros(n), np.zeros(n)
+    absent = []
+    for k, (code, text) in enumerate(zip(codes, texts)):
+        entry = known.get(code)
+        if entry is None or (text is not None and entry.get("text") not in (None, text)):
+            absent.append(k)
+            continue
+        scale[k], shift[k] = entry["platt"]["a"], entry["platt"]["b"]
+        threshold[k] = entry["threshold"]
+    notes = []
+    if absent:
+        stats = None
+        if unlabelled_logits is not None:
+            unlabelled = np.asarray(unlabelled_logits, dtype=np.float64)
+            if unlabelled.ndim != 2 or unlabelled.shape[1] != n:
+                raise ValueError(f"unlabelled logits of shape {unlabelled.shape} do not fit {n} classes")
+            if unlabelled.shape[0] >= MIN_STAT_IMAGES:
+                stats = standardise_stats(unlabelled[:, absent])
+        rules = record["rules"]
+        names = " ".join(codes[k] for k in absent)
+        if stats is not None:
+            mean, std = stats
+            z_a, z_b = rules["zscore"]["platt"]["a"], rules["zscore"]["platt"]["b"]
+            scale[absent], shift[absent] = z_a / std, z_b - z_a * mean / std
+            if record["unseen_rule"] == "zscore":
+                logit_threshold = mean + rules["zscore"]["z_threshold"] * std
+            else:
+                logit_threshold = np.full(len(absent), rules["global"]["logit_threshold"])
+            notes.append(f"{names} not in the calibration: {record['unseen_rule']} rule, z-statistics over "
+                         f"{unlabelled.shape[0]} unlabelled images")
+        else:
+            scale[absent], shift[absent] = rules["global"]["platt"]["a"], rules["global"]["platt"]["b"]
+            logit_threshold = np.full(len(absent), rules["global"]["logit_threshold"])
+            notes.append(f"{names} not in the calibration: global rule (no z-statistics: fewer than "
+                         f"{MIN_STAT_IMAGES} unlabelled images)")
+        threshold[absent] = sigmoid(logit_threshold * scale[absent] + shift[absent])
+    return codes, scale, shift, threshold, notes
