@@ -40,7 +40,8 @@ def test_files_folders_globs_and_frame_folders(tmp_path):
     assert seg3.frames == ((0.5, frames[1]), (1.0, frames[2]), (2.0, frames[0]))
     reasons = dict(problems)
     assert reasons[f"{root}/missing.mp4"] == "no such file or folder"
-    assert "not named by time" in reasons[os.path.dirname(untimed)] and "frame_0001.png" in reasons[os.path.dirname(untimed)]
+    why = reasons[os.path.dirname(untimed)]
+    assert "not named by time" in why and "frame_0001.png" in why
     assert "not a video file" in reasons[f"{root}/videos/notes.txt"]
     assert reasons[f"{root}/nothing*"] == "no video file or folder matches"
 

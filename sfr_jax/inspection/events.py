@@ -59,9 +59,9 @@ class Event:
         return self.end_s - self.start_s
 
     def as_dict(self) -> dict:
-        out = dataclasses.asdict(self)
-        out["duration_s"] = self.duration_s
-        return out
+        """The event for events.json: 'class' first, then the fields, and the duration."""
+        fields = dataclasses.asdict(self)
+        return {"class": fields.pop("code"), **fields, "duration_s": self.duration_s}
 
 
 def running_median(values: np.ndarray, k: int) -> np.ndarray:
