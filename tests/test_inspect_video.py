@@ -3,6 +3,7 @@ read from PNGs of them); samples are the first frames at or after k * period; cu
 get their status; the read-ahead thread; the quality gate against a reference blur metric and planted
 dark, blank and blurred frames."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -124,6 +125,14 @@ def test_ahead_runs_in_a_thread_and_passes_errors_on():
 
     assert list(video.ahead(produce(), depth=2, transform=lambda x: x * 10)) == [0, 10, 20, 30, 40]
     assert set(seen) == {"inspect-decode"}
+
+    def slow_square(x):  # out-of-order finishing: results must still come in order
+        time.sleep((x * 7) % 5 * 0.002)
+        return x * x, threading.current_thread().name
+
+    results = list(video.ahead(iter(range(40)), depth=4, transform=slow_square, workers=3))
+    assert [r for r, _ in results] == [i * i for i in range(40)]
+    assert all(name.startswith("inspect-prepare") for _, name in results)
 
     def failing():
         yield 1

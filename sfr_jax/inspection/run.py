@@ -28,6 +28,7 @@ import time
 import urllib.parse
 
 import numpy as np
+from tqdm import tqdm
 
 from sfr_jax import fileio
 from sfr_jax.data import images
@@ -42,6 +43,7 @@ RECORD, SUMMARY, FRAMES, EVENTS_CSV, EVENTS_JSON, REPORT = (
 RECORD_FORMAT = 1
 PENDING = "pending"
 SUMMARY_EVERY_S = 30.0  # rewriting summary.csv reads every record, so not after each of many short videos
+PREPARE_WORKERS = min(4, os.cpu_count() or 1)  # PIL's resize and JPEG work run outside the GIL
 BROWSER_PLAYABLE = (".mp4", ".m4v", ".webm", ".ogv", ".mov", ".mkv")
 
 
@@ -59,6 +61,7 @@ class InspectOptions:
     progress: bool = True
     model: str = ""  # names the model (and class file) in the resume digest
     prefetch: int = 64  # samples decoded ahead of the model
+    prepare_workers: int = PREPARE_WORKERS  # threads resizing, gating and thumbnailing decoded frames
 
 
 @dataclasses.dataclass
@@ -181,8 +184,6 @@ def _score(scorer, pending: list, batch: int) -> np.ndarray:
 
 
 def _progress(source: Source, options: InspectOptions):
-    from tqdm import tqdm
-
     total = len(source.frames) if source.is_frame_folder else None
     return tqdm(total=total, desc=source.name, unit="frame", disable=not options.progress, file=sys.stderr,
                 dynamic_ncols=True, mininterval=0.5, leave=True)
@@ -213,7 +214,8 @@ def _decode_and_score(scorer, source, options, spool, batch) -> tuple:
 
     got, pending = _Collected(), []
     with _progress(source, options) as bar:
-        for index, time_s, pixels, measured, jpeg in video.ahead(reader, options.prefetch, prepare):
+        for index, time_s, pixels, measured, jpeg in video.ahead(reader, options.prefetch, prepare,
+                                                                      options.prepare_workers):
             if bar.total is None and reader.status.declared_s:
                 bar.total = _expected_samples(reader.status, options.every_s)
                 bar.refresh()

@@ -15,6 +15,7 @@ Outcome (`Status.state`), known once the frames are exhausted:
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
 import os
@@ -218,12 +219,14 @@ def _declared_duration(container, stream) -> float | None:
     return None
 
 
-def ahead(items: Iterable, depth: int = 32, transform: Callable | None = None) -> Iterator:
-    """Iterate `items` (each passed through `transform`) in a daemon thread, at most `depth` ahead of the
-    consumer; an error of the thread is raised here. Stopping early (break, an error) stops the thread."""
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, got {depth}")
+def ahead(items: Iterable, depth: int = 32, transform: Callable | None = None, workers: int = 1) -> Iterator:
+    """Iterate `items` (each passed through `transform`, by `workers` threads when more than one) in a daemon
+    thread, at most `depth` ahead of the consumer and in order; an error of a thread is raised here.
+    Stopping early (break, an error) stops the threads."""
+    if depth < 1 or workers < 1:
+        raise ValueError(f"depth and workers must be >= 1, got {depth}, {workers}")
     buffer, stop = queue.Queue(maxsize=depth), threading.Event()
+    pool = concurrent.futures.ThreadPoolExecutor(workers, "inspect-prepare") if transform and workers > 1 else None
     done = object()
 
     def put(item) -> bool:
@@ -239,7 +242,11 @@ def ahead(items: Iterable, depth: int = 32, transform: Callable | None = None) -
         iterator = iter(items)
         try:
             for item in iterator:
-                if not put((transform(item) if transform else item, None)):
+                if pool is not None:
+                    value = pool.submit(transform, item)
+                else:
+                    value = transform(item) if transform else item
+                if not put((value, None)):
                     return
             put((done, None))
         except BaseException as error:  # handed to the consumer, which raises it
@@ -253,12 +260,14 @@ def ahead(items: Iterable, depth: int = 32, transform: Callable | None = None) -
     thread.start()
     try:
         while True:
-            item, error = buffer.get()
+            value, error = buffer.get()
             if error is not None:
                 raise error
-            if item is done:
+            if value is done:
                 break
-            yield item
+            yield value.result() if pool is not None else value
     finally:
         stop.set()
         thread.join()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
