@@ -41,7 +41,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
-    from sfr_jax.data import images, synthetic_video as sv
+    from sfr_jax.data import images
+    from sfr_jax.data import synthetic_video as sv
     from sfr_jax.inspection import quality, run, thumbs, video
     from sfr_jax.inspection.sources import Source
 

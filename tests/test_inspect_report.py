@@ -57,7 +57,7 @@ def test_envelope_keeps_every_peak():
     values[[17, 55_555, 99_999]] = [0.7, 1.0, 0.9]
     times, peaks = report.envelope(np.arange(100_000.0), values, 1000)
     assert len(times) == 1000 and sorted(peaks[peaks > 0]) == [0.7, 0.9, 1.0]
-    short_t, short_v = report.envelope(np.arange(5.0), np.arange(5.0), 1000)
+    _, short_v = report.envelope(np.arange(5.0), np.arange(5.0), 1000)
     assert list(short_v) == [0, 1, 2, 3, 4]
 
 

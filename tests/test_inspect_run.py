@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from sfr_jax import cli
-from sfr_jax.data import images, synthetic_video as sv
+from sfr_jax.data import images
+from sfr_jax.data import synthetic_video as sv
 from sfr_jax.eval.decisions import Decisions
 from sfr_jax.inspection import cli as inspect_cli
 from sfr_jax.inspection import compare, run, sources
@@ -202,17 +203,26 @@ def test_cut_and_zero_byte_videos_are_reported_and_the_others_finish(mixed_video
 
 
 def test_cli_exit_code_and_messages(mixed_videos, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(inspect_cli, "open_scorer", lambda args: ConstantScorer())
+    opened = []
+
+    def open_scorer(args, mode, classes=None, batch_size=16):  # sfr_jax.serve.open_scorer's signature
+        opened.append((mode, classes, batch_size))
+        return ConstantScorer(), None
+
+    monkeypatch.setattr(inspect_cli, "open_scorer", open_scorer)
     argv = ["--checkpoint", "x.pth", mixed_videos["videos"], "--out", str(tmp_path), "--every", "0.5",
             "--no-progress"]
     assert cli.run("sfr-jax inspect", inspect_cli.main, argv) == 2
     err = capsys.readouterr().err
     assert "b.mp4: truncated: stopped at" in err and "c.mp4: empty: zero-byte file" in err
-    assert "inspected 4, already done 0, failed 2 of 4" in err
+    assert "inspected 4, already done 0, failed 2 of 4" in err and opened == [("gzsl", None, 16)]
     # only the good videos: exit 0; a second run skips them
     good = ["--checkpoint", "x.pth", mixed_videos["a"], mixed_videos["d"], "--out", str(tmp_path / "good"),
             "--no-progress"]
+    assert cli.run("sfr-jax inspect", inspect_cli.main, good + ["--batch", "3", "--classes", "my.yaml"]) == 0
+    assert opened[-1] == ("gzsl", "my.yaml", 3)
     assert cli.run("sfr-jax inspect", inspect_cli.main, good) == 0
+    assert "inspected 2, already done 0" in capsys.readouterr().err  # other classes: other results
     assert cli.run("sfr-jax inspect", inspect_cli.main, good) == 0
     assert "inspected 0, already done 2, failed 0 of 2" in capsys.readouterr().err
     for bad, message in ((["--shard", "2/2"], "--shard '2/2'"), (["--length", "x"], "--length 'x'"),

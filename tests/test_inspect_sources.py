@@ -68,3 +68,11 @@ def test_shards_cover_the_list_exactly_once(tmp_path):
     for bad in ("8/8", "1", "a/b", "-1/4", "1/0", ""):
         with pytest.raises(InputError, match="--shard"):
             sources.parse_shard(bad)
+
+
+def test_hidden_folders_and_the_output_folder_are_not_searched(tmp_path):
+    video = _touch(str(tmp_path / "v.mp4"))
+    _touch(str(tmp_path / "out" / "v" / "thumbnails" / "001_RB_2.0s.jpg"))  # a previous run's results
+    _touch(str(tmp_path / ".cache" / "x.mp4"))
+    found, problems = sources.expand([str(tmp_path)], exclude=[str(tmp_path / "out")])
+    assert [s.path for s in found] == [video] and problems == []

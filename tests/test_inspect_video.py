@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from sfr_jax.data import images, synthetic_video as sv
+from sfr_jax.data import images
+from sfr_jax.data import synthetic_video as sv
 from sfr_jax.inspection import quality, video
 from sfr_jax.inspection.sources import Source
 

@@ -91,7 +91,7 @@ def render_frame(spec: VideoSpec, index: int) -> np.ndarray:
         draw = ImageDraw.Draw(image)
         text = f"{metres:7.2f} m"
         font = _counter_font(height)
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        _, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         x, y = int(width * 0.04), int(height * 0.94) - (bottom - top)
         draw.rectangle([x - 4, y + top - 3, x + right + 4, y + bottom + 3], fill=(0, 0, 0))
         draw.text((x, y), text, fill=(235, 235, 235), font=font)

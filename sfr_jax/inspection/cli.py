@@ -25,9 +25,9 @@ except ImportError as missing:
     if missing.name not in ("sfr_jax.serve",):
         raise
 
-    def open_scorer(args):
-        """INTEGRATION HOOK: the Scorer for --workdir/--step/--best or --checkpoint, --classes and --batch,
-        to be provided as sfr_jax.serve.open_scorer(args)."""
+    def open_scorer(args, mode: str = "gzsl", classes: str | None = None, batch_size: int = 16):
+        """INTEGRATION HOOK, until sfr_jax.serve exists: (Scorer, loaded model) of --workdir/--step/--best or
+        --checkpoint for `mode`'s classes, or a user's class file."""
         raise NotImplementedError("sfr_jax.serve.open_scorer is not built yet: inspect cannot load a model")
 
 EXIT_VIDEOS_FAILED = cli.EXIT_USER_ERROR  # a video that is cut short or unreadable is a problem of the input
@@ -98,17 +98,24 @@ def options_from(args) -> run.InspectOptions:
         progress=not args.no_progress, model=model)
 
 
+def load_scorer(args):
+    """The Scorer of the model the arguments name: every class (gzsl), or those of --classes."""
+    sizes = {"batch_size": args.batch} if args.batch else {}
+    scorer, _ = open_scorer(args, "gzsl", classes=args.classes, **sizes)
+    return scorer
+
+
 def main(argv) -> int:
     """Parse, find the videos, load the model, inspect; 0 when every video ended ok."""
     args = build_parser().parse_args(argv)
     options = options_from(args)
-    inputs, problems = sources.expand(args.videos)
+    inputs, problems = sources.expand(args.videos, exclude=[args.out])
     for pattern, why in problems:
         print(f"sfr-jax inspect: {pattern}: {why}", file=sys.stderr)
     if not inputs:
         raise MissingInput(f"no video found in {' '.join(args.videos)} (videos by extension: "
                            f"{' '.join(sources.VIDEO_EXTENSIONS)}, or folders of frames named by time)")
-    scorer = open_scorer(args)
+    scorer = load_scorer(args)
     print(f"sfr-jax inspect: decisions: {scorer.decisions.source}", file=sys.stderr)
     summary = run.inspect_videos(scorer, inputs, args.out, options)
     for source, status, message in summary.failed:

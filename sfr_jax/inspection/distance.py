@@ -27,7 +27,7 @@ class DistanceTable:
         self.source = source
 
     @classmethod
-    def from_csv(cls, path: str) -> "DistanceTable":
+    def from_csv(cls, path: str) -> DistanceTable:
         """Read and validate a sidecar; every problem is an InputError naming the file and line."""
         if not os.path.isfile(path):
             raise MissingInput(f"{path}: no such distance file (a CSV with the header time_s,distance_m)")

@@ -2,7 +2,7 @@
 
 An argument is a video file, a glob, or a folder. A folder is walked recursively: every video file in it
 (by extension, VIDEO_EXTENSIONS) is one input, and every folder whose images are all named by time is one
-input too, a "frame folder", read in time order. Accepted frame names (the stem, before the image
+input too, a "frame folder", read in time order. Hidden folders (.name) and the output folder are skipped. Accepted frame names (the stem, before the image
 extension; case does not matter):
     12.5   000012.500   t12.5   t=12.5   12.5s   t=000012.500s     seconds from the start of the video
 A folder whose images are not all named so is reported, not guessed at.
@@ -53,10 +53,12 @@ def _is_video(path: str) -> bool:
     return path.lower().endswith(VIDEO_EXTENSIONS)
 
 
-def _walk(folder: str, found: list, problems: list) -> None:
-    """Videos and frame folders under `folder`, in sorted order, appended to `found` as (path, frames)."""
+def _walk(folder: str, found: list, problems: list, exclude: tuple = ()) -> None:
+    """Videos and frame folders under `folder`, in sorted order, appended to `found` as (path, frames);
+    hidden folders and the folders in `exclude` (absolute paths) are not entered."""
     for root, dirs, files in os.walk(folder):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and
+                         os.path.abspath(os.path.join(root, d)) not in exclude)
         files = sorted(files)
         found.extend((os.path.join(root, f), ()) for f in files if _is_video(f))
         images = [f for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
@@ -65,8 +67,9 @@ def _walk(folder: str, found: list, problems: list) -> None:
         timed = [(frame_time(f), f) for f in images]
         untimed = [f for t, f in timed if t is None]
         if untimed:
-            problems.append((root, f"{len(untimed)} image(s) not named by time, e.g. {untimed[0]!r}; name "
-                                   "frames by their second, like 000012.500.png or t=12.5s.jpg"))
+            why = (f"{len(untimed)} image(s) not named by time, e.g. {untimed[0]!r}; name frames by their "
+                   "second, like 000012.500.png or t=12.5s.jpg")
+            problems.append((root, why))
             continue
         times = [t for t, _ in timed]
         if len(set(times)) < len(times):
@@ -84,13 +87,15 @@ def _unique_names(paths: list) -> list:
             for stem, p in zip(stems, paths)]
 
 
-def expand(patterns) -> tuple[list, list]:
-    """([Source] in a stable order, [(argument, problem)]) from video files, folders and globs."""
+def expand(patterns, exclude=()) -> tuple[list, list]:
+    """([Source] in a stable order, [(argument, problem)]) from video files, folders and globs; folders in
+    `exclude` (say, the output folder, when it lies among the videos) are not searched."""
     found, problems = [], []
+    exclude = tuple(os.path.abspath(e) for e in exclude)
     for pattern in patterns:
         if os.path.isdir(pattern):
             before, inside = len(found), []
-            _walk(pattern, found, inside)
+            _walk(pattern, found, inside, exclude)
             if len(found) == before and not inside:
                 inside.append((pattern, "folder holds no video file and no frame folder"))
             problems.extend(inside)
@@ -104,7 +109,7 @@ def expand(patterns) -> tuple[list, list]:
             videos = [m for m in matches if os.path.isfile(m) and _is_video(m)]
             folders = [m for m in matches if os.path.isdir(m)]
             for folder in folders:
-                _walk(folder, found, problems)
+                _walk(folder, found, problems, exclude)
             found.extend((m, ()) for m in videos)
             if not videos and not folders:
                 problems.append((pattern, "no video file or folder matches"))
