@@ -64,6 +64,18 @@ def test_sampling_takes_the_first_frame_at_or_after_each_sample_time(tmp_path, e
     assert [round(s.time_s, 6) for s in samples] == times and [s.index for s in samples] == list(range(len(times)))
 
 
+@pytest.mark.parametrize("name,codec", [("a.mp4", "h264"), ("a.avi", "mpeg4"), ("a.mkv", "h264"),
+                                        ("a.mpg", "mpeg2"), ("a.mov", "h264"), ("a.wmv", "wmv2"), ("a.ts", "mpeg2")])
+def test_common_containers_decode_every_frame_at_its_time(tmp_path, name, codec):
+    spec = sv.VideoSpec(duration_s=1.0, fps=10, size=(64, 48), draw_height=48)
+    samples, status = _read(sv.write_video(str(tmp_path / name), spec, codec))
+    assert status.ok, status
+    assert [round(s.time_s, 3) for s in samples] == [i / 10 for i in range(10)]
+    for i, sample in enumerate(samples):
+        assert sample.frame.shape == (48, 64, 3)
+        assert np.abs(sample.frame.astype(float) - sv.render_frame(spec, i)).mean() < 8
+
+
 def test_times_start_at_the_stream_start(tmp_path):
     spec = sv.VideoSpec(duration_s=1.0, fps=10, size=(32, 32), draw_height=32, counter=False)
     path = sv.write_video(str(tmp_path / "s.mpg"), spec, "mpeg2")  # MPEG-PS streams start later than 0

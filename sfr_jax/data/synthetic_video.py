@@ -26,10 +26,11 @@ CODECS = {
     "h264": ("libx264", "yuv420p", {"crf": "20", "preset": "veryfast"}, ".mp4"),
     "mpeg4": ("mpeg4", "yuv420p", {"qscale": "3"}, ".mp4"),
     "mpeg2": ("mpeg2video", "yuv420p", {"qscale": "3"}, ".mpg"),
+    "wmv2": ("wmv2", "yuv420p", {"qscale": "3"}, ".wmv"),
     "ffv1": ("ffv1", "bgr0", {}, ".mkv"),  # lossless RGB: decoded frames equal the rendered ones exactly
 }
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".mpg": "mpeg",
-               ".mpeg": "mpeg", ".ts": "mpegts"}
+               ".mpeg": "mpeg", ".ts": "mpegts", ".wmv": "asf"}
 SPEED_PERIOD_S = 20.0  # the camera's speed swings over this period, so distance is not linear in time
 SPEED_SWING = 0.6  # +- this fraction of the mean speed
 

@@ -235,6 +235,7 @@ def _decode_and_score(scorer, source, options, spool, batch) -> tuple:
 def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, digest: str, table) -> dict:
     """Inspect one input into OUT/<name>/ (atomically); returns its record."""
     final = os.path.join(out_dir, source.name)
+    stamp = fingerprint(source)  # before reading: a file that changes meanwhile is read again next time
     codes = tuple(scorer.codes)
     batch = int(options.batch or scorer.batch_size)
     with fileio.atomic_directory(final) as tmp:
@@ -269,7 +270,7 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
             "format": RECORD_FORMAT, "name": source.name, "source": source.path, "status": status.state,
             "message": status.message, "duration_s": status.duration_s, "decoded_s": status.last_s,
             "frames": len(times), "flagged": int(flagged.sum()), "flag_counts": flag_counts,
-            "events": counts, "digest": digest, "fingerprint": fingerprint(source),
+            "events": counts, "digest": digest, "fingerprint": stamp,
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         fileio.write_json(os.path.join(tmp, RECORD), record)  # last: its presence means "finished"
@@ -284,8 +285,8 @@ def _settings(scorer, options: InspectOptions, distance) -> dict:
     return {
         "sampling": f"every {options.every_s:g} s" if options.every_s else "every frame",
         "decisions": scorer.decisions.source,
-        "event rules": f"median of {e.smooth}, off {e.margin:g} below threshold, merge gaps <= {e.merge_gap_s:g} s, "
-                  f"point below {e.point_below_s:g} s",
+        "event rules": f"median of {e.smooth}, off {e.margin:g} below threshold, merge gaps <= "
+                       f"{e.merge_gap_s:g} s, point below {e.point_below_s:g} s",
         "quality gate": ", ".join(g for g in gates if g) or "off",
         "distance": distance.source if distance is not None else "none",
         "model": options.model or "(not named)",
