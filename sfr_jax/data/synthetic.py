@@ -59,8 +59,11 @@ def _shade(color, d, scale=1.0):
     return tuple(int(np.clip(c * k, 0, 255)) for c in color)
 
 
-def _background(rng, scene: _Scene, water_level: float, wall) -> tuple:
-    """Wall with texture and joints, water at the bottom; returns (float image HxWx3, joint depths)."""
+def _background(rng, scene: _Scene, water_level: float, wall, travel: float = 0.0) -> tuple:
+    """Wall with texture and joints, water at the bottom; returns (float image HxWx3, joint depths).
+
+    `travel` moves the camera that far down the pipe (depth units): texture, joints and ripples shift, the
+    lighting (which follows the camera) does not."""
     h, w = scene.h, scene.w
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     dx = (xs - scene.cx) / (scene.sx * scene.r)
@@ -73,21 +76,23 @@ def _background(rng, scene: _Scene, water_level: float, wall) -> tuple:
     # texture: two blocky random grids indexed by (angle, depth)
     grid = rng.uniform(0.85, 1.15, (2, 48, 48)).astype(np.float32)
     ti = ((theta + np.pi) / (2 * np.pi) * 48).astype(np.int32) % 48
-    tex = grid[0, ti, (depth * 6).astype(np.int32) % 48] * grid[1, (ti * 3) % 48, (depth * 17).astype(np.int32) % 48]
+    along = depth + travel  # depth in the pipe's own frame
+    tex = grid[0, ti, (along * 6).astype(np.int32) % 48] * grid[1, (ti * 3) % 48, (along * 17).astype(np.int32) % 48]
     tex = 1.0 + (tex - 1.0) * 0.3
     spacing = rng.uniform(0.9, 1.6)
     offset = rng.uniform(0, spacing)
-    phase = np.abs(((depth - offset) / spacing + 0.5) % 1.0 - 0.5) * spacing
+    phase = np.abs(((along - offset) / spacing + 0.5) % 1.0 - 0.5) * spacing
     joint = np.where(phase < 0.035, 0.5, 1.0)
     image = np.asarray(wall, np.float32)[None, None] * (light * tex * joint)[..., None]
     if water_level > 0:
         water = v > 1.0 - 2.0 * water_level
-        ripple = 0.9 + 0.2 * (np.sin(depth * 25 + xs * 0.05) > 0.85)
+        ripple = 0.9 + 0.2 * (np.sin(along * 25 + xs * 0.05) > 0.85)
         water_color = np.asarray((70, 66, 48), np.float32)[None, None] * (light * ripple)[..., None]
         image = np.where(water[..., None], water_color, image)
     far = depth > rng.uniform(7, 11)
     image[far] *= 0.15
-    joints = [offset + k * spacing for k in range(1, 8) if offset + k * spacing < 6]
+    first = (offset - travel) % spacing if travel else offset
+    joints = [first + k * spacing for k in range(1, 8) if first + k * spacing < 6]
     return image, joints
 
 
@@ -229,23 +234,30 @@ def sample_labels(rng, normal_fraction: float = 0.4) -> dict:
     return labels
 
 
-def render(rng, labels: dict, height: int, style: str = "cctv", water_level: int = 0) -> Image.Image:
-    """Draw one frame of height `height` (width 1.25x) showing the classes with label 1."""
+def render(rng, labels: dict, height: int, style: str = "cctv", water_level: int = 0, *, travel: float = 0.0,
+           defect_rng=None) -> Image.Image:
+    """Draw one frame of height `height` (width 1.25x) showing the classes with label 1.
+
+    Video hooks: `travel` moves the camera down the pipe (see `_background`); with `defect_rng` the motifs
+    (and DE's squash) draw from it, so `rng` gives the same scene, colour cast and noise whatever the labels.
+    """
     if style not in ("cctv", "web"):
         raise ValueError(f"unknown style {style!r} (expected 'cctv' or 'web')")
     width = int(round(height * 1.25))
     squash = (1.0 + rng.normal(0, 0.02), 1.0 + rng.normal(0, 0.02))
+    motif_rng = rng if defect_rng is None else defect_rng
     if labels.get("DE"):
-        squash = (1.0, rng.uniform(0.6, 0.75)) if rng.uniform() < 0.7 else (rng.uniform(0.65, 0.78), 1.0)
+        squash = (1.0, motif_rng.uniform(0.6, 0.75)) if motif_rng.uniform() < 0.7 else \
+            (motif_rng.uniform(0.65, 0.78), 1.0)
     scene = _Scene(rng, width, height, squash)
     wall = WALLS[rng.integers(len(WALLS))]
-    base, joints = _background(rng, scene, water_level / 100.0, wall)
+    base, joints = _background(rng, scene, water_level / 100.0, wall, travel)
     image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     unit = height / 192.0
     for code in CODES:
         if labels.get(code):
-            _draw_defect(code, rng, draw, scene, joints, unit)
+            _draw_defect(code, motif_rng, draw, scene, joints, unit)
     pixels = np.asarray(image, np.float32)
     if style == "web":  # clean, bright, contrasty stock-photo look
         pixels = np.clip((pixels - 128) * 1.15 + 150, 0, 255)

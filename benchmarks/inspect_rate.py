@@ -1,0 +1,86 @@
+"""Decode-side throughput of `sfr-jax inspect` on a 720x576 synthetic inspection video (no model).
+
+    python benchmarks/inspect_rate.py [--seconds 20] [--fps 25] [--codec h264|mpeg2|mpeg4] [--image-size 224]
+
+Three rates, each over the whole video, best of --repeats:
+  decode       inspection.video.Reader at every frame: demux, decode, RGB conversion
+  decode 1/s   the Reader at --every 1 (every frame decoded, one in fps converted): video seconds per second
+  prep         the Reader through the read-ahead thread with inspect's per-sample work (resize to the model
+               size, quality gate, thumbnail JPEG) as run.py does ahead of the model, at --every 1 and at
+               every frame, by one thread (x1) and by run.PREPARE_WORKERS threads
+Wall-clock rates and CPU-seconds of the process (FFmpeg's decoding threads included) are printed.
+The model-side rate (with the real SFR-Net) is the lead's part of this benchmark. (Not named inspect.py:
+a script's folder comes first on sys.path, and numpy's `import inspect` would load it in place of the
+standard library's, breaking every script here.)
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _timed(fn, repeats):
+    best = None
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        count = fn()
+        result = (time.perf_counter() - wall, time.process_time() - cpu, count)
+        best = result if best is None or result[0] < best[0] else best
+    return best
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--fps", type=float, default=25.0)
+    parser.add_argument("--codec", default="h264", choices=("h264", "mpeg2", "mpeg4"))
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    from sfr_jax.data import images
+    from sfr_jax.data import synthetic_video as sv
+    from sfr_jax.inspection import quality, run, thumbs, video
+    from sfr_jax.inspection.sources import Source
+
+    spec = sv.VideoSpec(duration_s=args.seconds, fps=args.fps, size=(720, 576), draw_height=192,
+                        planted=(sv.Planted("RB", 2.0, 6.0), sv.Planted("FO", 9.0, 12.0)))
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        path = sv.write_video(os.path.join(tmp, f"bench{sv.CODECS[args.codec][3]}"), spec, args.codec)
+        print(f"rendered and encoded {spec.num_frames} frames 720x576 {args.codec} in "
+              f"{time.perf_counter() - started:.1f} s ({os.path.getsize(path) / 1e6:.1f} MB)")
+        source = Source(path, "bench")
+
+        def decode(every):
+            def go():
+                reader = video.Reader(source, every)
+                count = sum(1 for _ in reader)
+                assert reader.status.ok, reader.status
+                return count
+            return go
+
+        def prepared(every, workers):
+            def prepare(sample):
+                return (images.from_array(sample.frame, args.image_size), quality.assess(sample.frame),
+                        thumbs.thumbnail_jpeg(sample.frame))
+            return lambda: sum(1 for _ in video.ahead(video.Reader(source, every), 64, prepare, workers))
+
+        n = run.PREPARE_WORKERS
+        for label, fn, unit in (("decode", decode(None), "frames"), ("decode 1/s", decode(1.0), "samples"),
+                                ("prep 1/s x1", prepared(1.0, 1), "samples"),
+                                ("prep all x1", prepared(None, 1), "frames"),
+                                (f"prep all x{n}", prepared(None, n), "frames")):
+            wall, cpu, count = _timed(fn, args.repeats)
+            video_s = spec.num_frames / spec.fps
+            print(f"{label:<12} {count:5d} {unit:<8} wall {wall:6.2f} s: {count / wall:8.1f} {unit}/s, "
+                  f"{video_s / wall:7.1f} video-s/s | cpu {cpu:6.2f} s: {count / cpu:8.1f} {unit}/cpu-s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Time -> distance along the pipe: a sidecar CSV (--distance) or a linear run over the video (--length).
+
+Sidecar: a CSV with the header `time_s,distance_m` (more columns are ignored), one row per reading,
+times strictly increasing, both numbers finite. Distances may go down (the camera backs up). Between two
+readings the distance is interpolated linearly; outside the table's time range there is no distance (None),
+rather than a guess. --length START:END: distance = START + (END - START) * t / duration.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+
+import numpy as np
+
+from sfr_jax.errors import InputError, MissingInput
+
+HEADER = ("time_s", "distance_m")
+
+
+class DistanceTable:
+    """Readings (time_s, distance_m), interpolated linearly inside their time range."""
+
+    def __init__(self, times, distances, source: str = "distance table"):
+        self.times = np.asarray(times, dtype=np.float64)
+        self.distances = np.asarray(distances, dtype=np.float64)
+        self.source = source
+
+    @classmethod
+    def from_csv(cls, path: str) -> DistanceTable:
+        """Read and validate a sidecar; every problem is an InputError naming the file and line."""
+        if not os.path.isfile(path):
+            raise MissingInput(f"{path}: no such distance file (a CSV with the header time_s,distance_m)")
+        times, distances = [], []
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = [h.strip() for h in next(reader, [])]
+            missing = [h for h in HEADER if h not in header]
+            if missing:
+                raise InputError(f"{path}: line 1: the header must name the columns time_s,distance_m "
+                                 f"(missing {', '.join(missing)}; found {','.join(header) or 'nothing'})")
+            columns = [header.index(h) for h in HEADER]
+            for row in reader:
+                line = reader.line_num
+                if not any(cell.strip() for cell in row):
+                    continue
+                values = []
+                for name, column in zip(HEADER, columns):
+                    cell = row[column].strip() if column < len(row) else ""
+                    try:
+                        value = float(cell)
+                    except ValueError:
+                        raise InputError(f"{path}: line {line}: {name} {cell!r} is not a number") from None
+                    if not math.isfinite(value):
+                        raise InputError(f"{path}: line {line}: {name} {cell!r} is not a finite number")
+                    values.append(value)
+                if times and values[0] <= times[-1]:
+                    raise InputError(f"{path}: line {line}: time_s {values[0]:g} does not increase (the row "
+                                     f"before has {times[-1]:g}); sort the rows by time, one reading per time")
+                times.append(values[0])
+                distances.append(values[1])
+        if not times:
+            raise InputError(f"{path}: no readings below the header time_s,distance_m")
+        return cls(times, distances, path)
+
+    def at(self, time_s: float) -> float | None:
+        """The distance at time_s, or None outside the readings' time range."""
+        if time_s is None or not self.times[0] <= time_s <= self.times[-1]:
+            return None
+        return float(np.interp(time_s, self.times, self.distances))
+
+
+class LinearLength:
+    """--length START:END: the camera moves from START to END metres at a constant speed over the video."""
+
+    def __init__(self, start_m: float, end_m: float, duration_s: float | None):
+        self.start_m, self.end_m, self.duration_s = start_m, end_m, duration_s
+        self.source = f"--length {start_m:g}:{end_m:g} over {duration_s:g} s" if duration_s else "--length"
+
+    def at(self, time_s: float) -> float | None:
+        if time_s is None or not self.duration_s:
+            return None
+        return self.start_m + (self.end_m - self.start_m) * time_s / self.duration_s
+
+
+def parse_length(text: str) -> tuple[float, float]:
+    """'START:END' in metres -> (start, end)."""
+    parts = (text or "").split(":")
+    try:
+        start, end = (float(p) for p in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        start = end = None
+    if start is None or not (math.isfinite(start) and math.isfinite(end)):
+        raise InputError(f"--length {text!r}: expected START:END in metres, e.g. --length 0:48.5")
+    return start, end

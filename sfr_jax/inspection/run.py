@@ -1,0 +1,358 @@
+"""`inspect_videos`: videos -> sampled frames -> quality gate -> scores -> events -> files, for many videos.
+
+Per input, under OUT/<name>/:
+    frames.csv    one row per sample: time, distance, quality measures and flags, probability per class
+    events.csv    one row per event (events.py), events.json the same with the settings
+    thumbnails/   the key frame of each event, JPEG
+    report.html   the self-contained page (report.py)
+    record.json   written last: status, counts, and what the results depend on (the input's size and
+                  modification time, a digest of model, classes, thresholds and settings)
+The folder is built under a temporary name and put in place whole (fileio.atomic_directory), so a folder
+under its own name is always complete. A later run skips an input whose record matches; a changed input
+or setting, a folder without a record, or an interrupted run is done again. OUT/summary.csv has one row per
+input of the whole list (all shards): done ones from their records, the others "pending"; each run
+rewrites it from the records present, so the last shard to finish (or any rerun) leaves it complete.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+import time
+import urllib.parse
+
+import numpy as np
+from tqdm import tqdm
+
+from sfr_jax import fileio
+from sfr_jax.data import images
+from sfr_jax.errors import InputError
+from sfr_jax.inspection import events as ev
+from sfr_jax.inspection import quality, report, thumbs, video
+from sfr_jax.inspection.distance import DistanceTable, LinearLength
+from sfr_jax.inspection.sources import Source, shard
+
+RECORD, SUMMARY, FRAMES, EVENTS_CSV, EVENTS_JSON, REPORT = (
+    "record.json", "summary.csv", "frames.csv", "events.csv", "events.json", "report.html")
+RECORD_FORMAT = 1
+PENDING = "pending"
+SUMMARY_EVERY_S = 30.0  # rewriting summary.csv reads every record, so not after each of many short videos
+PREPARE_WORKERS = min(4, os.cpu_count() or 1)  # PIL's resize and JPEG work run outside the GIL
+BROWSER_PLAYABLE = (".mp4", ".m4v", ".webm", ".ogv", ".mov", ".mkv")
+
+
+@dataclasses.dataclass(frozen=True)
+class InspectOptions:
+    """Settings of a run; every one that changes results is part of the resume digest."""
+
+    every_s: float | None = 1.0  # sample period; None: every frame
+    batch: int | None = None  # None: the scorer's batch_size
+    quality: quality.QualityConfig = quality.QualityConfig()
+    events: ev.EventConfig = ev.EventConfig()
+    distance: str | None = None  # a time_s,distance_m CSV (one input), or a folder of <name>.csv
+    length: tuple | None = None  # (start_m, end_m), linear in time over each video
+    shard: tuple = (0, 1)  # (index, count)
+    progress: bool = True
+    model: str = ""  # names the model (and class file) in the resume digest
+    prefetch: int = 64  # samples decoded ahead of the model
+    prepare_workers: int = PREPARE_WORKERS  # threads resizing, gating and thumbnailing decoded frames
+
+
+@dataclasses.dataclass
+class Summary:
+    """What a run did: one row per input of the list, and the inputs of this shard that did not end ok."""
+
+    rows: list
+    failed: list  # [(Source, status, message)]
+    done: list  # names inspected in this run
+    skipped: list  # names already finished by an earlier run
+
+
+def inspect_videos(scorer, inputs: list, out_dir: str, options: InspectOptions = InspectOptions()) -> Summary:
+    """Inspect this shard's share of `inputs` (sources.Source) with `scorer` (the Scorer protocol)."""
+    share = shard(inputs, *options.shard)
+    distances = _distance_sources(share, options)
+    digest = _digest(scorer, options)
+    done, skipped, failed = [], [], []
+    last_summary = time.monotonic()
+    try:
+        for source in share:
+            record = finished_record(out_dir, source, digest)
+            if record is None:
+                record = _inspect_one(scorer, source, out_dir, options, digest, distances.get(source.name))
+                done.append(source.name)
+            else:
+                skipped.append(source.name)
+            if record["status"] != video.OK:
+                failed.append((source, record["status"], record["message"]))
+            if time.monotonic() - last_summary > SUMMARY_EVERY_S:  # a long run shows its progress
+                write_summary(out_dir, inputs, scorer.codes, digest)
+                last_summary = time.monotonic()
+    finally:  # also after Ctrl-C: the summary shows what is done
+        rows = write_summary(out_dir, inputs, scorer.codes, digest)
+    return Summary(rows, failed, done, skipped)
+
+
+def fingerprint(source: Source) -> list:
+    """What says the input is the same as last time: size and modification time of its file(s)."""
+    paths = [f for _, f in source.frames] if source.is_frame_folder else [source.path]
+    stats = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            stats.append((stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            stats.append((None, None))
+    if source.is_frame_folder:
+        return [len(stats), sum(s or 0 for s, _ in stats), max((m or 0 for _, m in stats), default=0)]
+    return list(stats[0])
+
+
+def _digest(scorer, options: InspectOptions) -> str:
+    decisions = scorer.decisions
+    payload = {
+        "model": options.model, "codes": list(scorer.codes), "image_size": int(scorer.image_size),
+        "decisions": [decisions.source, np.asarray(decisions.scale).tolist(),
+                      np.asarray(decisions.shift).tolist(), np.asarray(decisions.threshold).tolist()],
+        "every_s": options.every_s, "quality": dataclasses.asdict(options.quality),
+        "events": dataclasses.asdict(options.events), "length": options.length,
+        "distance": _path_stamp(options.distance) if options.distance else None,
+    }
+    return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _path_stamp(path: str) -> list:
+    """A folder's or file's sidecar state: [(name, size, mtime)]."""
+    files = sorted(os.listdir(path)) if os.path.isdir(path) else [""]
+    out = []
+    for name in files:
+        full = os.path.join(path, name) if name else path
+        with_stat = os.stat(full) if os.path.exists(full) else None
+        out.append((name, with_stat.st_size if with_stat else None, with_stat.st_mtime_ns if with_stat else None))
+    return out
+
+
+def finished_record(out_dir: str, source: Source, digest: str):
+    """The record of a finished, still valid result of `source` under out_dir, else None."""
+    path = os.path.join(out_dir, source.name, RECORD)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if record.get("format") != RECORD_FORMAT or record.get("digest") != digest or \
+            record.get("fingerprint") != fingerprint(source):
+        return None
+    return record
+
+
+def _distance_sources(share: list, options: InspectOptions) -> dict:
+    """name -> DistanceTable of the inputs that have one, read and validated before any work starts."""
+    if options.distance is None:
+        return {}
+    if os.path.isdir(options.distance):
+        found = {}
+        for source in share:
+            path = os.path.join(options.distance, source.name + ".csv")
+            if os.path.isfile(path):
+                found[source.name] = DistanceTable.from_csv(path)
+        return found
+    if len(share) > 1:
+        raise InputError(f"--distance {options.distance}: one sidecar file fits one video, and {len(share)} are "
+                         "given; for many videos give a folder holding <video name>.csv for each")
+    table = DistanceTable.from_csv(options.distance)
+    return {source.name: table for source in share}
+
+
+def _score(scorer, pending: list, batch: int) -> np.ndarray:
+    """Logits [n, c] of n images, padded with black images to the batch size (one compiled shape)."""
+    x = np.stack(pending)
+    n = len(x)
+    if n < batch:
+        x = np.concatenate([x, np.zeros((batch - n,) + x.shape[1:], np.uint8)])
+    logits = np.asarray(scorer.logits(x), dtype=np.float32)
+    if logits.shape != (len(x), len(scorer.codes)):
+        raise RuntimeError(f"the scorer returned logits of shape {logits.shape} for {len(x)} images and "
+                           f"{len(scorer.codes)} classes")
+    return logits[:n]
+
+
+def _progress(source: Source, options: InspectOptions):
+    total = len(source.frames) if source.is_frame_folder else None
+    return tqdm(total=total, desc=source.name, unit="frame", disable=not options.progress, file=sys.stderr,
+                dynamic_ncols=True, mininterval=0.5, leave=True)
+
+
+def _expected_samples(status: video.Status, every_s) -> int | None:
+    if not status.declared_s:
+        return None
+    period = every_s or status.frame_period_s
+    return int(math.ceil(status.declared_s / period)) if period else None
+
+
+class _Collected:
+    """Per-sample results of one input, in sample order."""
+
+    def __init__(self):
+        self.times, self.qualities, self.logits = [], [], []
+
+
+def _decode_and_score(scorer, source, options, spool, batch) -> tuple:
+    """(Reader with its final status, _Collected): decode ahead, gate, thumbnail, score in batches."""
+    reader = video.Reader(source, options.every_s)
+    size = int(scorer.image_size)
+
+    def prepare(sample: video.Sample):
+        return (sample.index, sample.time_s, images.from_array(sample.frame, size),
+                quality.assess(sample.frame, options.quality), thumbs.thumbnail_jpeg(sample.frame))
+
+    got, pending = _Collected(), []
+    with _progress(source, options) as bar:
+        for index, time_s, pixels, measured, jpeg in video.ahead(reader, options.prefetch, prepare,
+                                                                      options.prepare_workers):
+            if bar.total is None and reader.status.declared_s:
+                bar.total = _expected_samples(reader.status, options.every_s)
+                bar.refresh()
+            spool.add(index, jpeg)
+            got.times.append(time_s)
+            got.qualities.append(measured)
+            pending.append(pixels)
+            if len(pending) == batch:
+                got.logits.append(_score(scorer, pending, batch))
+                pending = []
+            bar.update()
+        if pending:
+            got.logits.append(_score(scorer, pending, batch))
+    return reader, got
+
+
+def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, digest: str, table) -> dict:
+    """Inspect one input into OUT/<name>/ (atomically); returns its record."""
+    final = os.path.join(out_dir, source.name)
+    stamp = fingerprint(source)  # before reading: a file that changes meanwhile is read again next time
+    codes = tuple(scorer.codes)
+    batch = int(options.batch or scorer.batch_size)
+    with fileio.atomic_directory(final) as tmp:
+        with thumbs.Spool(os.path.join(tmp, ".spool")) as spool:
+            reader, got = _decode_and_score(scorer, source, options, spool, batch)
+            status = reader.status
+            times = np.asarray(got.times, dtype=np.float64)
+            logits = np.concatenate(got.logits) if got.logits else np.zeros((0, len(codes)), np.float32)
+            probabilities = scorer.decisions.probabilities(logits) if len(logits) else np.zeros((0, len(codes)))
+            flagged = np.asarray([q.flagged for q in got.qualities], dtype=bool)
+            distance = LinearLength(*options.length, status.duration_s) if options.length else table
+            found = ev.find_events(times, probabilities, np.asarray(scorer.decisions.threshold), codes,
+                                   ~flagged, options.events, distance)
+            key_frames = {}
+            for number, event in enumerate(found):
+                event.thumbnail = f"{number + 1:03d}_{event.code}_{event.peak_s:.1f}s.jpg"
+                key_frames[number] = spool.get(event.peak_sample)
+                with fileio.atomic_write(os.path.join(tmp, "thumbnails", event.thumbnail), "wb") as handle:
+                    handle.write(key_frames[number])
+        flag_counts = {name: int(sum(getattr(q, name) for q in got.qualities)) for name in quality.FLAGS}
+        settings = _settings(scorer, options, distance)
+        _write_frames(os.path.join(tmp, FRAMES), codes, times, got.qualities, probabilities, distance)
+        _write_events(tmp, source, status, codes, scorer.decisions, found, settings)
+        data = report.ReportData(
+            source.name, source.path, status.state, status.message, status.duration_s or 0.0, codes,
+            np.asarray(scorer.decisions.threshold), times, probabilities,
+            ev.smoothed_probabilities(probabilities, ~flagged, options.events), flagged, flag_counts, found,
+            key_frames, settings, _video_src(source, final))
+        fileio.write_text(os.path.join(tmp, REPORT), report.render(data))
+        counts = {code: sum(e.code == code for e in found) for code in codes}
+        record = {
+            "format": RECORD_FORMAT, "name": source.name, "source": source.path, "status": status.state,
+            "message": status.message, "duration_s": status.duration_s, "decoded_s": status.last_s,
+            "frames": len(times), "flagged": int(flagged.sum()), "flag_counts": flag_counts,
+            "events": counts, "digest": digest, "fingerprint": stamp,
+            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        fileio.write_json(os.path.join(tmp, RECORD), record)  # last: its presence means "finished"
+    return record
+
+
+def _settings(scorer, options: InspectOptions, distance) -> dict:
+    """The settings a reader of the results needs, as short texts."""
+    e, q = options.events, options.quality
+    gates = [f"dark < {q.dark_below:g}" if q.dark else "", f"uniform < {q.uniform_below:g}" if q.uniform else "",
+             f"blur > {q.blur_above:g}" if q.blur else ""]
+    return {
+        "sampling": f"every {options.every_s:g} s" if options.every_s else "every frame",
+        "decisions": scorer.decisions.source,
+        "event rules": f"median of {e.smooth}, off {e.margin:g} below threshold, merge gaps <= "
+                       f"{e.merge_gap_s:g} s, point below {e.point_below_s:g} s",
+        "quality gate": ", ".join(g for g in gates if g) or "off",
+        "distance": distance.source if distance is not None else "none",
+        "model": options.model or "(not named)",
+    }
+
+
+def _video_src(source: Source, report_dir: str) -> str | None:
+    """The video's URL relative to the report, when a browser can play it."""
+    if source.is_frame_folder or not source.path.lower().endswith(BROWSER_PLAYABLE) or \
+            not os.path.isfile(source.path):
+        return None
+    relative = os.path.relpath(source.path, report_dir).replace(os.sep, "/")
+    return urllib.parse.quote(relative)
+
+
+def _csv_text(header: list, rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _fmt(value, digits: int = 6) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _write_frames(path, codes, times, qualities, probabilities, distance) -> None:
+    header = ["sample", "time_s", "distance_m", "flagged", *quality.FLAGS, "luma_mean", "luma_std",
+              "blur_effect", *codes]
+    rows = ([i, _fmt(t), _fmt(distance.at(t) if distance is not None else None, 3), int(q.flagged),
+             *(int(getattr(q, f)) for f in quality.FLAGS), _fmt(q.luma_mean, 2), _fmt(q.luma_std, 2),
+             _fmt(q.blur_effect, 4), *(_fmt(p) for p in row)]
+            for i, (t, q, row) in enumerate(zip(times, qualities, probabilities)))
+    fileio.write_text(path, _csv_text(header, rows))
+
+
+def _write_events(folder, source, status, codes, decisions, found, settings) -> None:
+    header = ["event", "class", "kind", "start_s", "end_s", "duration_s", "start_m", "end_m",
+              "peak_probability", "peak_s", "samples", "thumbnail"]
+    rows = ([n + 1, e.code, e.kind, _fmt(e.start_s, 3), _fmt(e.end_s, 3), _fmt(e.duration_s, 3),
+             _fmt(e.start_m, 3), _fmt(e.end_m, 3), _fmt(e.peak_probability), _fmt(e.peak_s, 3), e.samples,
+             "thumbnails/" + e.thumbnail] for n, e in enumerate(found))
+    fileio.write_text(os.path.join(folder, EVENTS_CSV), _csv_text(header, rows))
+    fileio.write_json(os.path.join(folder, EVENTS_JSON), {
+        "video": source.name, "source": source.path, "status": status.state, "message": status.message,
+        "duration_s": status.duration_s, "classes": list(codes),
+        "thresholds": dict(zip(codes, np.asarray(decisions.threshold, dtype=float).tolist())),
+        "settings": settings, "events": [dict(e.as_dict(), thumbnail="thumbnails/" + e.thumbnail) for e in found],
+    })
+
+
+def write_summary(out_dir: str, inputs: list, codes, digest: str) -> list:
+    """OUT/summary.csv from the records present: one row per input, "pending" where none is (yet)."""
+    header = ["video", "source", "status", "message", "duration_s", "decoded_s", "frames", "flagged", "events",
+              *(f"events_{code}" for code in codes)]
+    rows = []
+    for source in inputs:
+        record = finished_record(out_dir, source, digest)
+        if record is None:
+            rows.append(dict(zip(header, [source.name, source.path, PENDING] + [""] * (len(header) - 3))))
+            continue
+        counts = record["events"]
+        rows.append(dict(zip(header, [
+            source.name, source.path, record["status"], record["message"], _fmt(record["duration_s"], 3),
+            _fmt(record["decoded_s"], 3), record["frames"], record["flagged"], sum(counts.values()),
+            *(counts.get(code, 0) for code in codes)])))
+    fileio.write_text(os.path.join(out_dir, SUMMARY), _csv_text(header, ([r[h] for h in header] for r in rows)))
+    return rows

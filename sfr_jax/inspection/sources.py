@@ -1,0 +1,138 @@
+"""What `inspect` reads: VIDEOS arguments expanded to videos and frame folders, and the --shard split.
+
+An argument is a video file, a glob, or a folder. A folder is walked recursively: every video file in it
+(by extension, VIDEO_EXTENSIONS) is one input, and every folder whose images are all named by time is one
+input too, a "frame folder", read in time order. Hidden folders (.name) and the output folder are skipped. Accepted frame names (the stem, before the image
+extension; case does not matter):
+    12.5   000012.500   t12.5   t=12.5   12.5s   t=000012.500s     seconds from the start of the video
+A folder whose images are not all named so is reported, not guessed at.
+
+Each input gets an output name, unique within the list: the video's file stem (the folder's name for a
+frame folder); where two stems collide, each gets `-` and 8 hex digits of its absolute path's SHA-1, so
+every host of a sharded run derives the same names.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import os
+import re
+
+from sfr_jax.data.images import IMAGE_EXTENSIONS
+from sfr_jax.errors import InputError
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".m2v", ".vob", ".ts",
+                    ".mts", ".m2ts", ".wmv", ".asf", ".flv", ".3gp")
+FRAME_NAME = re.compile(r"^(?:t=?)?(\d+(?:\.\d+)?)s?$", re.IGNORECASE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One input: a video file (`frames` empty) or a frame folder (`frames`: ((time_s, file), ...) by time)."""
+
+    path: str
+    name: str
+    frames: tuple = ()
+
+    @property
+    def is_frame_folder(self) -> bool:
+        return bool(self.frames)
+
+
+def frame_time(file_name: str):
+    """Seconds encoded in an image file name (see the module docstring), or None when it holds none."""
+    stem, extension = os.path.splitext(os.path.basename(file_name))
+    if extension.lower() not in IMAGE_EXTENSIONS:
+        return None
+    match = FRAME_NAME.match(stem)
+    return float(match.group(1)) if match else None
+
+
+def _is_video(path: str) -> bool:
+    return path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def _walk(folder: str, found: list, problems: list, exclude: tuple = ()) -> None:
+    """Videos and frame folders under `folder`, in sorted order, appended to `found` as (path, frames);
+    hidden folders and the folders in `exclude` (absolute paths) are not entered."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and
+                         os.path.abspath(os.path.join(root, d)) not in exclude)
+        files = sorted(files)
+        found.extend((os.path.join(root, f), ()) for f in files if _is_video(f))
+        images = [f for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+        if not images:
+            continue
+        timed = [(frame_time(f), f) for f in images]
+        untimed = [f for t, f in timed if t is None]
+        if untimed:
+            why = (f"{len(untimed)} image(s) not named by time, e.g. {untimed[0]!r}; name frames by their "
+                   "second, like 000012.500.png or t=12.5s.jpg")
+            problems.append((root, why))
+            continue
+        times = [t for t, _ in timed]
+        if len(set(times)) < len(times):
+            problems.append((root, "two images name the same time"))
+            continue
+        found.append((root, tuple(sorted((t, os.path.join(root, f)) for t, f in timed))))
+
+
+def _unique_names(paths: list) -> list:
+    stems = [os.path.splitext(os.path.basename(p))[0] if _is_video(p) else os.path.basename(p) for p in paths]
+    counts = {}
+    for stem in stems:
+        counts[stem] = counts.get(stem, 0) + 1
+    return [stem if counts[stem] == 1 else f"{stem}-{hashlib.sha1(p.encode()).hexdigest()[:8]}"
+            for stem, p in zip(stems, paths)]
+
+
+def expand(patterns, exclude=()) -> tuple[list, list]:
+    """([Source] in a stable order, [(argument, problem)]) from video files, folders and globs; folders in
+    `exclude` (say, the output folder, when it lies among the videos) are not searched."""
+    found, problems = [], []
+    exclude = tuple(os.path.abspath(e) for e in exclude)
+    for pattern in patterns:
+        if os.path.isdir(pattern):
+            before, inside = len(found), []
+            _walk(pattern, found, inside, exclude)
+            if len(found) == before and not inside:
+                inside.append((pattern, "folder holds no video file and no frame folder"))
+            problems.extend(inside)
+        elif os.path.isfile(pattern):
+            if not _is_video(pattern):
+                problems.append((pattern, f"not a video file by its extension ({' '.join(VIDEO_EXTENSIONS)})"))
+            else:
+                found.append((pattern, ()))
+        elif glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            videos = [m for m in matches if os.path.isfile(m) and _is_video(m)]
+            folders = [m for m in matches if os.path.isdir(m)]
+            for folder in folders:
+                _walk(folder, found, problems, exclude)
+            found.extend((m, ()) for m in videos)
+            if not videos and not folders:
+                problems.append((pattern, "no video file or folder matches"))
+        else:
+            problems.append((pattern, "no such file or folder"))
+    unique, seen = [], set()
+    for path, frames in found:
+        path = os.path.abspath(path)
+        if path not in seen:
+            seen.add(path)
+            unique.append((path, tuple((t, os.path.abspath(f)) for t, f in frames)))
+    names = _unique_names([path for path, _ in unique])
+    return [Source(path, name, frames) for (path, frames), name in zip(unique, names)], problems
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' -> (I, N) with 0 <= I < N (I is 0-based, as SLURM_ARRAY_TASK_ID usually is)."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not match or not int(match.group(2)) > int(match.group(1)) >= 0:
+        raise InputError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. --shard 0/4 for the first of 4")
+    return int(match.group(1)), int(match.group(2))
+
+
+def shard(sources: list, index: int, count: int) -> list:
+    """The sources of shard `index` of `count`: every count-th, starting at `index` (the list's order)."""
+    return [s for k, s in enumerate(sources) if k % count == index]
