@@ -28,11 +28,12 @@ setup(
         "matplotlib",
         "absl-py",
         "ftfy",
+        "av>=18.1",
     ],
     extras_require={
         # Export to / parity with PyTorch. On a GPU/TPU host install jax[cuda12] or jax[tpu] (same version) instead of plain jax.
         "torch": ["torch>=2.5"],
-        "test": ["torch>=2.5", "pytest", "scikit-learn"],
+        "test": ["torch>=2.5", "pytest", "pytest-timeout", "scikit-learn", "import-linter"],
     },
     entry_points={"console_scripts": ["sfr-jax=sfr_jax.main:main"]},
 )

@@ -17,6 +17,7 @@ VERBS = {
     "export": ("sfr_jax.convert.cli", "export_main", "checkpoint -> PyTorch (reference or Hugging Face layout)"),
     "import": ("sfr_jax.convert.cli", "import_main", "reference SFR-Net .pth -> a workdir"),
     "predict": ("sfr_jax.predict", "main", "score images, including user-described defect classes"),
+    "inspect": ("sfr_jax.inspection.cli", "main", "inspection videos -> defect events per video and an HTML report"),
     "demo": ("sfr_jax.demo.run", "main", "the whole story on an embedded miniature, on a CPU"),
 }
 

@@ -1,37 +1,21 @@
 """frames.csv of a lossless video equals `sfr-jax predict` on the same frames saved as PNG (1e-5): inspect
 decodes, resizes and scores exactly the pixels predict reads. The model is a tiny random SFR-Net exported to
 a .pth for predict and wrapped, in memory, as a Scorer for inspect."""
+import argparse
 import csv
 import json
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 from PIL import Image
 
 from export_fixtures import random_sfr
 from sfr_jax import predict
 from sfr_jax.convert import export
 from sfr_jax.data import synthetic_video as sv
-from sfr_jax.eval.decisions import Decisions
 from sfr_jax.inspection import run, sources
+from sfr_jax.serve.backends import open_scorer
 from sfr_jax.text.tokenizer import ClipTokenizer
-
-
-class JaxScorer:
-    """The Scorer protocol over an in-memory SFRNet (all classes), normalising as an export says (0.5, 0.5)."""
-
-    def __init__(self, model, class_set, image_size=32, batch_size=4):
-        ids = class_set.ids("gzsl")
-        self.codes = tuple(class_set.codes[i] for i in ids)
-        self.image_size, self.batch_size = image_size, batch_size
-        self.decisions = Decisions.uncalibrated(self.codes)
-        self._model, self._forward = model, nnx.jit(lambda m, x: m(x, ids))
-
-    def logits(self, images):
-        x = (np.asarray(images, np.float32) / 255.0 - 0.5) / 0.5
-        return np.asarray(self._forward(self._model, jnp.asarray(x)))
 
 
 @pytest.mark.slow
@@ -52,7 +36,9 @@ def test_frames_csv_of_a_lossless_video_equals_predict_on_png_frames(tmp_path, c
     assert predict.main(["--checkpoint", checkpoint, str(png_dir), "--format", "json", "--out", str(out)]) == 0
     predicted = {int(item["path"].rsplit("/", 1)[1][:-4]): item for item in json.load(open(out))["images"]}
 
-    scorer = JaxScorer(model, class_set)
+    args = argparse.Namespace(checkpoint=checkpoint, workdir=None, step=None, best=False, tokenizer=None,
+                              descriptions=None, bare_reference=False)
+    scorer, _ = open_scorer(args, "gzsl", batch_size=4)  # the backend `sfr-jax inspect --checkpoint` runs
     inputs, _ = sources.expand([path])
     run.inspect_videos(scorer, inputs, str(tmp_path / "out"),
                        run.InspectOptions(every_s=None, progress=False))

@@ -17,18 +17,9 @@ import sys
 from sfr_jax import cli
 from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.inspection import events, quality, run, sources
+from sfr_jax.convert.cli import add_checkpoint_options
 from sfr_jax.inspection.distance import parse_length
-
-try:  # the model backends (JAX workdir, torch .pth, ONNX) live in sfr_jax.serve
-    from sfr_jax.serve import open_scorer
-except ImportError as missing:
-    if missing.name not in ("sfr_jax.serve",):
-        raise
-
-    def open_scorer(args, mode: str = "gzsl", classes: str | None = None, batch_size: int = 16):
-        """INTEGRATION HOOK, until sfr_jax.serve exists: (Scorer, loaded model) of --workdir/--step/--best or
-        --checkpoint for `mode`'s classes, or a user's class file."""
-        raise NotImplementedError("sfr_jax.serve.open_scorer is not built yet: inspect cannot load a model")
+from sfr_jax.serve.backends import open_scorer
 
 EXIT_VIDEOS_FAILED = cli.EXIT_USER_ERROR  # a video that is cut short or unreadable is a problem of the input
 
@@ -37,6 +28,7 @@ def build_parser():
     ap = cli.parser("sfr-jax inspect", __doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_model_source(ap)
+    add_checkpoint_options(ap)
     ap.add_argument("videos", nargs="+", help="video files, folders, globs or frame folders")
     ap.add_argument("--out", required=True, help="output folder: DIR/<video name>/ per video, DIR/summary.csv")
     rate = ap.add_mutually_exclusive_group()
@@ -105,6 +97,7 @@ def load_scorer(args):
     return scorer
 
 
+@cli.verb("sfr-jax inspect")
 def main(argv) -> int:
     """Parse, find the videos, load the model, inspect; 0 when every video ended ok."""
     args = build_parser().parse_args(argv)
