@@ -1,37 +1,63 @@
-"""`sfr-jax eval`: ML-ZSL / ML-GZSL tables of any saved step of a workdir, with the run's saved config.
+"""`sfr-jax eval` and `sfr-jax calibrate`: a saved step of a workdir scored on a prepared split with the run's
+saved config.
 
     sfr-jax eval --workdir DIR [--step N | --best] [--recompute-adjacency] [--data-dir D] [--split S]
-                 [--batch B] [--name NAME]
+                 [--batch B] [--name NAME] [--write-scores]
+    sfr-jax calibrate --workdir DIR [--step N | --best] [--split val] [--objective f2|f1|recall=0.9]
+                      [--rule zscore|global]
 
-Writes DIR/eval/NAME.{json,md} and prints the Markdown tables.
+eval writes DIR/eval/NAME.{json,md} and prints the tables (F2-CIW / F1-Normal at 0.5 and, when the step has
+a calibration, at its thresholds); --write-scores also writes DIR/eval/<split>_sigmoid.csv for the Sewer-ML
+benchmark's scoring script. calibrate fits per-class decision thresholds and probabilities on a labelled
+split and writes DIR/calibration/<step>.json, which predict, eval, inspect and export then use.
 """
 from __future__ import annotations
 
 import os
+import sys
 
 import jax
 
 from sfr_jax import cli
-from sfr_jax.errors import ConfigError
-from sfr_jax.eval import report
+from sfr_jax.errors import ConfigError, InputError
+from sfr_jax.eval import calibration, calibration_record, metrics, report, sewer_scores
+from sfr_jax.eval.decisions import Decisions
 from sfr_jax.eval.evaluator import Evaluator
 from sfr_jax.train import cli as train_cli
 from sfr_jax.train import logging as run_log
 from sfr_jax.train import workdir as workdir_lib
-from sfr_jax.train.loop import evaluate
 from sfr_jax.train.run import recompute_adjacency
+
+
+def _common(ap):
+    cli.add_model_source(ap, checkpoint=False)
+    ap.add_argument("--data-dir", default=None, help="prepared data folder (default: the run's)")
+    ap.add_argument("--batch", type=int, default=None, help="global evaluation batch")
+    cli.add_distributed(ap)
 
 
 def build_parser():
     ap = cli.parser("sfr-jax eval", "ML-ZSL / ML-GZSL tables of a saved step")
-    cli.add_model_source(ap, checkpoint=False)
+    _common(ap)
     ap.add_argument("--recompute-adjacency", action="store_true",
                     help="recompute GR's adjacency with the trained text encoder (the reference's evaluation)")
-    ap.add_argument("--data-dir", default=None, help="prepared data folder (default: the run's)")
     ap.add_argument("--split", default=None, help="split sub-folder (default: the run's eval split)")
-    ap.add_argument("--batch", type=int, default=None, help="global evaluation batch")
     ap.add_argument("--name", default=None, help="report name under WORKDIR/eval (default: eval_step_N)")
-    cli.add_distributed(ap)
+    ap.add_argument("--write-scores", action="store_true",
+                    help="also write WORKDIR/eval/<split>_sigmoid.csv in the Sewer-ML benchmark's format")
+    return ap
+
+
+def build_calibrate_parser():
+    ap = cli.parser("sfr-jax calibrate", "per-class decision thresholds and probabilities fitted on a labelled split")
+    _common(ap)
+    ap.add_argument("--split", default="val",
+                    help="labelled split sub-folder to fit on (default: val, e.g. `prepare --val-fraction`)")
+    ap.add_argument("--objective", default=calibration.DEFAULT_OBJECTIVE,
+                    help="f2 (default, Sewer-ML's), f1, or recall=R: the highest threshold with recall >= R")
+    ap.add_argument("--rule", choices=calibration.RULES, default=calibration.DEFAULT_RULE,
+                    help="how unseen classes (no labels) get thresholds: zscore (per-class standardised scores) "
+                         "or global (one threshold over all seen classes)")
     return ap
 
 
@@ -43,11 +69,11 @@ def eval_config(args):
     with config.unlocked():
         if args.data_dir:
             config.data.dir = os.path.abspath(args.data_dir)
-        if args.split:
+        if getattr(args, "split", None):
             config.data.eval_split = args.split
         if args.batch:
             config.eval.global_batch = args.batch
-        if args.recompute_adjacency:
+        if getattr(args, "recompute_adjacency", False):
             config.model.recompute_adjacency_at_eval = True
         config.distributed.coordinator = args.coordinator
         config.distributed.num_processes = max(args.num_processes, 1)
@@ -68,9 +94,67 @@ def eval_main(argv) -> int:
     if config.model.recompute_adjacency_at_eval:
         recompute_adjacency(run)
     evaluator = Evaluator(run.parts, config, run.mesh, run.shardings)
+    decisions = Decisions.for_step(workdir, run.step, run.parts.class_set)
     name = args.name or f"eval_step_{run.step:08d}"
-    results = evaluate(run, evaluator, name)
+    if args.write_scores:
+        logits, labels, filenames = evaluator.scores(run.trainable, run.frozen, with_filenames=True)
+        results = evaluator.tables(logits, labels, decisions)
+        csv_path = os.path.join(workdir, "eval", sewer_scores.sigmoid_csv_name(config.data.eval_split))
+        sewer_scores.write_sigmoid_csv(csv_path, filenames, metrics.sigmoid(logits["gzsl"]),
+                                       run.parts.class_set.codes)
+    else:
+        results = evaluator.run(run.trainable, run.frozen, decisions=decisions)
+    results["step"], results["decisions"] = run.step, decisions.source
     if jax.process_index() == 0:
+        report.write(results, os.path.join(workdir, "eval"), name, f"{config.name}: step {run.step}")
         print(report.markdown(results, f"{config.name}: step {run.step}"))
-        print(f"\nwritten: {os.path.join(workdir, 'eval', name)}.{{json,md}}")
+        print(f"\nwritten: {os.path.join(workdir, 'eval', name)}.{{json,md}}"
+              + (f" and {csv_path}" if args.write_scores else ""))
+        print(f"decisions: {decisions.source}")
     return 0
+
+
+@cli.verb("sfr-jax calibrate")
+def calibrate_main(argv) -> int:
+    """Fit decision thresholds and Platt probabilities of a saved step on a labelled split."""
+    args = build_calibrate_parser().parse_args(argv)
+    workdir = os.path.abspath(args.workdir)
+    config = eval_config(args)
+    objective = calibration.parse_objective(args.objective)
+    train_cli.start_distributed(config)
+    run_log.setup(None)
+    if args.split == config.data.train_split:
+        print(f"sfr-jax calibrate: warning: --split {args.split} is the training split: its scores are "
+              "optimistic, so thresholds fitted on it fire too rarely; prefer a held-out split "
+              "(`sfr-jax prepare --val-fraction`)", file=sys.stderr)
+    run, _ = workdir_lib.load_run(workdir, config, args.step, args.best)
+    evaluator = Evaluator(run.parts, config, run.mesh, run.shardings)
+    logits, labels, filenames = evaluator.scores(run.trainable, run.frozen, with_filenames=True)
+    class_set = run.parts.class_set
+    if not labels[:, list(class_set.seen_ids)].any():
+        raise InputError(f"split {evaluator.split_dir} has no positive label of any seen class: calibration "
+                         "needs a labelled split")
+    record = calibration_record.calibrate(logits["gzsl"], labels, class_set, step=run.step, split=args.split,
+                                          filenames=filenames, objective=objective, rule=args.rule)
+    path = calibration_record.write_record(calibration_record.record_path(workdir, run.step), record)
+    print(calibration_summary(record))
+    print(f"\nwritten: {path}")
+    return 0
+
+
+def calibration_summary(record: dict) -> str:
+    """The fitted thresholds and validation figures of a calibration record as a table, with the ECE."""
+    lines = [f"calibration of step {record['step']} on split {record['split']['name']} "
+             f"({record['split']['images']} images), objective {record['objective']}, unseen classes: "
+             f"{record['unseen_rule']} rule", "",
+             f"{'class':<6} {'seen':<5} {'threshold':>9} {'fitted':<11} {'support':>7} {'P':>6} {'R':>6} {'F2':>6}"]
+    for c in record["classes"]:
+        v = c["validation"]
+        lines.append(f"{c['code']:<6} {'yes' if c['seen'] else 'no':<5} {c['threshold']:>9.3f} {c['fitted']:<11} "
+                     f"{v['support']:>7d} {v['precision']:>6.3f} {v['recall']:>6.3f} {v['f2']:>6.3f}")
+    ece = record.get("ece") or {}
+    if ece:
+        lines += ["", "expected calibration error (15 bins, held-out half): "
+                  + ", ".join(f"{k} {v['before']:.3f} -> {v['after']:.3f}" for k, v in ece.items()
+                              if isinstance(v, dict) and "before" in v)]
+    return "\n".join(lines)

@@ -14,6 +14,7 @@ VERBS = {
     "synth": ("sfr_jax.data.synthetic", "main", "write a synthetic mini Sewer-ML in the real raw format"),
     "train": ("sfr_jax.train.cli", "train_main", "train SFR-Net data-parallel on every device of every host"),
     "eval": ("sfr_jax.evaluate", "eval_main", "evaluate a saved step: ML-ZSL and ML-GZSL tables"),
+    "calibrate": ("sfr_jax.evaluate", "calibrate_main", "fit decision thresholds and probabilities on a labelled split"),
     "export": ("sfr_jax.convert.cli", "export_main", "checkpoint -> PyTorch (reference or Hugging Face layout)"),
     "import": ("sfr_jax.convert.cli", "import_main", "reference SFR-Net .pth -> a workdir"),
     "predict": ("sfr_jax.predict", "main", "score images, including user-described defect classes"),

@@ -7,8 +7,10 @@
 IMAGES are files, folders (their images, recursively) or globs; every image goes through the one image
 loader (sfr_jax.data.images). Unreadable images are reported, counted and skipped. With --classes, the given
 classes' descriptions are encoded, GR's adjacency is rebuilt from their phrases with the trained text encoder,
-and every class is scored zero-shot. Scores are probabilities (see sfr_jax.eval.decisions); JSON also carries
-the raw logits, both in class-set order.
+and every class is scored zero-shot (the calibration's unseen-class rule gives their thresholds). Every format
+carries per image the probability of each class, the classes that fire and `normal` (none fires); JSON also
+the raw logits. Probabilities and thresholds come from the model's calibration (`sfr-jax calibrate`), else
+sigmoid(logit) and 0.5, which is said once.
 """
 from __future__ import annotations
 
@@ -85,42 +87,56 @@ def score(scorer, paths: list):
 
 
 def render(fmt: str, codes, paths, logits, top_k: int, mode: str, class_set_name: str, decisions) -> str:
-    """The results as an aligned table, CSV (one column per class) or JSON (logits and scores per path)."""
-    scores = decisions.probabilities(logits)
+    """The results as an aligned table (fired classes marked *), CSV or JSON: per image the probability of
+    every class, the classes that fire (`labels`) and `normal` (none fires)."""
+    decided = decisions.apply(logits)
+    prob, fired, normal = decided["prob"], decided["fired"], decided["normal"]
+    labels = [[codes[j] for j in np.flatnonzero(row)] for row in fired]
     k = min(top_k, len(codes)) if top_k else 0
-    order = np.argsort(-logits, axis=1, kind="stable")
+    order = np.argsort(-prob, axis=1, kind="stable")
     if fmt == "json":
         items = []
         for i, path in enumerate(paths):
-            item = {"path": path, "logits": [float(v) for v in logits[i]], "scores": [float(v) for v in scores[i]]}
+            item = {"path": path, "labels": labels[i], "normal": bool(normal[i]),
+                    "prob": {c: float(p) for c, p in zip(codes, prob[i])},
+                    "scores": [float(v) for v in prob[i]], "logits": [float(v) for v in logits[i]]}
             if k:
-                item["top_k"] = [{"code": codes[j], "score": float(scores[i, j])} for j in order[i, :k]]
+                item["top_k"] = [{"code": codes[j], "score": float(prob[i, j])} for j in order[i, :k]]
             items.append(item)
-        return json.dumps({"class_set": class_set_name, "mode": mode, "classes": list(codes), "images": items},
-                          indent=1)
+        return json.dumps({"class_set": class_set_name, "mode": mode, "classes": list(codes),
+                           "thresholds": {c: float(t) for c, t in zip(codes, decisions.threshold)},
+                           "decisions": decisions.source, "images": items}, indent=1)
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         if k:
-            writer.writerow(["path"] + [f"top{r + 1}{s}" for r in range(k) for s in ("", "_score")])
+            writer.writerow(["path"] + [f"top{r + 1}{s}" for r in range(k) for s in ("", "_score")]
+                            + ["labels", "normal"])
             for i, path in enumerate(paths):
-                writer.writerow([path] + [v for j in order[i, :k] for v in (codes[j], f"{scores[i, j]:.6f}")])
+                writer.writerow([path] + [v for j in order[i, :k] for v in (codes[j], f"{prob[i, j]:.6f}")]
+                                + [" ".join(labels[i]), str(bool(normal[i])).lower()])
         else:
-            writer.writerow(["path"] + list(codes))
+            writer.writerow(["path"] + list(codes) + ["labels", "normal"])
             for i, path in enumerate(paths):
-                writer.writerow([path] + [f"{v:.6f}" for v in scores[i]])
+                writer.writerow([path] + [f"{v:.6f}" for v in prob[i]]
+                                + [" ".join(labels[i]), str(bool(normal[i])).lower()])
         return buf.getvalue().rstrip("\n")
     names = [os.path.relpath(p) if not os.path.relpath(p).startswith("..") else p for p in paths]
     width = max([len(n) for n in names] + [5])
+    verdict = ["normal" if normal[i] else " ".join(labels[i]) for i in range(len(paths))]
+    mark = lambda i, j: "*" if fired[i, j] else " "  # noqa: E731
     if k:
-        lines = [f"{'image':<{width}}  " + "  ".join(f"top{r + 1:<10}" for r in range(k))]
+        lines = [f"{'image':<{width}}  " + "  ".join(f"top{r + 1:<11}" for r in range(k)) + "  decision"]
         for i, name in enumerate(names):
-            lines.append(f"{name:<{width}}  " + "  ".join(f"{codes[j]:>5} {scores[i, j]:.3f}" for j in order[i, :k]))
+            lines.append(f"{name:<{width}}  " + "  ".join(f"{codes[j]:>5} {prob[i, j]:.3f}{mark(i, j)}"
+                                                          for j in order[i, :k]) + f"  {verdict[i]}")
     else:
         cols = [max(len(c), 5) for c in codes]
-        lines = [f"{'image':<{width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(codes, cols))]
+        lines = [f"{'image':<{width}}  " + "  ".join(f"{c:>{w}} " for c, w in zip(codes, cols)) + "  decision"]
         for i, name in enumerate(names):
-            lines.append(f"{name:<{width}}  " + "  ".join(f"{v:>{w}.3f}" for v, w in zip(scores[i], cols)))
+            lines.append(f"{name:<{width}}  " + "  ".join(f"{prob[i, j]:>{w}.3f}{mark(i, j)}"
+                                                          for j, w in enumerate(cols)) + f"  {verdict[i]}")
+    lines.append(f"(* fires; probabilities and thresholds: {decisions.source})")
     return "\n".join(lines)
 
 
@@ -154,6 +170,9 @@ def main(argv) -> int:
         if os.path.isdir(args.out):
             raise InputError(f"--out {args.out} is a folder; give a file name")
     scorer, loaded = open_scorer(args, args.mode, args.classes, args.batch)
+    if not scorer.decisions.calibrated:
+        print("sfr-jax predict: note: no calibration for this model: probabilities are sigmoid(logit) and a "
+              "class fires at 0.5; run `sfr-jax calibrate` for decisions you can trust", file=sys.stderr)
     logits, paths, failed = score(scorer, images)
     for path, why in failed:
         print(f"sfr-jax predict: skipped: {why}", file=sys.stderr)

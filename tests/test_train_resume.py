@@ -76,3 +76,45 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(clip_dir, tmp_path):
         loop.train(config, str(tmp_path / "nan"), spe=SPE, batches=poisoned)
     from sfr_jax.train.checkpoint import Checkpoints
     assert Checkpoints(str(tmp_path / "nan"), read_only=True).steps() == [3]
+
+
+def _damage(step_dir):
+    """Overwrite every data file of a saved step with garbage, as a failing disk might."""
+    for root, _, files in os.walk(os.path.join(step_dir, "state")):
+        for name in files:
+            if name not in ("_METADATA", "_sharding", "commit_success.txt"):
+                with open(os.path.join(root, name), "wb") as f:
+                    f.write(os.urandom(64))
+
+
+def test_a_damaged_newest_step_is_set_aside_and_the_run_heals(clip_dir, tmp_path, capfd):
+    config = tiny_config(clip_dir, **{"train.epochs": EPOCHS})
+    full = loop.train(config, str(tmp_path / "full"), spe=SPE, batches=_batches)
+    workdir = tmp_path / "w"
+    loop.train(config, str(workdir), spe=SPE, batches=_batches)
+    _damage(workdir / "checkpoints" / str(SPE * EPOCHS))
+    capfd.readouterr()
+    healed = loop.train(config, str(workdir), spe=SPE, batches=_batches)  # resumes from the step before
+    err = capfd.readouterr().err
+    assert healed.status == "done" and healed.step == SPE * EPOCHS and len(healed.losses) == SPE
+    assert f"checkpoint step {SPE * EPOCHS}" in err and "moved it to" in err
+    assert "Event loop is closed" not in err and "Traceback" not in err and len(err.splitlines()) < 20
+    aside = os.listdir(workdir / "checkpoints_damaged")
+    assert len(aside) == 1 and aside[0].startswith(f"{SPE * EPOCHS}-")  # kept, never deleted
+    for a, b in zip(jax.tree.leaves(jax.tree.map(np.asarray, full.run.trainable)),
+                    jax.tree.leaves(jax.tree.map(np.asarray, healed.run.trainable))):
+        np.testing.assert_array_equal(a, b)  # the healed run ends where the uninterrupted one did
+    again = loop.train(config, str(workdir), spe=SPE, batches=_batches)  # and the workdir is whole again
+    assert (again.status, again.losses) == ("done", [])
+
+
+def test_resuming_with_another_model_config_is_refused_naming_the_keys(clip_dir, tmp_path):
+    from sfr_jax.errors import ConfigError
+
+    config = tiny_config(clip_dir, **{"train.epochs": 1})
+    loop.train(config, str(tmp_path / "w"), spe=SPE, batches=_batches)
+    changed = tiny_config(clip_dir, **{"train.epochs": 1, "model.head_hidden": 32, "optim.head_lr": 1e-2})
+    with pytest.raises(ConfigError, match=r"model.head_hidden: 16 -> 32, optim.head_lr: 0.003 -> 0.01"):
+        loop.train(changed, str(tmp_path / "w"), spe=SPE, batches=_batches)
+    longer = tiny_config(clip_dir, **{"train.epochs": 2, "train.log_every": 5})  # resumable keys
+    assert loop.train(longer, str(tmp_path / "w"), spe=SPE, batches=_batches).step == 2 * SPE

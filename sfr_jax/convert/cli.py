@@ -128,7 +128,8 @@ def export_main(argv) -> int:
     if args.recompute_adjacency and loaded.model.adjacency is not None:
         loaded.model.refresh_adjacency(loaded.tokenizer.encode(list(loaded.class_set.phrases)))
         loaded.provenance["adjacency"] = "recomputed with the trained text encoder"
-    kw = dict(normalization=(loaded.mean, loaded.std), provenance=loaded.provenance, overwrite=args.overwrite)
+    kw = dict(normalization=(loaded.mean, loaded.std), provenance=loaded.provenance, overwrite=args.overwrite,
+              calibration=loaded.calibration)
     if args.layout == "reference":
         path, meta = export.export_reference(loaded.model, loaded.class_set, args.to, loaded.tokenizer, **kw)
         print(f"wrote {path} and {meta}")

@@ -128,8 +128,9 @@ def sfr_config_from_dict(d: Mapping):
 
 
 def make_sidecar(model, class_set, tokenizer=None, *, layout: str, normalization=((0.5,) * 3, (0.5,) * 3),
-                 provenance: Optional[dict] = None, weights_file: str = "") -> dict:
-    """The JSON metadata that makes an export self-contained: shapes, classes (+ token ids), adjacency, ..."""
+                 provenance: Optional[dict] = None, weights_file: str = "", calibration: Optional[dict] = None) -> dict:
+    """The JSON metadata that makes an export self-contained: shapes, classes (+ token ids), adjacency,
+    normalisation, the calibration record (decision thresholds and Platt maps) when the step has one, ..."""
     clip = model.clip
     clip_cfg = clip.config.to_hf_dict()
     clip_cfg["vision_config"]["image_size"] = int(clip.image_size)  # the table is exported at this grid
@@ -153,6 +154,7 @@ def make_sidecar(model, class_set, tokenizer=None, *, layout: str, normalization
         "unseen_ids": list(class_set.unseen_ids),
         "class_tokens": tokens.astype(int).tolist(),
         "adjacency": np.asarray(adjacency, np.float32).tolist() if adjacency is not None else None,
+        "calibration": calibration,
         "provenance": {"exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        "sfr_jax": sfr_jax.__version__, **(provenance or {})},
     }
@@ -207,7 +209,7 @@ def check_new_outputs(paths, overwrite: bool, option: str = "--to") -> None:
 
 
 def export_reference(model, class_set, path: str, tokenizer=None, *, normalization=((0.5,) * 3, (0.5,) * 3),
-                     provenance=None, overwrite: bool = True) -> Tuple[str, str]:
+                     provenance=None, overwrite: bool = True, calibration=None) -> Tuple[str, str]:
     """Write the reference-layout state (.pth/.safetensors) and its sidecar (.json) as one unit: the sidecar
     last, so a weights file without one is never taken for complete; return both paths."""
     if not path.endswith(WEIGHT_SUFFIXES):
@@ -219,7 +221,7 @@ def export_reference(model, class_set, path: str, tokenizer=None, *, normalizati
               "will not load it with strict=True (our torch_model.SFRNetTorch will)")
     state = to_reference(_regridded(model, model_flat(model)))
     side = make_sidecar(model, class_set, tokenizer, layout="reference", normalization=normalization,
-                        provenance=provenance, weights_file=os.path.basename(path))
+                        provenance=provenance, weights_file=os.path.basename(path), calibration=calibration)
     if os.path.exists(meta):
         os.remove(meta)  # never a new weights file beside an old sidecar
     save_state(path, state)
@@ -228,7 +230,7 @@ def export_reference(model, class_set, path: str, tokenizer=None, *, normalizati
 
 
 def export_hf(model, class_set, out_dir: str, tokenizer=None, *, normalization=((0.5,) * 3, (0.5,) * 3),
-              provenance=None, overwrite: bool = False) -> str:
+              provenance=None, overwrite: bool = False, calibration=None) -> str:
     """Write the Hugging Face layout folder (see the module docstring) atomically; return its path."""
     out_dir = os.path.abspath(out_dir)
     if out_dir.endswith(WEIGHT_SUFFIXES):
@@ -237,7 +239,7 @@ def export_hf(model, class_set, out_dir: str, tokenizer=None, *, normalization=(
     flat = _regridded(model, model_flat(model))
     clip = {k[len("clip."):]: v for k, v in flat.items() if k.startswith("clip.") and ".adapter." not in k}
     side = make_sidecar(model, class_set, tokenizer, layout="hf", normalization=normalization,
-                        provenance=provenance, weights_file=EXTRAS_FILE)
+                        provenance=provenance, weights_file=EXTRAS_FILE, calibration=calibration)
     config = dict(side["model"]["clip"], torch_dtype="float32")
     with atomic_directory(out_dir) as tmp:
         save_numpy(_contiguous(ours_to_hf(clip)), os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})

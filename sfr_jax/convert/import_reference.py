@@ -23,6 +23,7 @@ from sfr_jax.convert.hf import hf_to_ours, read_hf_state
 from sfr_jax.convert.openai import read_torch_state
 from sfr_jax.convert.sidecar import read_sidecar, sidecar_path
 from sfr_jax.errors import InputError, MissingInput, OutputError
+from sfr_jax.eval import calibration_record
 from sfr_jax.fileio import atomic_directory, write_text
 from sfr_jax.infer import model as model_lib
 from sfr_jax.infer.model import LoadedModel
@@ -103,7 +104,11 @@ def _from_sidecar(path: str, side: dict, flat, clip_config, tok) -> LoadedModel:
     mean, std = tuple(norm.get("mean", (0.5,) * 3)), tuple(norm.get("std", (0.5,) * 3))
     provenance = dict(side.get("provenance", {}), source=os.path.abspath(path))
     model = build_model(clip_config, sfr_config, flat, tokens, adj, image_size=image_size, source=path)
-    return LoadedModel(model, classes, tok, image_size, mean, std, provenance)
+    record = side.get("calibration")
+    if record is not None:
+        record = calibration_record.validate_record(record, f"{path} sidecar calibration")
+        calibration_record.check_record(record, step=record["step"], class_set=classes, origin=f"{path} sidecar")
+    return LoadedModel(model, classes, tok, image_size, mean, std, provenance, record)
 
 
 def _bare_adjacency(model, classes, tok, adjacency: str):

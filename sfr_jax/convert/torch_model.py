@@ -7,7 +7,8 @@ and the JSON sidecar next to it (model shape, classes, their token ids, the GR a
 
     model = SFRNetTorch.from_export("run1.pth")            # reads run1.json too
     model = SFRNetTorch.from_hf_export("run1_hf/")         # or the Hugging Face layout folder
-    logits = model(images_nchw, mode="gzsl")               # [B, C] raw logits; torch.sigmoid for scores
+    logits = model(images_nchw, mode="gzsl")               # [B, C] raw logits
+    decided = model.decide(logits, mode="gzsl")            # probabilities, fired labels, normal (calibrated)
 """
 from __future__ import annotations
 
@@ -326,6 +327,21 @@ class SFRNetTorch(nn.Module):
             adj = self.adjacency[idx][:, idx]  # the mode's block, not renormalised
             scores = scores + self.gcn_corrector(scores[..., None], adj)[..., 0]
         return scores
+
+    def decide(self, logits, mode: str = "gzsl", class_ids: Optional[Sequence[int]] = None) -> dict:
+        """{'prob': [B, c], 'fired': [B, c] bool, 'labels': codes per image, 'normal': [B] bool} of the logits
+        of a mode's classes, by the sidecar's calibration (probability = sigmoid(a * logit + b), fires at
+        >= threshold), else sigmoid and 0.5: the rule of sfr_jax.eval.decisions for the model's classes."""
+        ids = list(class_ids) if class_ids is not None else self.ids(mode)
+        fitted = {c["code"]: c for c in (self.sidecar.get("calibration") or {}).get("classes", [])}
+        rows = [fitted.get(self.codes[i]) for i in ids]
+        a = torch.tensor([r["platt"]["a"] if r else 1.0 for r in rows], dtype=torch.float64)
+        b = torch.tensor([r["platt"]["b"] if r else 0.0 for r in rows], dtype=torch.float64)
+        t = torch.tensor([r["threshold"] if r else 0.5 for r in rows], dtype=torch.float64)
+        prob = torch.sigmoid(logits.detach().double() * a + b)
+        fired = prob >= t
+        labels = [[self.codes[i] for i, on in zip(ids, row) if on] for row in fired.tolist()]
+        return {"prob": prob, "fired": fired, "labels": labels, "normal": ~fired.any(dim=1)}
 
     def preprocess(self, images_uint8_nhwc):
         """uint8 [B, H, W, 3] at the model's size -> normalised float NCHW."""

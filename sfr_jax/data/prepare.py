@@ -144,7 +144,11 @@ def prepare_split(source: raw.SplitSource, out: str, *, dataset: str, class_set,
     """Convert one split; returns its metadata.json content. Finished shards of an earlier run are kept."""
     zero_shot = options["zero_shot"] and source.name == "train"
     options = dict(options, resize=split_resize(options["resize"], source.name))
-    rows = raw.read_split(source, class_set.codes, class_set.unseen_ids, drop_unseen=zero_shot)
+    rows = raw.read_split(source, class_set.codes)
+    if source.carve:
+        rows = raw.carve(rows, *source.carve)
+    if zero_shot:
+        rows = raw.without_unseen(rows, class_set.unseen_ids)
     if not rows.filenames:
         raise InputError(f"{source.csv_path}: no usable rows ({len(rows.rejects)} rejected, "
                          f"{rows.dropped_unseen} dropped for unseen labels)")
@@ -240,6 +244,9 @@ def build_parser():
                         help="PIL filter; reference: bicubic for train, bilinear for test (the reference's transforms)")
     parser.add_argument("--shard-size", type=int, default=1024, help="images per shard")
     parser.add_argument("--class-set", default=None, help="class set name or file (default: the data set's)")
+    parser.add_argument("--val-fraction", type=float, default=0.0,
+                        help="carve a 'val' split (for `sfr-jax calibrate`) from the training CSV: its last "
+                             "fraction of rows by file name; 0: none")
     parser.add_argument("--keep-unseen", action="store_true",
                         help="keep training images with unseen labels (closed-set training; not the ZSL protocol)")
     parser.add_argument("--no-progress", action="store_true")
@@ -256,6 +263,8 @@ def main(argv) -> int:
                          f"(got {args.image_size}, {args.shard_size}, {args.quality}, {args.workers})")
     class_set = load_class_set(args.class_set or args.dataset)
     sources = raw.find_sources(args.dataset, args.root, args.images)
+    if args.val_fraction:
+        sources = raw.with_validation(sources, args.val_fraction)
     ensure_dir(args.out)
     options = {"dataset": args.dataset, "image_size": args.image_size, "image_format": args.image_format,
                "quality": args.quality, "shard_size": args.shard_size, "codes": list(class_set.codes),

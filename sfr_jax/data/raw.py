@@ -28,11 +28,14 @@ class Reject:
 
 @dataclasses.dataclass(frozen=True)
 class SplitSource:
-    """Where one split's annotations and images live. name is the output split ('train' or 'test')."""
+    """Where one split's annotations and images live. name is the output split ('train', 'val' or 'test');
+    `carve` = ('head' | 'tail', fraction) takes only that part of the CSV's rows (a validation split carved
+    from the training CSV: the tail, by file name)."""
 
     name: str
     csv_path: str
     image_dir: str
+    carve: tuple | None = None
 
 
 @dataclasses.dataclass
@@ -88,6 +91,40 @@ def find_sources(dataset: str, root: str, images: str | None = None) -> list:
     if not os.path.isdir(image_dir):
         raise MissingInput(f"image folder {image_dir!r} does not exist (set it with --images)")
     return [SplitSource(split, at(name), image_dir) for split, name in pairs]
+
+
+def with_validation(sources: list, fraction: float) -> list:
+    """The sources with a 'val' split carved from the training CSV: the last `fraction` of its rows by file
+    name (contiguous, so frames of one inspection video rarely fall on both sides), the rest stays train."""
+    if not 0 < fraction < 1:
+        raise InputError(f"--val-fraction {fraction}: must be between 0 and 1")
+    out = []
+    for source in sources:
+        if source.name == "train":
+            out.append(dataclasses.replace(source, carve=("head", fraction)))
+            out.append(dataclasses.replace(source, name="val", carve=("tail", fraction)))
+        else:
+            out.append(source)
+    return out
+
+
+def carve(rows: SplitRows, part: str, fraction: float) -> SplitRows:
+    """The head (first 1 - fraction) or the tail (last fraction) of a split's rows in file-name order; the
+    CSV's rejects stay with the head."""
+    cut = len(rows.filenames) - int(round(len(rows.filenames) * fraction))
+    keep = slice(0, cut) if part == "head" else slice(cut, None)
+    return SplitRows(rows.source, rows.filenames[keep], rows.labels[keep], rows.lines[keep],
+                     rows.rejects if part == "head" else [], rows.dropped_unseen)
+
+
+def without_unseen(rows: SplitRows, unseen_ids) -> SplitRows:
+    """The rows without any unseen label (the zero-shot training split); the dropped ones are counted."""
+    unseen = np.zeros(rows.labels.shape[1], bool)
+    unseen[list(unseen_ids)] = True
+    keep = ~(rows.labels.astype(bool) & unseen).any(axis=1)
+    return SplitRows(rows.source, [f for f, k in zip(rows.filenames, keep) if k], rows.labels[keep],
+                     [n for n, k in zip(rows.lines, keep) if k], rows.rejects,
+                     rows.dropped_unseen + int((~keep).sum()))
 
 
 def _label(value: str):

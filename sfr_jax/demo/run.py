@@ -32,7 +32,10 @@ from sfr_jax.convert.cli import convert_clip_main, export_main
 from sfr_jax.data import prepare, synthetic, tfrecords
 from sfr_jax.demo import pretrain as dp
 from sfr_jax.eval.evaluator import Evaluator
-from sfr_jax.eval.metrics import mean_average_precision
+from sfr_jax.eval.calibration import expected_calibration_error
+from sfr_jax.eval.decisions import Decisions
+from sfr_jax.eval.metrics import mean_average_precision, sigmoid
+from sfr_jax.evaluate import calibrate_main
 from sfr_jax.fileio import atomic_path, write_json, write_text
 from sfr_jax.predict import main as predict_main
 from sfr_jax.text.classes import load_class_set
@@ -41,9 +44,10 @@ from sfr_jax.train import workdir as workdir_lib
 from sfr_jax.train.cli import train_main
 from sfr_jax.train.run import setup
 
-STAGES = ("data", "clip", "prepare", "train", "evaluate", "export", "summary")
+STAGES = ("data", "clip", "prepare", "train", "calibrate", "evaluate", "export", "summary")
+VAL_FRACTION = 0.15  # of the training frames, carved off for `sfr-jax calibrate` (the test split stays untouched)
 VERBS = {"convert-clip": convert_clip_main, "prepare": prepare.main, "train": train_main, "export": export_main,
-         "predict": predict_main}
+         "predict": predict_main, "calibrate": calibrate_main}
 
 
 def _config_file() -> str:
@@ -238,9 +242,9 @@ def check_hf_clip(hf_dir: str, model, images_uint8) -> float:
 def stage_prepare(out: str, image_size: int) -> dict:
     _verb(["prepare", "sewerml", "--root", os.path.join(out, "raw", "cctv"), "--out", os.path.join(out, "data"),
            "--image-size", str(image_size), "--format", "png", "--shard-size", "512", "--workers", "2",
-           "--no-progress"])
+           "--val-fraction", str(VAL_FRACTION), "--no-progress"])
     return {split: tfrecords.read_info(os.path.join(out, "data", split))["num_examples"]
-            for split in ("train", "test")}
+            for split in ("train", "val", "test")}
 
 
 def train_argv(out: str, workdir: str, seed: int, train_steps: int, variants: list, image_size: int,
@@ -275,19 +279,40 @@ def stage_train(out: str, name: str, seed: int, train_steps: int, variants: list
     return {"workdir": workdir}
 
 
-def _tables(config, run):
+def _tables(config, run, decisions=None):
     """(results, logits, labels) of one evaluation of `run`, scored once and tabulated from those logits."""
     evaluator = Evaluator(run.parts, config, run.mesh, run.shardings)
     logits, labels = evaluator.scores(run.trainable, run.frozen)
-    evaluator.scores = lambda *_args, **_kw: (logits, labels)
-    return evaluator.run(run.trainable, run.frozen), logits, labels
+    return evaluator.tables(logits, labels, decisions), logits, labels
 
 
-def evaluate_workdir(workdir: str):
-    """(results, zsl logits, labels) of the newest checkpoint of a training workdir over the test split."""
+def evaluate_workdir(workdir: str, split: str | None = None):
+    """(results, logits, labels, class set, decisions) of the newest checkpoint of a training workdir over
+    the test split (or `split`); decisions from the step's calibration when it has one."""
     config = workdir_lib.run_config(workdir)
+    if split:
+        with config.unlocked():
+            config.data.eval_split = split
     run = setup(config, workdir, restore=True)
-    return (*_tables(config, run), run.parts.class_set)
+    decisions = Decisions.for_step(workdir, run.step, run.parts.class_set)
+    return (*_tables(config, run, decisions), run.parts.class_set, decisions)
+
+
+def _save_scores(path: str, logits, labels, class_set) -> str:
+    """GZSL logits and labels of a split for benchmarks/calibration_rules.py."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, logits=logits["gzsl"], labels=labels, seen_ids=np.asarray(class_set.seen_ids),
+                     unseen_ids=np.asarray(class_set.unseen_ids), codes=np.asarray(class_set.codes),
+                     ciw=class_set.ciw)
+    return path
+
+
+def stage_calibrate(out: str, workdir: str) -> dict:
+    """`sfr-jax calibrate` of the trained SFR-Net on the validation frames carved from the training split."""
+    _verb(["calibrate", "--workdir", workdir, "--split", "val"])
+    _, logits, labels, class_set, _ = evaluate_workdir(workdir, "val")
+    return {"val_scores": _save_scores(os.path.join(out, "scores_val.npz"), logits, labels, class_set)}
 
 
 def evaluate_plain_clip(config, workdir: str):
@@ -336,10 +361,14 @@ def stage_evaluate(out: str, rows: dict) -> dict:
     results, curves = {}, {}
     first = None
     for label, workdir in rows.items():
-        res, logits, labels, class_set = evaluate_workdir(workdir)
+        res, logits, labels, class_set, decisions = evaluate_workdir(workdir)
         results[label] = res
         curves[label] = pr_curve(logits["zsl"], labels[:, list(class_set.ids("zsl"))])
         first = first or (workdir, labels, class_set)
+    sfr_logits, decisions = logits, decisions  # the last row is SFR-Net, the calibrated one
+    scores = _save_scores(os.path.join(out, "scores_test.npz"), sfr_logits, labels, class_set)
+    ece = {"before": expected_calibration_error(sigmoid(sfr_logits["gzsl"]), labels),
+           "after": expected_calibration_error(decisions.probabilities(sfr_logits["gzsl"]), labels)}
     workdir, labels, class_set = first
     base, base_logits, _ = evaluate_plain_clip(workdir_lib.run_config(workdir), os.path.join(out, "plain_clip"))
     results = {"CLIP (zero-shot)": base, **results}
@@ -350,7 +379,8 @@ def stage_evaluate(out: str, rows: dict) -> dict:
     plot = plot_pr(os.path.join(out, "pr_zsl.png"), {k: (p, r) for k, (p, r) in curves.items()},
                    "ML-ZSL, cctv test split: 5 unseen classes, micro-averaged", chance["zsl_pairs"])
     payload = {"rows": results, "chance": chance, "num_test_images": int(labels.shape[0]),
-               "unseen": [class_set.codes[i] for i in class_set.ids("zsl")], "pr_plot": plot}
+               "unseen": [class_set.codes[i] for i in class_set.ids("zsl")], "pr_plot": plot,
+               "decisions": decisions.source, "ece_test": ece, "test_scores": scores}
     _atomic_json(os.path.join(out, "results.json"), payload, sort_keys=False)  # rows in table order
     return {"results": os.path.join(out, "results.json"), "plot": plot}
 
@@ -374,11 +404,13 @@ def stage_export(out: str, workdir: str) -> dict:
                 break
     images = [os.path.join(raw, "images", name) for name in picks]
     predictions = os.path.join(export_dir, "predictions.txt")
-    _verb(["predict", "--checkpoint", pth, *images, "--classes", classes, "--out", predictions])
+    _verb(["predict", "--checkpoint", pth, *images, "--top-k", "3", "--out", predictions])
+    user_predictions = os.path.join(export_dir, "predictions_my_classes.txt")
+    _verb(["predict", "--checkpoint", pth, *images, "--classes", classes, "--out", user_predictions])
     truth = {row["Filename"]: [c for c in ("RB", "OB", "PF", "DE", "FS", "IS", "RO", "IN", "AF", "BE", "FO", "GR",
                                             "PH", "PB", "OS", "OP", "OK") if row.get(c) == "1"] for row in rows}
     return {"pth": pth, "sidecar": os.path.splitext(pth)[0] + ".json", "classes": classes,
-            "predictions": predictions, "images": images, "truth": {os.path.basename(p): truth[os.path.basename(p)]
+            "predictions": predictions, "user_predictions": user_predictions, "images": images, "truth": {os.path.basename(p): truth[os.path.basename(p)]
                                                                    for p in images}}
 
 
@@ -403,6 +435,21 @@ def table(results: dict, chance: dict) -> str:
     return "\n".join(lines)
 
 
+def decisions_block(res: dict) -> str:
+    """Sewer-ML's benchmark metrics of SFR-Net's decisions (GZSL, test split): at the benchmark's 0.5 and at
+    the thresholds `sfr-jax calibrate` fitted on the validation frames; ECE before and after."""
+    g = res["rows"]["SFR-Net (RS+MEF+GR)"]["gzsl"]
+    pct = lambda v: "  n/a" if v is None else f"{100 * v:5.2f}"  # noqa: E731
+    lines = ["Decisions of SFR-Net, GZSL on the cctv test split  |  F2-CIW  F1-Normal",
+             f"  sigmoid >= 0.5 (Sewer-ML's benchmark threshold)   |  {pct(g.get('F2_CIW'))}    {pct(g.get('F1_normal'))}",
+             f"  calibrated on the validation frames                |  {pct(g.get('F2_CIW_calibrated'))}    "
+             f"{pct(g.get('F1_normal_calibrated'))}"]
+    ece = res.get("ece_test")
+    if ece:
+        lines.append(f"  expected calibration error (15 bins): {ece['before']:.3f} before, {ece['after']:.3f} after")
+    return "\n".join(lines)
+
+
 def _show(path: str) -> str:
     """A path relative to the working directory when it lies below it, else absolute."""
     rel = os.path.relpath(path)
@@ -423,11 +470,18 @@ def summary(out: str, info: dict, timings: dict, started: float) -> None:
     web = info.get("clip", {}).get("web_zsl_map")
     if web is not None:
         _say(f"Domain gap: the same plain CLIP scores ZSL mAP {100 * web:.2f} on web-style test frames.")
+    _say()
+    _say(decisions_block(res))
     exp = info.get("export")
     if exp:
         _say()
         _say("Prediction with the exported PyTorch model and the classes of " + _show(exp["classes"])
              + " (never trained on):")
+        with open(exp["user_predictions"]) as handle:
+            for line in handle.read().rstrip().splitlines():
+                _say("  " + line)
+        _say()
+        _say("The same frames, the model's own classes (top 3 each), calibrated decisions:")
         with open(exp["predictions"]) as handle:
             for line in handle.read().rstrip().splitlines():
                 _say("  " + line)
@@ -527,13 +581,15 @@ def main(argv) -> int:
         ablation = (not args.quick) if args.ablation is None else args.ablation
         rows = train_rows(st, out, size, seed, image_size, args.quick, ablation)
         info["train"] = {"workdir": rows["SFR-Net (RS+MEF+GR)"]}
-        info["evaluate"] = st.run(5, "evaluate", "evaluation: plain CLIP zero-shot vs SFR-Net (cctv test split)",
+        info["calibrate"] = st.run(5, "calibrate", "sfr-jax calibrate: decision thresholds on the validation frames",
+                                   {}, [], lambda: stage_calibrate(out, info["train"]["workdir"]))
+        info["evaluate"] = st.run(6, "evaluate", "evaluation: plain CLIP zero-shot vs SFR-Net (cctv test split)",
                                   {"rows": list(rows)}, [os.path.join(out, "results.json")],
                                   lambda: stage_evaluate(out, rows))
-        info["export"] = st.run(6, "export", "sfr-jax export (PyTorch) and sfr-jax predict (your classes)", {},
+        info["export"] = st.run(7, "export", "sfr-jax export (PyTorch) and sfr-jax predict (your classes)", {},
                                 [os.path.join(out, "export")],
                                 lambda: stage_export(out, info["train"]["workdir"]))
-        _say(f"[7/{len(STAGES)}] summary")
+        _say(f"[{len(STAGES)}/{len(STAGES)}] summary")
         summary(out, info, st.timings, started)
     except StageFailed as error:
         print(f"sfr-jax demo: {error}", file=sys.stderr)

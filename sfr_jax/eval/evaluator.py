@@ -14,6 +14,7 @@ import numpy as np
 
 from sfr_jax import parallel
 from sfr_jax.data import pipeline
+from sfr_jax.errors import ConfigError
 from sfr_jax.eval import metrics as metrics_lib
 from sfr_jax.infer import steps
 
@@ -37,32 +38,50 @@ class Evaluator:
         if self.partial:
             self.num_batches = config.eval.max_batches
 
-    def batches(self):
+    def batches(self, with_filenames: bool = False):
         c = self.config
         batches = pipeline.eval_batches(self.split_dir, global_batch=c.eval.global_batch,
                                         image_size=c.data.image_size, process_index=jax.process_index(),
-                                        process_count=jax.process_count())
+                                        process_count=jax.process_count(), with_filenames=with_filenames)
         return itertools.islice(batches, self.num_batches)
 
-    def scores(self, trainable, frozen, batches=None):
-        """{mode: logits [N, c]} and labels [N, C] over the whole split (masked padding removed)."""
+    def scores(self, trainable, frozen, batches=None, with_filenames: bool = False):
+        """{mode: logits [N, c]} and labels [N, C] over the whole split (masked padding removed); with
+        `with_filenames` also the images' file names [N] (one process only: names stay on the host)."""
+        if with_filenames and jax.process_count() > 1:
+            raise ConfigError("image file names (calibrate, eval --write-scores) need a single process")
         text = {name: self.text_features(trainable, frozen, ids) for name, ids in self.modes.items()}
-        outs, labels, masks = [], [], []
-        source = self.batches() if batches is None else batches
-        fields = ({k: b[k] for k in ("image", "labels", "mask")} for b in source)
-        for g in parallel.prefetch_to_device(fields, self.mesh, self.config.data.device_prefetch):
+        outs, labels, masks, names = [], [], [], []
+        source = self.batches(with_filenames) if batches is None else batches
+
+        def fields():
+            for b in source:
+                if with_filenames:
+                    names.extend(n.decode("utf-8") for n in b["filename"])
+                yield {k: b[k] for k in ("image", "labels", "mask")}
+
+        for g in parallel.prefetch_to_device(fields(), self.mesh, self.config.data.device_prefetch):
             outs.append(self.eval_step(trainable, frozen, g["image"], text))  # dispatched asynchronously
             labels.append(g["labels"])
             masks.append(g["mask"])
         mask = np.concatenate([parallel.to_host(m) for m in masks]).astype(bool)
         label = np.concatenate([parallel.to_host(x) for x in labels])[mask]
         logits = {name: np.concatenate([parallel.to_host(o[name]) for o in outs])[mask] for name in self.modes}
+        if with_filenames:
+            return logits, label, [n for n, keep in zip(names, mask) if keep]
         return logits, label
 
-    def run(self, trainable, frozen, batches=None) -> dict:
+    def run(self, trainable, frozen, batches=None, decisions=None) -> dict:
         """Scores the split and returns the tables: {mode: {mAP, AP per class, top-k metrics[, sewer]}}."""
         start = time.time()
         logits, labels = self.scores(trainable, frozen, batches)
+        results = self.tables(logits, labels, decisions)
+        results["seconds"] = time.time() - start
+        return results
+
+    def tables(self, logits: dict, labels, decisions=None) -> dict:
+        """The tables of scored logits. Sewer-ML's F2-CIW / F1-Normal (GZSL, with CIW weights) at the
+        benchmark's sigmoid >= 0.5, and, given `decisions` for all classes (a calibration), at its thresholds."""
         cs = self.parts.class_set
         results = {"num_images": int(labels.shape[0]), "partial": self.partial}
         for name, ids in self.modes.items():
@@ -71,10 +90,14 @@ class Evaluator:
             ap = metrics_lib.average_precision(logits[name], y)
             table["AP"] = {cs.codes[i]: (None if np.isnan(v) else float(v)) for i, v in zip(ids, ap)}
             if name == "gzsl" and cs.ciw is not None:
-                bench = metrics_lib.sewer_benchmark(logits[name], y, cs.ciw[list(ids)])
+                ciw = cs.ciw[list(ids)]
+                bench = metrics_lib.sewer_benchmark(logits[name], y, ciw)
                 table["F2_CIW"], table["F1_normal"] = bench["F2_CIW"], bench["F1_normal"]
+                if decisions is not None and decisions.calibrated:
+                    fired = decisions.apply(logits[name])["fired"]
+                    cal = metrics_lib.sewer_benchmark_fired(fired, y, ciw)
+                    table["F2_CIW_calibrated"], table["F1_normal_calibrated"] = cal["F2_CIW"], cal["F1_normal"]
             results[name] = table
-        results["seconds"] = time.time() - start
         return results
 
 

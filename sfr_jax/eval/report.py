@@ -17,7 +17,8 @@ def markdown(results: dict, title: str) -> str:
         table = results.get(mode)
         if not table:
             continue
-        keys = ["mAP"] + [k for k in table if "@" in k] + [k for k in ("F2_CIW", "F1_normal") if k in table]
+        keys = ["mAP"] + [k for k in table if "@" in k] + [k for k in ("F2_CIW", "F1_normal", "F2_CIW_calibrated",
+                                                                       "F1_normal_calibrated") if k in table]
         lines += [f"## {label}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys),
                   "| " + " | ".join(pct(table[k]) for k in keys) + " |", ""]
         codes = list(table["AP"])

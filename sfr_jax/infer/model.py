@@ -53,6 +53,7 @@ class LoadedModel:
     mean: tuple
     std: tuple
     provenance: dict
+    calibration: dict | None = None  # the calibration record of this model (sfr_jax.eval.calibration_record)
 
 
 def load_classes(config) -> ClassSet:

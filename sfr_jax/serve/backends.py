@@ -1,12 +1,24 @@
 """Opening the model a user names on the command line (--workdir W [--step|--best] or --checkpoint FILE)
-as a Scorer for a mode's classes or the user's own class file."""
+as a Scorer for a mode's classes or the user's own class file, with the decisions of its calibration."""
 from __future__ import annotations
 
 from sfr_jax.convert.cli import load_model
 from sfr_jax.errors import InputError
-from sfr_jax.infer.model import use_classes
+from sfr_jax.eval.decisions import Decisions
+from sfr_jax.infer.model import LoadedModel, use_classes
 from sfr_jax.serve.scorer import JaxScorer
-from sfr_jax.text.classes import ClassSetError, load_class_set
+from sfr_jax.text.classes import ClassSet, ClassSetError, load_class_set
+
+
+def decisions_for(loaded: LoadedModel, scored: ClassSet) -> Decisions:
+    """The decisions for `scored` classes: the model's calibration (checked against its step and class set
+    when it was loaded) or the uncalibrated default. Classes the calibration lacks (a user's own) follow
+    its unseen-class rule (see Decisions.from_calibration)."""
+    record = loaded.calibration
+    if record is None:
+        return Decisions.uncalibrated(scored.codes)
+    return Decisions.from_calibration(record, step=record["step"], class_set=record["class_set"]["digest"],
+                                      scored=scored)
 
 
 def open_scorer(args, mode: str = "gzsl", classes: str | None = None, batch_size: int = 16):
@@ -19,9 +31,10 @@ def open_scorer(args, mode: str = "gzsl", classes: str | None = None, batch_size
         except ClassSetError as error:
             raise ClassSetError(f"invalid class file: {error}") from None
         use_classes(loaded, class_set)
-    ids = loaded.class_set.ids(mode)
+    cs = loaded.class_set
+    ids = cs.ids(mode)
     if not ids:
-        cs = loaded.class_set
         raise InputError(f"mode {mode!r} selects no class of {cs.name!r} (seen: {len(cs.seen_ids)}, unseen: "
                          f"{len(cs.unseen_ids)})")
-    return JaxScorer(loaded, ids, batch_size), loaded
+    scored = ClassSet(cs.name, [cs.classes[i] for i in ids])
+    return JaxScorer(loaded, ids, batch_size, decisions_for(loaded, scored)), loaded

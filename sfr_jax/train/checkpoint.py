@@ -6,10 +6,15 @@ step; a step that fails to restore (corrupted files) is skipped with a warning i
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
+import io
 import logging
 import os
 import shutil
+import sys
+import time
 from typing import Any
 
 import jax
@@ -22,6 +27,48 @@ from sfr_jax.errors import CheckpointError
 
 __all__ = ["CheckpointError", "Checkpoints", "abstract"]
 log = logging.getLogger(__name__)
+class _OrbaxNotes(logging.Filter):
+    """Orbax reports its routine (a read-only manager, restoring only the meta item) and the retries of a
+    damaged step as absl warnings; we say what matters ourselves, so below ERROR they are dropped."""
+
+    def filter(self, record):
+        return record.levelno >= logging.ERROR or "orbax" not in record.pathname
+
+
+logging.getLogger("absl").addFilter(_OrbaxNotes())
+_DRAIN_S = 1.0  # how long reader threads may go on failing after a restore gave up
+_default_unraisablehook = sys.unraisablehook
+
+
+def _drop_failed_reads(unraisable):
+    """A failed restore's leftover read coroutines are collected late and would each print a traceback:
+    only those of Orbax's array reads are dropped; anything else reaches the default hook."""
+    code = getattr(unraisable.object, "cr_code", None)
+    if code is not None and "orbax" in code.co_filename:
+        return
+    _default_unraisablehook(unraisable)
+
+
+sys.unraisablehook = _drop_failed_reads
+
+
+@contextlib.contextmanager
+def _quiet_reader_threads():
+    """When a damaged step fails to restore, TensorStore's reader threads keep calling back into Orbax's
+    closed event loop and print hundreds of tracebacks ("Event loop is closed"); we report the damage in one
+    warning, so within the block (and shortly after a failure) what they print to stderr is dropped."""
+    hook, sink = sys.unraisablehook, io.StringIO()
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        with contextlib.redirect_stderr(sink):
+            try:
+                yield
+            except Exception:
+                time.sleep(_DRAIN_S)
+                gc.collect()  # the failed reads' coroutines, reported as unraisable when collected
+                raise
+    finally:
+        sys.unraisablehook = hook
 DAMAGED_DIR = "checkpoints_damaged"  # beside checkpoints/: steps that could not be read, kept for inspection
 
 
@@ -44,7 +91,8 @@ class Checkpoints:
             read_only=read_only,
             cleanup_tmp_directories=not read_only,  # leftovers of writes that never finished
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -113,16 +161,17 @@ class Checkpoints:
         for candidate in reversed(steps):
             self._check_shapes(abstract_state, candidate)
             try:
-                state, meta = self._restore(abstract_state, candidate)
+                with _quiet_reader_threads():
+                    state, meta = self._restore(abstract_state, candidate)
             except Exception as error:  # any unreadable file: try the step before
-                reason = f"{type(error).__name__}: {one_line(str(error))[:300]}"
+                reason = f"{type(error).__name__}: {one_line(str(error)).split(' See full TensorStore')[0][:300]}"
                 errors.append(f"step {candidate}: {reason}")
                 moved = self._set_aside(candidate)
                 log.warning("checkpoint step %d in %s is unreadable (%s)%s; falling back to the previous one",
                             candidate, self.directory, reason, f"; moved it to {moved}" if moved else "")
                 continue
             if errors:
-                log.warning("resuming from checkpoint step %d", candidate)
+                log.warning("using checkpoint step %d instead", candidate)
             return state, meta, candidate
         raise CheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
 

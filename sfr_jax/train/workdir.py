@@ -11,6 +11,7 @@ import jax
 
 from sfr_jax import config as config_lib
 from sfr_jax.errors import MissingInput
+from sfr_jax.eval import calibration_record
 from sfr_jax.infer.model import LoadedModel
 from sfr_jax.train import checkpoint as ckpt_lib
 from sfr_jax.train.run import Run, restore_into, setup
@@ -67,4 +68,16 @@ def load_model(workdir: str, step: int | None = None, best: bool = False) -> Loa
     model.eval()
     provenance = {"workdir": workdir, "step": run.step, "metrics": meta.get("metrics"), "run": config.name}
     return LoadedModel(model, run.parts.class_set, run.parts.tokenizer, int(config.data.image_size),
-                       tuple(config.data.mean), tuple(config.data.std), provenance)
+                       tuple(config.data.mean), tuple(config.data.std), provenance,
+                       calibration(workdir, run.step, run.parts.class_set))
+
+
+def calibration(workdir: str, step: int, class_set) -> dict | None:
+    """The calibration record of a step (`sfr-jax calibrate`), checked against the step and class set, or
+    None when the step has none."""
+    path = calibration_record.record_path(workdir, step)
+    if not os.path.isfile(path):
+        return None
+    record = calibration_record.read_record(path)
+    calibration_record.check_record(record, step=step, class_set=class_set, origin=path)
+    return record
