@@ -104,7 +104,16 @@ def export_main(argv) -> int:
     ap.add_argument("--tokenizer", default=None, help="with --checkpoint: tokenizer folder or bpe .txt.gz")
     ap.add_argument("--descriptions", default=None, help="with a bare reference .pth: one description per line")
     ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--format", choices=("pytorch", "onnx"), default="pytorch",
+                    help="onnx: one graph FILE.onnx (+ FILE.json) from uint8 images to logits and probabilities "
+                         "of a fixed class set, for onnxruntime; --layout does not apply")
+    ap.add_argument("--classes", default=None, help="with --format onnx: bake these classes (.yaml/.csv) instead "
+                                                     "of the model's own (re-encoded, GR graph rebuilt)")
+    ap.add_argument("--mode", choices=("train", "zsl", "gzsl"), default="gzsl",
+                    help="with --format onnx: which of the classes to bake (seen, unseen or all)")
     args = ap.parse_args(argv)
+    if args.format == "onnx":
+        return _export_onnx(args)
     from sfr_jax.convert import export
     try:
         if args.layout == "reference" and not args.to.endswith((".pth", ".pt", ".safetensors")):
@@ -129,6 +138,33 @@ def export_main(argv) -> int:
     except (FileNotFoundError, FileExistsError, KeyError, ValueError, RuntimeError) as error:
         print(f"sfr-jax export: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _export_onnx(args) -> int:
+    """`export --format onnx`: see sfr_jax/convert/onnx_export.py."""
+    import json
+
+    from sfr_jax.convert import onnx_export
+    from sfr_jax.errors import UserError
+    try:
+        onnx_export.check_targets(args.to, args.overwrite)  # before the (slow) load
+        loaded = _load_source(args)
+        if args.recompute_adjacency and loaded.model.adjacency is not None:  # as for the PyTorch layouts
+            loaded.model.refresh_adjacency(loaded.tokenizer.encode(list(loaded.class_set.phrases)))
+            loaded.provenance["adjacency"] = "recomputed with the trained text encoder"
+        path, meta = onnx_export.export_onnx(loaded, args.to, classes=args.classes, mode=args.mode,
+                                             overwrite=args.overwrite, provenance=loaded.provenance)
+    except UserError as error:
+        print(f"sfr-jax export: {error}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as error:
+        print(f"sfr-jax export: {error}", file=sys.stderr)
+        return 1
+    with open(meta, encoding="utf-8") as f:
+        side = json.load(f)
+    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB, opset {side['opset']}, {len(side['classes'])} "
+          f"classes, max |logit - JAX| {side['parity']['max_abs_logit_difference']:.2g}) and {meta}")
     return 0
 
 
