@@ -16,7 +16,7 @@ from sfr_jax.convert import export, onnx_export
 from sfr_jax.convert import cli as convert_cli
 from sfr_jax.convert.import_reference import Loaded
 from sfr_jax.convert.onnx_runtime import OnnxScorer, check_classes
-from sfr_jax.errors import InputError, OutputError
+from sfr_jax.errors import InputError, MissingInput, OutputError
 from sfr_jax.eval.decisions import Decisions
 from sfr_jax.text.tokenizer import ClipTokenizer
 
@@ -145,6 +145,11 @@ def test_class_files_that_differ_from_the_baked_set_are_refused_naming_both(tiny
     reworded = write_classes(tmp_path / "reworded.yaml", same[:2] + [dict(same[2], description="another")] + same[3:])
     with pytest.raises(InputError, match="descriptions of C2 differ"):
         check_classes(scorer, reworded)
+    with pytest.raises(MissingInput, match="--classes .*nope.yaml: no such file"):
+        check_classes(scorer, str(tmp_path / "nope.yaml"))
+    (tmp_path / "broken.yaml").write_text("classes: [")
+    with pytest.raises(InputError, match="--classes .*broken.yaml: .*not valid YAML"):
+        check_classes(scorer, str(tmp_path / "broken.yaml"))
 
 
 def test_graph_without_our_sidecar_or_with_another_exports_is_refused(tiny, tmp_path):

@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from sfr_jax.errors import InputError, OutputError
+from sfr_jax.errors import InputError, MissingInput, OutputError
 from sfr_jax.eval.decisions import Decisions
 from sfr_jax.fileio import atomic_write
 
@@ -78,6 +78,19 @@ def with_classes(model, tokenizer, class_set):
     return view
 
 
+def read_class_file(path: str, tokenizer=None):
+    """A user's class file (.yaml/.csv), its problems as InputError / MissingInput; prompt lengths are checked
+    when a tokenizer is given."""
+    from sfr_jax.text.classes import ClassSetError, load_class_set
+
+    if not os.path.isfile(path):
+        raise MissingInput(f"--classes {path}: no such file")
+    try:
+        return load_class_set(path, check_length=tokenizer is not None, tokenizer=tokenizer)
+    except ClassSetError as error:
+        raise InputError(f"--classes {path}: {error}") from None
+
+
 def decisions_for(decisions: Optional[Decisions], codes) -> Decisions:
     """`decisions` restricted to `codes`, in that order (a calibration of all classes serves a subset); the
     uncalibrated default when None."""
@@ -97,14 +110,14 @@ def decisions_for(decisions: Optional[Decisions], codes) -> Decisions:
 def bake(loaded, *, classes: Optional[str] = None, mode: str = "gzsl",
          decisions: Optional[Decisions] = None) -> Baked:
     """The classes an export fixes: the model's own (or a user's class file, re-encoded), `mode`'s subset."""
-    from sfr_jax.text.classes import ClassSet, load_class_set
+    from sfr_jax.text.classes import ClassSet
 
-    model, class_set = loaded.model, loaded.class_set
-    if classes:
-        class_set = load_class_set(classes, check_length=True, tokenizer=loaded.tokenizer)
-        model = with_classes(model, loaded.tokenizer, class_set)
     if mode not in ("train", "zsl", "gzsl"):
         raise InputError(f"mode {mode!r}: expected train, zsl or gzsl")
+    model, class_set = loaded.model, loaded.class_set
+    if classes:
+        class_set = read_class_file(classes, loaded.tokenizer)
+        model = with_classes(model, loaded.tokenizer, class_set)
     ids = tuple(class_set.ids(mode))
     if not ids:
         raise InputError(f"mode {mode!r} selects no class of {class_set.name!r} "

@@ -15,7 +15,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from sfr_jax.convert.onnx_export import (INPUT, META_CODES, META_ID, OUTPUTS, SIDECAR_FORMAT, sidecar_path)
+from sfr_jax.convert.onnx_export import (INPUT, META_CODES, META_ID, OUTPUTS, SIDECAR_FORMAT, read_class_file,
+                                         sidecar_path)
 from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.eval.decisions import UNCALIBRATED, Decisions
 
@@ -131,9 +132,7 @@ class OnnxScorer:
 def check_classes(scorer: OnnxScorer, path: str, mode: Optional[str] = None) -> None:
     """Refuse a --classes file whose classes (of `mode`, default the export's) are not the ones baked into
     the graph, naming both; the same codes with other phrases or descriptions are refused too."""
-    from sfr_jax.text.classes import load_class_set
-
-    class_set = load_class_set(path, check_length=False)
+    class_set = read_class_file(path)
     mode = mode or scorer.mode
     wanted = [class_set.classes[i] for i in class_set.ids(mode)]
     baked = {c["code"]: c for c in scorer.sidecar["classes"]}
