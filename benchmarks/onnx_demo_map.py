@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     frames, labels = test_split(args.demo, loaded.class_set, loaded.image_size)
     out = args.out or tempfile.mkdtemp(prefix="onnx-demo-")
     print(f"{len(frames)} test frames at {loaded.image_size} px; step {loaded.provenance['step']}")
-    print(f"| mode | JAX mAP | ONNX fp32 mAP | max abs logit diff | ONNX int8 mAP | max abs logit diff | sizes |")
+    print("| mode | JAX mAP | ONNX fp32 mAP | max abs logit diff | ONNX int8 mAP | max abs logit diff | sizes |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for mode in ("zsl", "gzsl"):
         path, meta = onnx_export.export_onnx(loaded, os.path.join(out, f"{mode}.onnx"), mode=mode, overwrite=True)

@@ -117,7 +117,7 @@ def main(argv=None) -> int:
 
     print("\nimages/s (median over rounds; min-max of the rounds' medians); speed vs JAX = median of the rounds' "
           "ratios")
-    print(f"| backend | " + " | ".join(f"batch {b} | vs JAX" for b in batches) + " |")
+    print("| backend | " + " | ".join(f"batch {b} | vs JAX" for b in batches) + " |")
     print("| --- |" + " --- | --- |" * len(batches))
     for name in backends:
         cells = []

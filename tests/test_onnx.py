@@ -72,11 +72,10 @@ def test_onnxruntime_logits_match_jax(tiny, batch):
 
 
 def test_probabilities_are_the_planted_calibration_of_the_jax_logits(tiny):
-    d = tiny["decisions"]
-    _, prob = OnnxScorer(tiny["path"]).run(tiny["images"][7])
+    d, scorer = tiny["decisions"], OnnxScorer(tiny["path"])
+    _, prob = scorer.run(tiny["images"][7])
     z = d.scale[None] * tiny["want"][7] + d.shift[None]
     np.testing.assert_allclose(prob, 1 / (1 + np.exp(-z)), atol=1e-5, rtol=0)
-    scorer = OnnxScorer(tiny["path"])
     got = scorer.decisions
     assert got.source == d.source and got.codes == d.codes
     for field in ("scale", "shift", "threshold"):
@@ -118,8 +117,8 @@ def test_user_classes_and_a_mode_are_baked_as_predict_scores_them(tmp_path):
     mine = write_classes(tmp_path / "mine.yaml", [
         {"code": "AA", "phrase": "root intrusion", "description": "roots growing through a pipe joint", "seen": True},
         {"code": "BB", "phrase": "deposits", "description": "settled deposits on the pipe invert", "seen": False},
-        {"code": "CC", "phrase": "infiltration", "description": "water seeping in through the pipe wall", "seen": False},
-        {"code": "DD", "phrase": "deformation", "description": "a pipe squashed out of its round shape", "seen": False}])
+        {"code": "CC", "phrase": "infiltration", "description": "water seeping in through the wall", "seen": False},
+        {"code": "DD", "phrase": "deformation", "description": "a pipe squashed out of round", "seen": False}])
     loaded = loaded_tiny(seed=1)
     path, _ = onnx_export.export_onnx(loaded, str(tmp_path / "zsl.onnx"), classes=mine, mode="zsl")
     scorer = OnnxScorer(path)
@@ -179,7 +178,8 @@ def test_calibration_without_the_exported_classes_and_empty_modes_are_refused(tm
     sub = onnx_export.bake(loaded, mode="zsl", decisions=planted(loaded.class_set.codes))
     assert sub.decisions.codes == ("C4", "C5", "C6")
     np.testing.assert_array_equal(sub.decisions.threshold, planted(loaded.class_set.codes).threshold[4:])
-    seen_only = write_classes(tmp_path / "seen.yaml", [{"code": "AA", "phrase": "a", "description": "a b", "seen": True}])
+    seen_only = write_classes(tmp_path / "seen.yaml",
+                              [{"code": "AA", "phrase": "a", "description": "a b", "seen": True}])
     with pytest.raises(InputError, match="mode 'zsl' selects no class"):
         onnx_export.bake(loaded, classes=seen_only, mode="zsl")
 
