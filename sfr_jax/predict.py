@@ -145,8 +145,9 @@ def build_parser():
     cli.add_model_source(ap)
     ap.add_argument("images", nargs="+", help="image files, folders or globs")
     ap.add_argument("--classes", default=None, help="your own classes (.yaml/.csv: code, phrase, description, seen)")
-    ap.add_argument("--mode", choices=("train", "zsl", "gzsl"), default="gzsl",
-                    help="which classes: seen (train), unseen (zsl) or all (gzsl, default)")
+    ap.add_argument("--mode", choices=("train", "zsl", "gzsl"), default=None,
+                    help="which classes: seen (train), unseen (zsl) or all (gzsl, the default; an ONNX export "
+                         "scores the classes it was exported with)")
     ap.add_argument("--top-k", type=int, default=0, help="show only the K best classes per image (0: all)")
     ap.add_argument("--format", choices=("table", "csv", "json"), default="table")
     ap.add_argument("--out", default=None, help="write the results to this file instead of stdout")
@@ -169,7 +170,7 @@ def main(argv) -> int:
     if args.out:  # refuse an impossible output now, not after scoring everything
         if os.path.isdir(args.out):
             raise InputError(f"--out {args.out} is a folder; give a file name")
-    scorer, loaded = open_scorer(args, args.mode, args.classes, args.batch)
+    scorer, class_set_name = open_scorer(args, args.mode, args.classes, args.batch)
     if not scorer.decisions.calibrated:
         print("sfr-jax predict: note: no calibration for this model: probabilities are sigmoid(logit) and a "
               "class fires at 0.5; run `sfr-jax calibrate` for decisions you can trust", file=sys.stderr)
@@ -178,7 +179,7 @@ def main(argv) -> int:
         print(f"sfr-jax predict: skipped: {why}", file=sys.stderr)
     if not paths:
         raise InputError(f"no readable image among the {len(images)} given (reasons above)")
-    text = render(args.format, scorer.codes, paths, logits, args.top_k, args.mode, loaded.class_set.name,
+    text = render(args.format, scorer.codes, paths, logits, args.top_k, args.mode or "gzsl", class_set_name,
                   scorer.decisions)
     if args.out:
         write_text(args.out, text + "\n")

@@ -215,12 +215,12 @@ def test_cli_exit_code_and_messages(mixed_videos, tmp_path, monkeypatch, capsys)
     assert cli.run("sfr-jax inspect", inspect_cli.main, argv) == 2
     err = capsys.readouterr().err
     assert "b.mp4: truncated: stopped at" in err and "c.mp4: empty: zero-byte file" in err
-    assert "inspected 4, already done 0, failed 2 of 4" in err and opened == [("gzsl", None, 16)]
+    assert "inspected 4, already done 0, failed 2 of 4" in err and opened == [(None, None, 16)]
     # only the good videos: exit 0; a second run skips them
     good = ["--checkpoint", "x.pth", mixed_videos["a"], mixed_videos["d"], "--out", str(tmp_path / "good"),
             "--no-progress"]
     assert cli.run("sfr-jax inspect", inspect_cli.main, good + ["--batch", "3", "--classes", "my.yaml"]) == 0
-    assert opened[-1] == ("gzsl", "my.yaml", 3)
+    assert opened[-1] == (None, "my.yaml", 3)
     assert cli.run("sfr-jax inspect", inspect_cli.main, good) == 0
     assert "inspected 2, already done 0" in capsys.readouterr().err  # other classes: other results
     assert cli.run("sfr-jax inspect", inspect_cli.main, good) == 0

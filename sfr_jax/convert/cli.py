@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 
@@ -10,6 +11,7 @@ import numpy as np
 from sfr_jax import cli
 from sfr_jax.convert import export
 from sfr_jax.convert import import_reference as imp
+from sfr_jax.convert import onnx_export
 from sfr_jax.convert.hf import load_hf_clip
 from sfr_jax.convert.openai import load_openai_clip
 from sfr_jax.errors import InputError, MissingInput
@@ -113,9 +115,18 @@ def export_main(argv) -> int:
     ap.add_argument("--layout", choices=("reference", "hf"), default="reference")
     ap.add_argument("--recompute-adjacency", action="store_true",
                     help="store GR's adjacency recomputed with the trained text encoder (the reference's evaluation)")
+    ap.add_argument("--format", choices=("pytorch", "onnx"), default="pytorch",
+                    help="onnx: one graph FILE.onnx (+ FILE.json) from uint8 images to logits and probabilities "
+                         "of a fixed class set, for onnxruntime; --layout does not apply")
+    ap.add_argument("--classes", default=None, help="with --format onnx: bake these classes (.yaml/.csv) instead "
+                                                     "of the model's own (re-encoded, GR graph rebuilt)")
+    ap.add_argument("--mode", choices=("train", "zsl", "gzsl"), default="gzsl",
+                    help="with --format onnx: which of the classes to bake (seen, unseen or all)")
     add_checkpoint_options(ap)
     cli.add_overwrite(ap)
     args = ap.parse_args(argv)
+    if args.format == "onnx":
+        return export_onnx(args)
     if args.layout == "reference":  # refuse before the (long) load
         if not args.to.endswith(export.WEIGHT_SUFFIXES):
             raise InputError(f"--to {args.to}: the reference layout is a .pth or .safetensors file (.pt also works)")
@@ -124,10 +135,7 @@ def export_main(argv) -> int:
         if args.to.endswith(export.WEIGHT_SUFFIXES):
             raise InputError(f"--to {args.to}: the hf layout is a folder; name one without a file extension")
         export.check_new_outputs([args.to], args.overwrite)
-    loaded = load_model(args)
-    if args.recompute_adjacency and loaded.model.adjacency is not None:
-        loaded.model.refresh_adjacency(loaded.tokenizer.encode(list(loaded.class_set.phrases)))
-        loaded.provenance["adjacency"] = "recomputed with the trained text encoder"
+    loaded = _load_for_export(args)
     kw = dict(normalization=(loaded.mean, loaded.std), provenance=loaded.provenance, overwrite=args.overwrite,
               calibration=loaded.calibration)
     if args.layout == "reference":
@@ -135,6 +143,29 @@ def export_main(argv) -> int:
         print(f"wrote {path} and {meta}")
     else:
         print(f"wrote {export.export_hf(loaded.model, loaded.class_set, args.to, loaded.tokenizer, **kw)}")
+    return 0
+
+
+def _load_for_export(args) -> LoadedModel:
+    loaded = load_model(args)
+    if args.recompute_adjacency and loaded.model.adjacency is not None:
+        loaded.model.refresh_adjacency(loaded.tokenizer.encode(list(loaded.class_set.phrases)))
+        loaded.provenance["adjacency"] = "recomputed with the trained text encoder"
+    return loaded
+
+
+def export_onnx(args) -> int:
+    """`export --format onnx`: see sfr_jax/convert/onnx_export.py; the step's calibration is baked in."""
+    onnx_export.check_targets(args.to, args.overwrite)  # before the (slow) load
+    loaded = _load_for_export(args)
+    path, meta = onnx_export.export_onnx(loaded, args.to, classes=args.classes, mode=args.mode,
+                                         calibration=loaded.calibration, overwrite=args.overwrite,
+                                         provenance=loaded.provenance)
+    with open(meta, encoding="utf-8") as handle:
+        side = json.load(handle)
+    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB, opset {side['opset']}, {len(side['classes'])} "
+          f"classes, max |logit - JAX| {side['parity']['max_abs_logit_difference']:.2g}; decisions: "
+          f"{side['decisions']['source']}) and {meta}")
     return 0
 
 

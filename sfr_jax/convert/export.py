@@ -190,7 +190,7 @@ def model_flat(model) -> Dict[str, np.ndarray]:
     return {k: np.asarray(v, np.float32) for k, v in flat_params(model).items()}
 
 
-def _regridded(model, flat):
+def regridded(model, flat):
     """When the model runs at another size than its CLIP config, export the position table at that grid."""
     key = "clip.vision_model.embeddings.position_embedding.embedding"
     grid = model.clip.image_size // model.clip.config.vision.patch_size
@@ -219,7 +219,7 @@ def export_reference(model, class_set, path: str, tokenizer=None, *, normalizati
     if not (model.config.use_local and model.config.use_gr):
         print("export: warning: this model has no MEF head or no GR; the reference SFR-Net always has both and "
               "will not load it with strict=True (our torch_model.SFRNetTorch will)")
-    state = to_reference(_regridded(model, model_flat(model)))
+    state = to_reference(regridded(model, model_flat(model)))
     side = make_sidecar(model, class_set, tokenizer, layout="reference", normalization=normalization,
                         provenance=provenance, weights_file=os.path.basename(path), calibration=calibration)
     if os.path.exists(meta):
@@ -236,7 +236,7 @@ def export_hf(model, class_set, out_dir: str, tokenizer=None, *, normalization=(
     if out_dir.endswith(WEIGHT_SUFFIXES):
         raise InputError(f"--to {out_dir}: the hf layout is a folder; name one without a file extension")
     check_new_outputs([out_dir], overwrite)
-    flat = _regridded(model, model_flat(model))
+    flat = regridded(model, model_flat(model))
     clip = {k[len("clip."):]: v for k, v in flat.items() if k.startswith("clip.") and ".adapter." not in k}
     side = make_sidecar(model, class_set, tokenizer, layout="hf", normalization=normalization,
                         provenance=provenance, weights_file=EXTRAS_FILE, calibration=calibration)

@@ -314,8 +314,16 @@ class SFRNetTorch(nn.Module):
     def forward(self, images, mode: str = "gzsl", class_ids: Optional[Sequence[int]] = None):
         """Logits [B, c] of normalised NCHW float images for a mode's classes (or explicit class ids)."""
         ids = list(class_ids) if class_ids is not None else self.ids(mode)
-        t = self.text_features(ids)
-        tokens = self.clip_model.encode_image(images)
+        adj = None
+        if self.use_gr:
+            idx = torch.tensor(ids, dtype=torch.long, device=self.adjacency.device)
+            adj = self.adjacency[idx][:, idx]  # the mode's block, not renormalised
+        return self.score_tokens(self.clip_model.encode_image(images), self.text_features(ids), adj)
+
+    def score_tokens(self, tokens, text_features, adjacency=None):
+        """Logits [B, c] from image tokens [B, 1+P, E], l2-normalised text features [c, E] and, with GR, the
+        classes' adjacency block [c, c]: MEF (global + local evidence), then GR."""
+        t = text_features
         g = F.normalize(tokens[:, 0], dim=-1)
         scores = g @ t.T
         if self.use_local:
@@ -323,9 +331,7 @@ class SFRNetTorch(nn.Module):
             weights = (local @ t.T).softmax(dim=1)  # over patches
             scores = scores + self.mlp(weights.transpose(1, 2) @ local)[..., 0]
         if self.use_gr:
-            idx = torch.tensor(ids, dtype=torch.long, device=scores.device)
-            adj = self.adjacency[idx][:, idx]  # the mode's block, not renormalised
-            scores = scores + self.gcn_corrector(scores[..., None], adj)[..., 0]
+            scores = scores + self.gcn_corrector(scores[..., None], adjacency)[..., 0]
         return scores
 
     def decide(self, logits, mode: str = "gzsl", class_ids: Optional[Sequence[int]] = None) -> dict:
@@ -350,6 +356,32 @@ class SFRNetTorch(nn.Module):
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         return (x - mean) / std
 
+
+
+class FixedClassNet(nn.Module):
+    """An SFRNetTorch for one fixed class set: uint8 [B, S, S, 3] RGB images -> (logits, probabilities) [B, c].
+
+    The classes' text features [c, E], their adjacency block [c, c] and the calibration (probability =
+    sigmoid(scale * logit + shift), per class) are buffers, so neither the text tower nor a tokenizer runs.
+    This is the graph `sfr-jax export --format onnx` writes.
+    """
+
+    def __init__(self, net: SFRNetTorch, text_features, adjacency=None, scale=None, shift=None):
+        super().__init__()
+        c = len(text_features)
+        if net.use_gr and adjacency is None:
+            raise ValueError("the model uses GR: pass the classes' adjacency block")
+        self.net = net
+        as_buffer = lambda x: torch.tensor(x, dtype=torch.float32)  # a copy: the caller's array may be read-only
+        self.register_buffer("text_features", as_buffer(text_features))
+        self.register_buffer("adjacency_block", as_buffer(adjacency) if net.use_gr else None)
+        self.register_buffer("scale", as_buffer(scale if scale is not None else [1.0] * c))
+        self.register_buffer("shift", as_buffer(shift if shift is not None else [0.0] * c))
+
+    def forward(self, images):
+        tokens = self.net.clip_model.encode_image(self.net.preprocess(images))
+        logits = self.net.score_tokens(tokens, self.text_features, self.adjacency_block)
+        return logits, torch.sigmoid(logits * self.scale + self.shift)
 
 def load_state_dict(path: str) -> dict:
     """A state_dict from .pth (torch.load, weights only) or .safetensors (needs the `safetensors` package)."""

@@ -16,7 +16,7 @@ from sfr_jax import config as config_lib
 from sfr_jax.errors import ConfigError
 from sfr_jax.models.clip import CLIPConfig, Runtime
 from sfr_jax.models.rs import RSConfig
-from sfr_jax.models.sfr import TRAINABLE, SFRConfig, SFRNet
+from sfr_jax.models.sfr import TRAINABLE, Adjacency, ClassTokens, SFRConfig, SFRNet
 from sfr_jax.models.store import load_clip
 from sfr_jax.text.classes import ClassSet, load_class_set
 from sfr_jax.text.tokenizer import ClipTokenizer
@@ -128,13 +128,21 @@ def count(tree) -> int:
     return int(sum(np.prod(np.shape(x)) for x in jax.tree.leaves(tree)))
 
 
+def with_classes(model: SFRNet, tokenizer, class_set: ClassSet) -> SFRNet:
+    """A view of `model` holding other classes: their descriptions become the class prompts and GR's
+    adjacency is rebuilt from their phrases with the trained text encoder. The weights are shared; `model`
+    itself is left as it was."""
+    graphdef, buffers, rest = nnx.split(model, nnx.Any(ClassTokens, Adjacency), ...)
+    view = nnx.merge(graphdef, jax.tree.map(lambda x: x, buffers), rest)  # fresh buffer variables only
+    view.class_tokens.set_value(np.asarray(tokenizer.encode(list(class_set.descriptions)), np.int32))
+    view.num_classes = class_set.num_classes
+    if view.adjacency is not None:
+        phrases = tokenizer.encode(list(class_set.phrases))
+        view.adjacency.set_value(np.asarray(view.compute_adjacency(phrases), np.float32))
+    return view
+
+
 def use_classes(loaded: LoadedModel, class_set: ClassSet) -> None:
-    """Score a user's own classes with a trained model: their descriptions become the class prompts and GR's
-    adjacency is rebuilt from their phrases with the trained text encoder."""
-    model = loaded.model
-    model.class_tokens.set_value(np.asarray(loaded.tokenizer.encode(list(class_set.descriptions)), np.int32))
-    model.num_classes = class_set.num_classes
-    if model.adjacency is not None:
-        phrases = loaded.tokenizer.encode(list(class_set.phrases))
-        model.adjacency.set_value(np.asarray(model.compute_adjacency(phrases), np.float32))
+    """Score a user's own classes with a loaded model (see with_classes)."""
+    loaded.model = with_classes(loaded.model, loaded.tokenizer, class_set)
     loaded.class_set = class_set

@@ -93,7 +93,7 @@ def options_from(args) -> run.InspectOptions:
 def load_scorer(args):
     """The Scorer of the model the arguments name: every class (gzsl), or those of --classes."""
     sizes = {"batch_size": args.batch} if args.batch else {}
-    scorer, _ = open_scorer(args, "gzsl", classes=args.classes, **sizes)
+    scorer, _ = open_scorer(args, None, classes=args.classes, **sizes)  # None: all classes the model holds
     return scorer
 
 
