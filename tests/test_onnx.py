@@ -17,6 +17,7 @@ from sfr_jax.convert import cli as convert_cli
 from sfr_jax.convert.onnx_runtime import OnnxScorer, check_classes
 from sfr_jax.errors import InputError, MissingInput, OutputError
 from sfr_jax.eval.decisions import Decisions
+from sfr_jax.text.classes import load_class_set
 from sfr_jax.text.tokenizer import ClipTokenizer
 
 MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)  # not the 0.5 default
@@ -125,7 +126,7 @@ def test_user_classes_and_a_mode_are_baked_as_predict_scores_them(tmp_path):
     assert not scorer.decisions.calibrated
     images = uint8_images(5, 32, seed=9)
     reference = loaded_tiny(seed=1)  # the same weights, given the classes the way predict does
-    use_classes(reference, mine)
+    use_classes(reference, load_class_set(mine))
     want = jax_logits(reference.model, reference.class_set, normalised(images), ("zsl",))["zsl"]
     np.testing.assert_allclose(scorer.logits(images), want, atol=1e-4, rtol=0)
     assert loaded.class_set.codes == tuple(f"C{i}" for i in range(7))  # the caller's model keeps its classes

@@ -75,13 +75,14 @@ def test_globs_files_modes_topk_and_csv(setup, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0 and "missing.png: no such file" in err and "broken.png" in err
     rows = open(out).read().splitlines()
-    assert rows[0] == "path,top1,top1_score,top2,top2_score"
+    assert rows[0] == "path,top1,top1_score,top2,top2_score,labels,normal"  # every format carries the decision
     assert sorted(os.path.basename(r.split(",")[0]) for r in rows[1:]) == ["a.png", "b.jpg", "d.png"]
     unseen = {setup["classes"].codes[i] for i in setup["classes"].unseen_ids}
     assert all({r.split(",")[1], r.split(",")[3]} <= unseen for r in rows[1:])
     assert predict.main(["--checkpoint", setup["ckpt"], str(folder / "a.png"), "--top-k", "3"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:2] == ["image", "top1"] and len(table) == 2
+    assert table[0].split()[:2] == ["image", "top1"] and table[0].split()[-1] == "decision"
+    assert len(table) == 3 and table[2].startswith("(* fires")  # header, the image, the key to the marks
 
 
 def test_user_classes_are_scored_zero_shot(setup, tmp_path, capsys):

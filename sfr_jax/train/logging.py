@@ -14,6 +14,15 @@ from sfr_jax.tfcpu import tf_cpu
 log = logging.getLogger("sfr_jax")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record is emitted, not when the handler was made (a caller
+    may have redirected it since, as test runners and notebooks do)."""
+
+    def emit(self, record):
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup(workdir: str | None, verbose: bool = True) -> None:
     """Root logger for the `sfr_jax` namespace: stderr, plus workdir/train.log on process 0."""
     log.setLevel(logging.INFO if jax.process_index() == 0 and verbose else logging.WARNING)
@@ -28,7 +37,7 @@ def setup(workdir: str | None, verbose: bool = True) -> None:
             record.process_index = jax.process_index()
             return True
 
-    handlers = [logging.StreamHandler(sys.stderr)]
+    handlers = [_StderrHandler()]
     if workdir and jax.process_index() == 0:
         os.makedirs(workdir, exist_ok=True)
         handlers.append(logging.FileHandler(os.path.join(workdir, "train.log")))

@@ -1,0 +1,114 @@
+"""Decisions through the verbs, on a tiny trained workdir: calibrate writes a record that eval, predict and
+the exports use; predict's labels equal the record's thresholds applied by hand; the exported .pth (JAX
+and the torch module) decides exactly as the workdir; a record of another step and an unlabelled split are
+refused with clear messages."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from sfr_jax import evaluate, predict
+from sfr_jax.convert import cli as convert_cli
+from sfr_jax.convert.torch_model import SFRNetTorch
+from sfr_jax.data import prepare, synthetic
+from sfr_jax.eval import calibration_record, sewer_scores
+from sfr_jax.eval.metrics import sigmoid
+from sfr_jax.train import loop
+from train_fixtures import make_synthetic_data, make_tiny_clip_dir, random_batch, tiny_config
+
+SPE = 3
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("decide")
+    clip_dir = make_tiny_clip_dir(root / "clip")
+    data_dir = make_synthetic_data(str(root / "data"))
+    config = tiny_config(clip_dir, data_dir, **{"train.epochs": 1, "train.best_metric": ""})
+    workdir = root / "wd"
+    loop.train(config, str(workdir), spe=SPE, batches=lambda s: (random_batch(16, seed=i) for i in range(s, SPE)))
+    return dict(root=root, workdir=workdir, data_dir=data_dir, step=SPE)
+
+
+@pytest.fixture(scope="module")
+def calibrated(trained):
+    assert evaluate.calibrate_main(["--workdir", str(trained["workdir"]), "--split", "test"]) == 0
+    path = calibration_record.record_path(str(trained["workdir"]), trained["step"])
+    return dict(trained, record=calibration_record.read_record(path), record_path=path)
+
+
+def _images(trained):
+    raw = os.path.join(os.path.dirname(trained["data_dir"]), "raw", "images")
+    return sorted(os.path.join(raw, n) for n in os.listdir(raw))[:6]
+
+
+def test_predict_json_carries_calibrated_labels_normal_and_prob(calibrated, tmp_path, capsys):
+    out = tmp_path / "p.json"
+    images = _images(calibrated)
+    assert predict.main(["--workdir", str(calibrated["workdir"]), *images, "--format", "json", "--out", str(out)]) == 0
+    assert "no calibration" not in capsys.readouterr().err
+    result = json.loads(out.read_text())
+    by_code = {c["code"]: c for c in calibrated["record"]["classes"]}
+    assert result["decisions"].startswith("calibrated")
+    for item in result["images"]:
+        logits = np.array(item["logits"])
+        want_prob = [sigmoid(by_code[c]["platt"]["a"] * z + by_code[c]["platt"]["b"]) for c, z in
+                     zip(result["classes"], logits)]
+        np.testing.assert_allclose([item["prob"][c] for c in result["classes"]], want_prob, rtol=1e-9)
+        want = [c for c, p in zip(result["classes"], want_prob) if p >= by_code[c]["threshold"]]
+        assert item["labels"] == want and item["normal"] == (not want)
+
+
+def test_export_carries_the_calibration_and_decides_as_the_workdir(calibrated, tmp_path):
+    pth = tmp_path / "m.pth"
+    assert convert_cli.export_main(["--workdir", str(calibrated["workdir"]), "--to", str(pth)]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["calibration"] == calibrated["record"]
+    images = _images(calibrated)
+    results = {}
+    for source in (["--workdir", str(calibrated["workdir"])], ["--checkpoint", str(pth)]):
+        out = tmp_path / f"{source[0][2:]}.json"
+        assert predict.main([*source, *images, "--format", "json", "--out", str(out)]) == 0
+        results[source[0]] = json.loads(out.read_text())["images"]
+    assert [i["labels"] for i in results["--workdir"]] == [i["labels"] for i in results["--checkpoint"]]
+    torch_model = SFRNetTorch.from_export(str(pth))
+    import torch
+    logits = torch.tensor([i["logits"] for i in results["--workdir"]], dtype=torch.float32)
+    decided = torch_model.decide(logits, mode="gzsl")
+    assert decided["labels"] == [i["labels"] for i in results["--workdir"]]
+
+
+def test_eval_reports_benchmark_metrics_at_05_and_calibrated_and_writes_the_csv(calibrated, capsys):
+    wd = str(calibrated["workdir"])
+    assert evaluate.eval_main(["--workdir", wd, "--name", "cal", "--write-scores"]) == 0
+    res = json.load(open(os.path.join(wd, "eval", "cal.json")))
+    g = res["gzsl"]
+    assert {"F2_CIW", "F1_normal", "F2_CIW_calibrated", "F1_normal_calibrated"} <= set(g)
+    csv_path = os.path.join(wd, "eval", sewer_scores.sigmoid_csv_name("test"))
+    header = open(csv_path).readline().strip().split(",")
+    assert header == ["Filename", *sewer_scores.BENCHMARK_CODES]
+
+
+def test_a_record_of_another_step_is_refused_naming_both(calibrated, tmp_path, capsys):
+    other = tmp_path / "wd"
+    shutil.copytree(calibrated["workdir"], other)
+    record = dict(calibrated["record"], step=99)
+    calibration_record.write_record(calibration_record.record_path(str(other), calibrated["step"]), record)
+    assert predict.main(["--workdir", str(other), _images(calibrated)[0]]) == 2
+    err = capsys.readouterr().err
+    assert "made for step 99" in err and f"the model is step {calibrated['step']}" in err
+    assert "Traceback" not in err and "made for step 99" in err.strip().splitlines()[-1]  # one line says it
+
+
+def test_calibrate_refuses_a_split_without_labels(trained, tmp_path, capsys):
+    raw = tmp_path / "raw"
+    synthetic.write(str(raw), 48, seed=3, draw_size=32, save_size="draw", normal_fraction=1.0)
+    assert prepare.main(["sewerml", "--root", str(raw), "--out", str(tmp_path / "data"), "--image-size", "32",
+                         "--shard-size", "16", "--workers", "1", "--no-progress"]) == 0
+    assert evaluate.calibrate_main(["--workdir", str(trained["workdir"]), "--data-dir", str(tmp_path / "data"),
+                                    "--split", "test"]) == 2
+    err = capsys.readouterr().err
+    assert "no positive label of any seen class" in err and "Traceback" not in err
+    assert evaluate.calibrate_main(["--workdir", str(trained["workdir"]), "--split", "val"]) == 2
+    assert "not a prepared split" in capsys.readouterr().err
