@@ -17,6 +17,7 @@ $(STAMP): requirements.txt setup.py
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports  # the one-way layers (setup.cfg): an upward import fails here
 	$(PY) -m pytest -q tests
 
 demo: $(STAMP)

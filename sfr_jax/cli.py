@@ -74,8 +74,8 @@ def run(prog: str, verb: Callable[[list], Optional[int]], argv: Sequence[str]) -
     except Interrupted as stop:
         print(f"{prog}: {one_line(stop) or RESUME_HINT}", file=sys.stderr, flush=True)
         return EXIT_SIGNAL.get(stop.signal, EXIT_SIGNAL["SIGINT"])
-    except SystemExit:
-        raise  # argparse's own usage errors (exit 2) and --help (exit 0)
+    except SystemExit as stop:  # argparse's own usage errors (exit 2, usage printed) and --help (exit 0)
+        return stop.code if isinstance(stop.code, int) else EXIT_USER_ERROR
     except Exception as error:
         traceback.print_exc()
         print(f"{prog}: internal error ({type(error).__name__}: {one_line(error)}); this is a bug of sfr-jax, "

@@ -327,6 +327,8 @@ def parse(config_args: list[str]) -> ml_collections.ConfigDict:
             config.name  # a config file that failed to load raises here
     except (flags.Error, KeyError, AttributeError, TypeError, ValueError, OSError) as error:
         message = str(error).replace("\\n", " ").replace("\\'", "'").strip("'\"")
+        if "Traceback" in message:  # a config file that raised: its own message is the last line
+            message = message.strip().splitlines()[-1].split(": ", 1)[-1]
         raise ConfigError(f"bad command line or config override: {message}") from None
     if config is None:
         raise ConfigError("--config FILE is required (e.g. --config configs/sewerml.py)")

@@ -182,7 +182,7 @@ def test_padding_stays_black_after_the_pixel_ops(tf):
         assert lit[top:bottom, left:right].all(), "the shifted image is fully inside one rectangle"
         assert not result[:top].any() and not result[bottom:].any()
         assert not result[:, :left].any() and not result[:, right:].any()
-        assert top == 0 or bottom == 20 and left == 0 or right == 20
+        assert (top == 0 or bottom == 20) and (left == 0 or right == 20), "a shift moves the image to two edges"
         assert bottom - top >= 16 and right - left >= 16
         shifts.add((top, bottom, left, right))
     assert len(shifts) > 4

@@ -142,7 +142,14 @@ def test_export_refuses_unknown_suffix_and_leaves_nothing(tiny, tmp_path):
     model, classes = tiny
     with pytest.raises(ValueError, match="pth"):
         export.export_reference(model, classes, str(tmp_path / "run.bin"))
-    assert [p for p in os.listdir(tmp_path) if not p.endswith(".json")] == []
+    assert os.listdir(tmp_path) == []  # neither weights nor sidecar
+    path, meta = export.export_reference(model, classes, str(tmp_path / "run.pth"))
+    with pytest.raises(OSError, match=r"run.pth .*exist; choose another --to or pass --overwrite"):
+        export.export_reference(model, classes, path, overwrite=False)
+    os.remove(path)  # a sidecar alone also blocks a new export of that name: the two are one unit
+    with pytest.raises(OSError, match=r"run.json exists"):
+        export.export_reference(model, classes, path, overwrite=False)
+    assert os.listdir(tmp_path) == ["run.json"]
 
 
 def test_foreign_or_broken_states_are_rejected_by_name(tiny, tmp_path):

@@ -45,8 +45,17 @@ def test_hf_layout_runs_in_the_module_too(tiny_export, tmp_path):
 
 
 def test_state_dict_round_trips_into_the_module(tiny_export, tmp_path):
-    tmodel = tiny_export[2]
-    assert all(not k.startswith(("class_tokens", "adjacency")) for k in tmodel.state_dict())
+    model, classes, tmodel, jax_out = tiny_export
+    state = tmodel.state_dict()
+    assert all(not k.startswith(("class_tokens", "adjacency")) for k in state)  # buffers are not weights
+    assert sorted(state) == sorted(export.to_reference(export.model_flat(model)))  # the reference's keys
+    path = tmp_path / "saved.pth"
+    torch.save(state, path)  # the module's own state_dict out and back into a fresh module
+    again = SFRNetTorch(tmodel.sidecar).eval()
+    again.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    for key, value in again.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    np.testing.assert_allclose(torch_logits(again, IMAGES, "gzsl"), jax_out["gzsl"], atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("variant", ["ablated", "other_size"])

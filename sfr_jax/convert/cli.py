@@ -68,6 +68,7 @@ def convert_clip_main(argv) -> int:
     ap.add_argument("--text-heads", type=int, default=None, help="OpenAI files only (default: width // 64)")
     cli.add_overwrite(ap)
     args = ap.parse_args(argv)
+    export.check_new_outputs([args.out], args.overwrite, "--out")  # before the (long) read
     config, flat, tokenizer = read_any_clip(args.source, args.vision_heads, args.text_heads)
     if args.image_size:
         config, flat = resize_image_size(config, flat, args.image_size)

@@ -62,10 +62,10 @@ def infer_config(state: Mapping[str, np.ndarray], *, vision_heads: Optional[int]
     if vfc is None or tfc is None:
         raise UnknownNames("OpenAI-format CLIP state lacks resblocks.0 mlp.c_fc.weight in a tower")
     vision = VisionConfig(hidden_size=vw, intermediate_size=np.shape(state[vfc])[0],
-                          num_hidden_layers=count(r"visual\.transformer"), num_attention_heads=vision_heads or vw // 64,
+                          num_hidden_layers=count(r"visual\.transformer"), num_attention_heads=vision_heads or max(1, vw // 64),
                           image_size=grid * patch, patch_size=patch)
     text = TextConfig(hidden_size=tw, intermediate_size=np.shape(state[tfc])[0], num_hidden_layers=count("transformer"),
-                      num_attention_heads=text_heads or tw // 64, vocab_size=need("token_embedding.weight")[0],
+                      num_attention_heads=text_heads or max(1, tw // 64), vocab_size=need("token_embedding.weight")[0],
                       max_position_embeddings=need("positional_embedding")[0])
     return CLIPConfig(vision, text, projection_dim=need("text_projection")[1])
 
