@@ -1,6 +1,8 @@
-"""Decode-side throughput of `sfr-jax inspect` on a 720x576 synthetic inspection video (no model).
+"""Throughput of `sfr-jax inspect` on a 720x576 synthetic inspection video: decode side, and with --model the
+whole of inspect beside the model's eval step alone, measured in one run.
 
     python benchmarks/inspect_rate.py [--seconds 20] [--fps 25] [--codec h264|mpeg2|mpeg4] [--image-size 224]
+    python benchmarks/inspect_rate.py --model vit_b16 --seconds 30 --fps 5 --batch 32
 
 Three rates, each over the whole video, best of --repeats:
   decode       inspection.video.Reader at every frame: demux, decode, RGB conversion
@@ -9,7 +11,11 @@ Three rates, each over the whole video, best of --repeats:
                size, quality gate, thumbnail JPEG) as run.py does ahead of the model, at --every 1 and at
                every frame, by one thread (x1) and by run.PREPARE_WORKERS threads
 Wall-clock rates and CPU-seconds of the process (FFmpeg's decoding threads included) are printed.
-The model-side rate (with the real SFR-Net) is the lead's part of this benchmark. (Not named inspect.py:
+With --model vit_b16 (a random-weight ViT-B/16 SFR-Net, 17 classes, the jitted eval step of serve.JaxScorer
+at --batch), after those: `eval step` = the scorer alone on the video's frames already decoded and resized
+in memory; `inspect` = run.inspect_videos on the video file, every frame sampled (decode, quality gate,
+thumbnails and outputs overlapped with the model); the ratio is inspect's frames/s over the eval step's.
+(Not named inspect.py:
 a script's folder comes first on sys.path, and numpy's `import inspect` would load it in place of the
 standard library's, breaking every script here.)
 """
@@ -39,6 +45,8 @@ def main(argv=None) -> int:
     parser.add_argument("--codec", default="h264", choices=("h264", "mpeg2", "mpeg4"))
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", choices=("none", "vit_b16"), default="none")
+    parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args(argv)
 
     from sfr_jax.data import images
@@ -79,7 +87,45 @@ def main(argv=None) -> int:
             video_s = spec.num_frames / spec.fps
             print(f"{label:<12} {count:5d} {unit:<8} wall {wall:6.2f} s: {count / wall:8.1f} {unit}/s, "
                   f"{video_s / wall:7.1f} video-s/s | cpu {cpu:6.2f} s: {count / cpu:8.1f} {unit}/cpu-s")
+        if args.model != "none":
+            model_rates(source, args, tmp)
     return 0
+
+
+def model_rates(source, args, tmp):
+    """The eval step alone vs the whole of inspect, on the same frames, with a ViT-B/16 SFR-Net."""
+    import numpy as np
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from export_fixtures import random_sfr  # random weights filled from numpy, no slow eager init
+    from sfr_jax.data import images
+    from sfr_jax.infer.model import LoadedModel
+    from sfr_jax.inspection import run, sources, video
+    from sfr_jax.models.clip import CLIPConfig
+    from sfr_jax.models.rs import RSConfig
+    from sfr_jax.models.sfr import SFRConfig
+    from sfr_jax.serve.scorer import JaxScorer
+
+    model, classes = random_sfr(CLIPConfig.vit_b16(), SFRConfig(rs=RSConfig(bottleneck_dim=128)), n_seen=12,
+                                n_unseen=5, seed=5)
+    loaded = LoadedModel(model, classes, None, 224, (0.5,) * 3, (0.5,) * 3, {})
+    scorer = JaxScorer(loaded, classes.ids("gzsl"), args.batch)
+    frames = np.stack([images.from_array(s.frame, 224) for s in video.Reader(source, None)])
+    scorer.logits(frames[:args.batch])  # compile
+    started = time.perf_counter()
+    scorer.logits(frames)
+    step_rate = len(frames) / (time.perf_counter() - started)
+    inputs, _ = sources.expand([source.path])
+    started = time.perf_counter()
+    summary = run.inspect_videos(scorer, inputs, os.path.join(tmp, "out"),
+                                 run.InspectOptions(every_s=None, batch=args.batch, progress=False))
+    wall = time.perf_counter() - started
+    assert not summary.failed, summary
+    print(f"eval step    {len(frames):5d} frames   {step_rate:8.2f} frames/s (ViT-B/16 SFR-Net, batch {args.batch}, "
+          f"frames in memory)")
+    print(f"inspect      {len(frames):5d} frames   {len(frames) / wall:8.2f} frames/s (decode + gate + model + "
+          f"events + report, {wall:.1f} s)")
+    print(f"inspect / eval step: {len(frames) / wall / step_rate:.3f}")
 
 
 if __name__ == "__main__":

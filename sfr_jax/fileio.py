@@ -89,12 +89,7 @@ def _prepare_target(path: str, kind: str, clean: bool = True) -> str:
         raise OutputError(f"cannot write {path}: it is a folder; give a file name")
     if kind == "folder" and os.path.exists(path) and not os.path.isdir(path):
         raise OutputError(f"cannot write folder {path}: a file of that name exists")
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"cannot create the folder {folder} for {path}: {error.strerror or error}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {path}: the folder {folder} is not writable")
+    ensure_dir(folder)
     if clean:
         remove_stale_temps(path)
     return path

@@ -8,6 +8,7 @@ import pytest
 
 from sfr_jax.demo import pretrain as demo_pretrain
 from sfr_jax.demo import run as demo
+from sfr_jax.train.cli import train_main
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +54,15 @@ def test_quick_demo_artifacts_load(quick_demo):
     assert any(k.startswith("clip_model.") for k in state) and "gcn_corrector.gc1.weight" in state
     with open(out / "export" / "sfr_demo.json") as f:
         json.load(f)
-    # predictions for the user's classes: one row per picked image, the user's codes as columns
-    lines = (out / "export" / "predictions.txt").read_text().strip().splitlines()
-    assert lines[0].split()[1:] == ["HOLE", "SEAL", "BLOCK", "ROOTS"] and len(lines) == 5
+    # predictions for the user's classes: one row per picked image, the user's codes as columns, a decision
+    lines = (out / "export" / "predictions_my_classes.txt").read_text().strip().splitlines()
+    assert lines[0].split()[1:] == ["HOLE", "SEAL", "BLOCK", "ROOTS", "decision"] and len(lines) == 6
+    assert lines[-1].startswith("(* fires; probabilities and thresholds: calibrated")
+    # the export carries the calibration that `sfr-jax calibrate` fitted on the validation frames
+    assert json.load(open(out / "export" / "sfr_demo.json"))["calibration"]["split"]["name"] == "val"
+    # the inspection stage: a report and events of the synthetic video
+    assert (out / "inspect" / "pipe_segment" / "report.html").is_file()
+    assert json.load(open(out / "inspect" / "pipe_segment" / "events.json"))["events"] is not None
 
     # PR plot is a PNG; TensorBoard events and per-epoch evaluations were written; a checkpoint exists
     from PIL import Image
@@ -73,8 +80,24 @@ def test_second_run_skips_every_stage(quick_demo, capsys):
     capsys.readouterr()
     assert demo.main(["--quick", "--out", str(quick_demo)]) == 0
     text = capsys.readouterr().out
-    assert text.count("done earlier, skipped") == 6, text
+    assert text.count("done earlier, skipped") == 8, text
     assert "CLIP (zero-shot)" in text and "SFR-Net (RS+MEF+GR)" in text
+
+
+@pytest.mark.slow
+def test_train_with_configs_demo_reproduces_the_demos_sfr_net(quick_demo, tmp_path):
+    """configs/demo.py is the demo's own training config: `sfr-jax train --config configs/demo.py:quick` with
+    the demo's paths (what `make demo` fills in for another --out) gives the same metrics."""
+    out = quick_demo
+    paths = [f"--config.clip_dir={out / 'clip'}", f"--config.data.dir={out / 'data'}",
+             f"--config.data.descriptions={out / 'prompts.txt'}"]
+    workdir = tmp_path / "again"
+    assert train_main(["--config", f"{demo.CONFIG_FILE}:quick", "--workdir", str(workdir), *paths]) == 0
+    name = sorted(os.listdir(out / "sfr" / "eval"))[-1]
+    demo_eval = json.load(open(out / "sfr" / "eval" / name))
+    again = json.load(open(workdir / "eval" / name))
+    for mode in ("zsl", "gzsl"):
+        assert again[mode]["mAP"] == demo_eval[mode]["mAP"] and again[mode]["AP"] == demo_eval[mode]["AP"]
 
 
 def test_stage_cache_reruns_on_changed_parameters(tmp_path, capsys):

@@ -140,3 +140,14 @@ def test_planted_vs_found():
     assert [(e.code, e.start_s) for e in false_alarms] == [("OB", 1.0), ("RB", 5.0)]
     text = compare.table(matches, false_alarms)
     assert "missed" in text and text.count("false alarm") == 2
+
+
+def test_the_hysteresis_margin_is_relative_to_each_threshold():
+    """A low calibrated threshold (0.06) with a baseline of 0.03: the event ends when the probability falls
+    back (off below 0.06 x 0.8 = 0.048), and a class at threshold 0.6 keeps its own proportional band."""
+    times = np.arange(8.0)
+    low = np.array([0.03, 0.03, 0.09, 0.05, 0.03, 0.03, 0.03, 0.03])
+    high = np.array([0.3, 0.7, 0.5, 0.47, 0.3, 0.3, 0.3, 0.3])
+    config = ev.EventConfig(smooth=1, margin=0.2, merge_gap_s=0.0, point_below_s=0.0)
+    found = ev.find_events(times, np.stack([low, high], 1), np.array([0.06, 0.6]), ("L", "H"), config=config)
+    assert [(e.code, e.start_s, e.end_s) for e in found] == [("H", 1.0, 2.0), ("L", 2.0, 3.0)]

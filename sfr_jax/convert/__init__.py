@@ -1,1 +1,2 @@
-"""The only place that knows foreign parameter names: Hugging Face, OpenAI, reference SFR-Net, PyTorch export."""
+"""The only place that knows foreign formats: name tables (Hugging Face, OpenAI, the reference SFR-Net),
+PyTorch and ONNX exports, imports of PyTorch checkpoints, and the torch-only SFR-Net."""

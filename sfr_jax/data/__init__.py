@@ -1,1 +1,2 @@
-"""Raw readers, TFRecord writer, tf.data pipelines, augmentations, synthetic mini Sewer-ML."""
+"""Raw readers, the one image loader, TFRecord preparation, tf.data pipelines, augmentations, and the
+synthetic mini Sewer-ML (frames and inspection videos)."""

@@ -32,11 +32,15 @@ from sfr_jax.convert.cli import convert_clip_main, export_main
 from sfr_jax.data import prepare, synthetic, tfrecords
 from sfr_jax.demo import pretrain as dp
 from sfr_jax.eval.evaluator import Evaluator
+from sfr_jax.eval import calibration
 from sfr_jax.eval.calibration import expected_calibration_error
 from sfr_jax.eval.decisions import Decisions
 from sfr_jax.eval.metrics import mean_average_precision, sigmoid
 from sfr_jax.evaluate import calibrate_main
+from sfr_jax.data import synthetic_video
 from sfr_jax.fileio import atomic_path, write_json, write_text
+from sfr_jax.inspection import compare
+from sfr_jax.inspection.cli import main as inspect_main
 from sfr_jax.predict import main as predict_main
 from sfr_jax.text.classes import load_class_set
 from sfr_jax.text.tokenizer import ClipTokenizer
@@ -44,10 +48,14 @@ from sfr_jax.train import workdir as workdir_lib
 from sfr_jax.train.cli import train_main
 from sfr_jax.train.run import setup
 
-STAGES = ("data", "clip", "prepare", "train", "calibrate", "evaluate", "export", "summary")
+STAGES = ("data", "clip", "prepare", "train", "calibrate", "evaluate", "export", "inspect", "summary")
+# The synthetic inspection video: a minute of pipe with these defects in view over these seconds.
+# Classes the tiny demo model sees at 64 px; FO is an unseen class (zero-shot in the video too).
+VIDEO_PLANTED = (("IN", 6.0, 14.0), ("FO", 20.0, 24.0), ("OK", 30.0, 40.0), ("FS", 50.0, 51.5))
+VIDEO = dict(duration_s=60.0, fps=5.0, size=(360, 288))
 VAL_FRACTION = 0.15  # of the training frames, carved off for `sfr-jax calibrate` (the test split stays untouched)
 VERBS = {"convert-clip": convert_clip_main, "prepare": prepare.main, "train": train_main, "export": export_main,
-         "predict": predict_main, "calibrate": calibrate_main}
+         "predict": predict_main, "calibrate": calibrate_main, "inspect": inspect_main}
 
 
 def _config_file() -> str:
@@ -414,6 +422,24 @@ def stage_export(out: str, workdir: str) -> dict:
                                                                    for p in images}}
 
 
+def stage_inspect(out: str, workdir: str, seed: int, draw: int) -> dict:
+    """Render a synthetic inspection video with planted defects and a distance counter, run `sfr-jax inspect`
+    with the trained SFR-Net on it, and compare the events found with the planted intervals."""
+    folder = os.path.join(out, "video")
+    spec = synthetic_video.VideoSpec(seed=seed, draw_height=draw, **VIDEO,
+                                     planted=tuple(synthetic_video.Planted(*p) for p in VIDEO_PLANTED))
+    video = synthetic_video.write_video(os.path.join(folder, "pipe_segment.mp4"), spec, "h264")
+    distance = synthetic_video.write_distance_csv(os.path.join(folder, "pipe_segment.csv"),
+                                                  synthetic_video.distance_table(spec))
+    results = os.path.join(out, "inspect")
+    _verb(["inspect", "--workdir", workdir, video, "--out", results, "--every", "0.5", "--distance", distance,
+           "--no-progress"])
+    matches, false_alarms = compare.match(spec.planted, compare.found_events(os.path.join(results, "pipe_segment")))
+    return {"video": video, "report": os.path.join(results, "pipe_segment", "report.html"),
+            "table": compare.table(matches, false_alarms), "found": sum(m.found for m in matches),
+            "planted": len(matches), "false_alarms": len(false_alarms)}
+
+
 # ---------------------------------------------------------------------------------------------- summary
 
 
@@ -486,6 +512,13 @@ def summary(out: str, info: dict, timings: dict, started: float) -> None:
             for line in handle.read().rstrip().splitlines():
                 _say("  " + line)
         _say("  true labels: " + "; ".join(f"{k}: {' '.join(v) or 'normal'}" for k, v in exp["truth"].items()))
+    ins = info.get("inspect")
+    if ins:
+        _say()
+        _say(f"Inspection video ({_show(ins['video'])}): {ins['found']} of {ins['planted']} planted defects found, "
+             f"{ins['false_alarms']} false alarm(s):")
+        for line in ins["table"].splitlines():
+            _say("  " + line)
     workdir = info["train"]["workdir"]
     _say()
     _say("Where things are:")
@@ -501,6 +534,8 @@ def summary(out: str, info: dict, timings: dict, started: float) -> None:
     ]
     if exp:
         entries += [("PyTorch export", exp["pth"], "  (+ .json sidecar)"), ("predictions", exp["predictions"], "")]
+    if ins:
+        entries += [("inspection report (HTML)", ins["report"], "")]
     for label, path, note in entries:
         _say(f"  {label:<26} {_show(path)}{note}")
     spent = ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())
@@ -582,13 +617,18 @@ def main(argv) -> int:
         rows = train_rows(st, out, size, seed, image_size, args.quick, ablation)
         info["train"] = {"workdir": rows["SFR-Net (RS+MEF+GR)"]}
         info["calibrate"] = st.run(5, "calibrate", "sfr-jax calibrate: decision thresholds on the validation frames",
-                                   {}, [], lambda: stage_calibrate(out, info["train"]["workdir"]))
+                                   {"objective": calibration.DEFAULT_OBJECTIVE, "rule": calibration.DEFAULT_RULE},
+                                   [], lambda: stage_calibrate(out, info["train"]["workdir"]))
         info["evaluate"] = st.run(6, "evaluate", "evaluation: plain CLIP zero-shot vs SFR-Net (cctv test split)",
                                   {"rows": list(rows)}, [os.path.join(out, "results.json")],
                                   lambda: stage_evaluate(out, rows))
         info["export"] = st.run(7, "export", "sfr-jax export (PyTorch) and sfr-jax predict (your classes)", {},
                                 [os.path.join(out, "export")],
                                 lambda: stage_export(out, info["train"]["workdir"]))
+        info["inspect"] = st.run(8, "inspect", "sfr-jax inspect: a synthetic inspection video, planted vs found",
+                                 {"planted": VIDEO_PLANTED, "video": VIDEO}, [os.path.join(out, "video"),
+                                                                              os.path.join(out, "inspect")],
+                                 lambda: stage_inspect(out, info["train"]["workdir"], seed, size["draw"]))
         _say(f"[{len(STAGES)}/{len(STAGES)}] summary")
         summary(out, info, st.timings, started)
     except StageFailed as error:

@@ -1,1 +1,1 @@
-"""Evaluation: metrics, evaluator, reports."""
+"""Evaluation: metrics (incl. Sewer-ML's benchmark), the evaluator, reports, calibration and decisions."""

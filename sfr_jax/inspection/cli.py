@@ -48,7 +48,7 @@ def build_parser():
     defaults = events.EventConfig()
     tuning.add_argument("--smooth", type=int, default=defaults.smooth, help="median over K samples (odd)")
     tuning.add_argument("--margin", type=float, default=defaults.margin,
-                        help="hysteresis: an event ends below threshold - MARGIN")
+                        help="hysteresis: an event ends below threshold x (1 - MARGIN)")
     tuning.add_argument("--merge-gap", type=float, default=defaults.merge_gap_s, metavar="SECONDS",
                         help="merge events of a class this close")
     tuning.add_argument("--point-below", type=float, default=defaults.point_below_s, metavar="SECONDS",

@@ -50,6 +50,13 @@ def match(planted, found) -> tuple[list, list]:
     return matches, [e for i, e in enumerate(found) if i not in used]
 
 
+def found_events(folder: str) -> list:
+    """The events of one inspected video's output folder, as (code, start_s, end_s) records."""
+    with open(os.path.join(folder, run.EVENTS_JSON), encoding="utf-8") as handle:
+        return [types.SimpleNamespace(code=e["class"], start_s=e["start_s"], end_s=e["end_s"])
+                for e in json.load(handle)["events"]]
+
+
 def table(matches: list, false_alarms: list) -> str:
     """A plain-text table of planted vs found, then the false alarms."""
     lines = [f"{'class':<6} {'planted':>15}  {'found':>15}  events"]
@@ -74,8 +81,5 @@ def check_planted(scorer, out_dir: str, spec: synthetic_video.VideoSpec, *, code
     run.inspect_videos(scorer, inputs, results, run.InspectOptions(every_s=every_s, distance=sidecar,
                                                                    progress=False))
     folder = os.path.join(results, inputs[0].name)
-    with open(os.path.join(folder, run.EVENTS_JSON), encoding="utf-8") as handle:
-        found = [types.SimpleNamespace(code=e["class"], start_s=e["start_s"], end_s=e["end_s"])
-                 for e in json.load(handle)["events"]]
-    matches, false_alarms = match(spec.planted, found)
+    matches, false_alarms = match(spec.planted, found_events(folder))
     return matches, false_alarms, os.path.join(folder, run.REPORT)

@@ -4,8 +4,10 @@ For each class, over the samples that passed the quality gate (flagged ones are 
   1. smoothing: a running median over `smooth` samples (centred; the ends padded with the first and last
      value). On a 0/1 signal a median of k is a majority vote: a run shorter than (k + 1) / 2 samples goes,
      a gap that short closes, a step stays where it was.
-  2. hysteresis: a class turns on where the smoothed probability reaches its decision threshold and off
-     where it falls below threshold - margin, so a probability hovering at the threshold does not flicker.
+  2. hysteresis: a class turns on where the smoothed probability reaches its decision threshold t and off
+     where it falls below t * (1 - margin), so a probability hovering at the threshold does not flicker. The
+     margin is relative: calibrated thresholds range from a few per cent to near 1, and an absolute margin
+     would keep a class with a low threshold on forever.
   3. runs: each maximal run of "on" samples is a run; runs of the class whose gap (next start - previous
      end) is at most `merge_gap_s` are merged into one event.
   4. an event starts at its first and ends at its last firing sample; its peak is the highest raw
@@ -26,7 +28,7 @@ class EventConfig:
     """How decisions over time become events (module docstring)."""
 
     smooth: int = 3
-    margin: float = 0.05
+    margin: float = 0.2  # a fraction of the threshold
     merge_gap_s: float = 2.0
     point_below_s: float = 2.0
 
@@ -116,7 +118,7 @@ def find_events(times, probabilities, thresholds, codes, usable=None, config: Ev
     smoothed = running_median(p, config.smooth)
     events = []
     for c, code in enumerate(codes):
-        on = hysteresis(smoothed[:, c], thresholds[c], thresholds[c] - config.margin)
+        on = hysteresis(smoothed[:, c], thresholds[c], thresholds[c] * (1 - config.margin))
         for first, last in merge_runs(runs(on), t, config.merge_gap_s):
             peak = first + int(np.argmax(p[first:last + 1, c]))
             start, end = float(t[first]), float(t[last])

@@ -285,7 +285,7 @@ def _settings(scorer, options: InspectOptions, distance) -> dict:
     return {
         "sampling": f"every {options.every_s:g} s" if options.every_s else "every frame",
         "decisions": scorer.decisions.source,
-        "event rules": f"median of {e.smooth}, off {e.margin:g} below threshold, merge gaps <= "
+        "event rules": f"median of {e.smooth}, off below {1 - e.margin:g} x threshold, merge gaps <= "
                        f"{e.merge_gap_s:g} s, point below {e.point_below_s:g} s",
         "quality gate": ", ".join(g for g in gates if g) or "off",
         "distance": distance.source if distance is not None else "none",

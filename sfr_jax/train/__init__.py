@@ -1,1 +1,2 @@
-"""Training: state split, optimizer and schedule, loss, jitted steps, loop, checkpoints."""
+"""Training: optimiser and schedule, SCL loss, the jitted train step, a run's state and checkpoints, the
+loop, the dry run, and reading a workdir back."""
