@@ -32,3 +32,14 @@ def test_faults_are_survived_and_said(name, case_argv, want, pattern, inputs, ca
     code, err = _run(case_argv, inputs, capsys)
     assert code == want, err[-2000:]
     assert "Traceback" not in err and re.search(pattern, err), err[-2000:]
+
+
+def test_a_failed_start_leaves_no_workdir(inputs, capsys):
+    """Before, a run that failed at start-up left a workdir holding only train.log, which a rerun then took
+    for a run of its own."""
+    import os
+
+    workdir = os.path.join(inputs["tmp"], "never")
+    args = [a.replace(os.path.join(inputs["tmp"], "t_new"), workdir) for a in inputs["train_args"]]
+    assert sfr.main(["train", *args, f"--config.clip_dir={inputs['tmp']}/noclip"]) == 2
+    assert not os.path.exists(workdir)
