@@ -155,10 +155,10 @@ def test_fit_uses_no_unseen_labels_and_handles_seen_classes_without_positives():
     seen = np.array([True, True, True, False, True])
     labels = labels.copy()
     labels[:, 4] = 0  # a seen class without positives in this split
-    first = cal.fit(logits, labels, seen)
+    first = cal.fit(logits, labels, seen, rule="zscore")
     shuffled = labels.copy()
     shuffled[:, 3] = rng.permutation(shuffled[:, 3])  # unseen labels changed: nothing may move
-    second = cal.fit(logits, shuffled, seen)
+    second = cal.fit(logits, shuffled, seen, rule="zscore")
     np.testing.assert_array_equal(first.logit_threshold, second.logit_threshold)
     np.testing.assert_array_equal(first.scale, second.scale)
     assert not first.own[4] and first.logit_threshold[4] == first.rule_thresholds("zscore")[4]

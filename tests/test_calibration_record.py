@@ -22,12 +22,13 @@ def synthetic(n=600, seed=3):
 def test_record_is_consistent_json_with_sklearn_figures(tmp_path):
     class_set, logits, labels, names = synthetic()
     # rows in reverse filename order: the hold-out must follow the names, not the rows
-    record = rec.calibrate(logits[::-1], labels[::-1], class_set, step=7, split="val", filenames=names[::-1])
+    record = rec.calibrate(logits[::-1], labels[::-1], class_set, step=7, split="val", filenames=names[::-1],
+                           rule="zscore")
     path = rec.write_record(rec.record_path(str(tmp_path), 7), record)
     assert path == str(tmp_path / "calibration" / "7.json")
     assert rec.read_record(path) == json.loads(json.dumps(record))
     assert record["step"] == 7 and record["split"]["images"] == 600 and record["objective"] == "f2"
-    assert record["unseen_rule"] == cal.DEFAULT_RULE
+    assert record["unseen_rule"] == "zscore"
     for k, entry in enumerate(record["classes"]):
         assert entry["code"] == class_set.codes[k] and entry["seen"] == class_set.classes[k].seen
         assert entry["fitted"] == ("own labels" if entry["seen"] else "zscore")

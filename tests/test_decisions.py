@@ -23,7 +23,7 @@ def calibrated():
     labels = rng.random((800, 17)) < np.r_[rng.uniform(0.05, 0.3, 12), rng.uniform(0.03, 0.1, 5)]
     logits = rng.normal(-2, 1.5, 17) + rng.uniform(0.5, 2, 17) * (rng.normal(size=(800, 17)) + 2 * labels)
     names = [f"{i:08d}.png" for i in range(800)]
-    record = rec.calibrate(logits, labels, class_set, step=7, split="val", filenames=names)
+    record = rec.calibrate(logits, labels, class_set, step=7, split="val", filenames=names, rule="zscore")
     return class_set, logits, labels, record
 
 

@@ -23,7 +23,9 @@ from sfr_jax.errors import InputError
 from sfr_jax.eval.metrics import sigmoid
 
 RULES = ("zscore", "global")
-DEFAULT_RULE = "zscore"
+# The better of the two rules on the demo's unseen classes (3 seeds, README "Decisions"): higher F2-CIW in
+# all three, higher unseen F1 in two.
+DEFAULT_RULE = "global"
 DEFAULT_OBJECTIVE = "f2"
 ECE_BINS = 15
 # Platt slopes are kept at or above this, per standard deviation of the logits: a probability must rise
