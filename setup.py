@@ -33,7 +33,10 @@ setup(
     extras_require={
         # Export to / parity with PyTorch. On a GPU/TPU host install jax[cuda12] or jax[tpu] (same version) instead of plain jax.
         "torch": ["torch>=2.5"],
-        "test": ["torch>=2.5", "pytest", "pytest-timeout", "scikit-learn", "import-linter"],
+        # ONNX export (`sfr-jax export --format onnx`) and running it (predict/inspect --checkpoint X.onnx)
+        "onnx": ["torch>=2.5", "onnx", "onnxscript", "onnxruntime"],
+        "test": ["torch>=2.5", "onnx", "onnxscript", "onnxruntime", "pytest", "pytest-timeout", "scikit-learn",
+                 "import-linter"],
     },
     entry_points={"console_scripts": ["sfr-jax=sfr_jax.main:main"]},
 )
