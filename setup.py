@@ -33,6 +33,9 @@ setup(
     extras_require={
         # Export to / parity with PyTorch. On a GPU/TPU host install jax[cuda12] or jax[tpu] (same version) instead of plain jax.
         "torch": ["torch>=2.5"],
+        # `train --dry-run --topology`: libtpu describes TPU slices to compile for on any machine (~700 MB).
+        # The same pin as jax 0.10.2's own [tpu] extra; move both together.
+        "tpu-aot": ["libtpu==0.0.42.*"],
         "test": ["torch>=2.5", "pytest", "pytest-timeout", "scikit-learn", "import-linter"],
     },
     entry_points={"console_scripts": ["sfr-jax=sfr_jax.main:main"]},

@@ -57,8 +57,11 @@ def devices(name: str) -> list:
     os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     from jax.experimental import topologies  # loads libtpu
 
+    # v4 and v5p chips hold two TensorCores that JAX drives as one device ('megacore'), as on a real slice.
+    config = "megacore" if spelled.split(":")[0] in ("v4", "v5p", "v5") else "default"
     try:
-        return list(topologies.get_topology_desc(topology_name=spelled, platform="tpu").devices)
+        return list(topologies.get_topology_desc(topology_name=spelled, platform="tpu",
+                                                 chip_config_name=config).devices)
     except Exception as error:  # libtpu's own words, e.g. an impossible shape
         raise ConfigError(f"--topology {name}: libtpu cannot describe {spelled!r} "
                           f"({str(error).strip().splitlines()[0][:300]})") from None

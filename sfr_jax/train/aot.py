@@ -218,13 +218,23 @@ def train_args(plan_: Plan, global_batch: int) -> tuple:
             jax.ShapeDtypeStruct(key.shape, key.dtype, sharding=rep))
 
 
-def compile_train(plan_: Plan, global_batch: int) -> Compiled:
-    """Compile steps.make_train_step for `global_batch` images."""
+def train_step(plan_: Plan, global_batch: int):
+    """The jitted steps.make_train_step of the plan for `global_batch` images (a loss.group_size that does
+    not divide it becomes one SCL group: the same memory and FLOPs)."""
     config = plan_.config
     if config.loss.group_size and global_batch % config.loss.group_size:
-        config = resolved(config, plan_.target, **{"loss.group_size": 0})  # (one SCL group: same memory)
-    fn = steps.make_train_step(plan_.parts, plan_.tx, config, plan_.mesh, plan_.shardings)
-    return _compile("train", fn, train_args(plan_, global_batch), plan_, global_batch)
+        config = resolved(config, plan_.target, **{"loss.group_size": 0})
+    return steps.make_train_step(plan_.parts, plan_.tx, config, plan_.mesh, plan_.shardings)
+
+
+def train_flops(plan_: Plan, global_batch: int) -> float:
+    """Matmul FLOPs of one train step of `global_batch` images, from its jaxpr (traced, not compiled)."""
+    return function_flops(train_step(plan_, global_batch), *train_args(plan_, global_batch))
+
+
+def compile_train(plan_: Plan, global_batch: int) -> Compiled:
+    """Compile the train step for `global_batch` images."""
+    return _compile("train", train_step(plan_, global_batch), train_args(plan_, global_batch), plan_, global_batch)
 
 
 def eval_modes(parts) -> dict:

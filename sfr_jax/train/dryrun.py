@@ -75,10 +75,10 @@ def roofline_line(c: aot.Compiled, target: aot.Target) -> str:
     if r is None:
         return f"roofline estimate: none (no published peak for {target.kind} in sfr_jax.chips)"
     chip = target.chip
-    memory = (f"HBM traffic {r.memory_s * 1e3:.1f} ms at {chip.hbm_bandwidth / 1e9:.0f} GB/s" if math.isfinite(r.memory_s)
+    memory = (f"HBM traffic {r.memory_s * 1e3:.3g} ms at {chip.hbm_bandwidth / 1e9:.0f} GB/s" if math.isfinite(r.memory_s)
               else "no HBM byte count from the compiler")
-    return (f"roofline ESTIMATE (not a measurement): {r.seconds * 1e3:.1f} ms/step, {c.global_batch / r.seconds:.0f} "
-            f"images/s ({r.bound}-bound; compute {r.compute_s * 1e3:.1f} ms at {chip.bf16_flops / 1e12:.0f} TFLOP/s "
+    return (f"roofline ESTIMATE (not a measurement): {r.seconds * 1e3:.3g} ms/step, {c.global_batch / r.seconds:.0f} "
+            f"images/s ({r.bound}-bound; compute {r.compute_s * 1e3:.3g} ms at {chip.bf16_flops / 1e12:.0f} TFLOP/s "
             f"bf16 peak, {memory})")
 
 
@@ -109,6 +109,12 @@ def remat_settings(config) -> tuple:
 def search_lines(config, target: aot.Target, step: str, failing: aot.Compiled, max_compiles: int) -> list[str]:
     """The largest per-device batch that fits, for each remat setting (train) or as configured (eval)."""
     n = len(target.devices)
+    plan = aot.plan(config, target)
+    state = state_bytes(plan.trainable) + state_bytes(plan.opt_state) + state_bytes(plan.frozen)
+    room = failing.available if math.isfinite(failing.available) else failing.limit
+    if step == "train" and state >= room:  # (an eval step leaves out what it does not read)
+        return [f"no {step} batch fits: the state alone takes {_gib(state)} GiB per device, the chip offers "
+                f"{_gib(room)} GiB; split it over more chips with mesh.model > 1"]
     lines = [f"largest per-device {step} batch that fits (searched by compiling, at most {max_compiles} compiles each):"]
     for remat in (remat_settings(config) if step == "train" else (config.model.remat,)):
         plan = aot.plan(config, target, **{"model.remat": remat})
@@ -120,7 +126,8 @@ def search_lines(config, target: aot.Target, step: str, failing: aot.Compiled, m
             continue
         found = fit.largest_batch(lambda b: compile_at(plan, b * n), first, max_compiles)
         if not found.largest:
-            lines.append(f"  {name}: not even 1 image per device fits")
+            lines.append(f"  {name}: " + ("not even 1 image per device fits" if found.certain else
+                                          f"none found in {found.compiles} compiles"))
             continue
         c = found.fitting
         r = estimate(c, target)
