@@ -108,7 +108,8 @@ def cell(topology: str, model: str, cache: Cache) -> dict:
     largest = {}
     if not any(c.fits for c in tried.values()):
         for remat, failing in tried.items():
-            found = fit.largest_batch(lambda b, r=remat: compile_at(r, b), failing)
+            found = fit.largest_batch(lambda b, r=remat: compile_at(r, b), failing,
+                                      quantum=fit.quantum_for(failing.per_device_batch))
             largest[remat] = found
     options = [(remat, c) for remat, c in tried.items() if c.fits]
     options += [(remat, s.fitting) for remat, s in largest.items() if s.largest]

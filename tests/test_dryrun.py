@@ -182,6 +182,9 @@ def test_batch_search_finds_the_brute_force_answer_in_few_compiles(name, memory)
         assert found.fitting.per_device_batch == want and found.fitting.fits
     capped = fit.largest_batch(compile_at, compile_at(request), max_compiles=1)
     assert capped.compiles == 1 and capped.largest <= want
+    by_8 = fit.largest_batch(compile_at, compile_at(request), max_compiles=16, quantum=8)
+    assert by_8.certain and by_8.largest == want // 8 * 8 and by_8.compiles <= 2 * math.ceil(math.log2(request / 8))
+    assert all(b % 8 == 0 for b in calls[-by_8.compiles:])
 
 
 def test_roofline_is_the_larger_of_compute_and_hbm_time():

@@ -112,9 +112,13 @@ def clip_architecture(config) -> tuple[CLIPConfig, str]:
     """(the CLIP's shape, where it came from): the converted CLIP in clip_dir when there is one, else the
     config's model.clip_preset. Reads no weights."""
     check_preset(config)
-    if has_converted_clip(config):
-        return CLIPConfig.from_hf(os.path.join(config.clip_dir, store.CONFIG_FILE)), f"converted CLIP {config.clip_dir}"
     name = config.model.clip_preset
+    if has_converted_clip(config):
+        found = CLIPConfig.from_hf(os.path.join(config.clip_dir, store.CONFIG_FILE))
+        if name and CLIPConfig.preset(name) != found:
+            log.warning("model.clip_preset=%s is not used: clip_dir=%s holds a converted CLIP of another shape "
+                        "(set clip_dir='' to use the preset)", name, config.clip_dir)
+        return found, f"converted CLIP {config.clip_dir}"
     if not name:
         raise ConfigError(f"clip_dir={config.clip_dir!r} holds no converted CLIP and model.clip_preset is '': "
                           f"convert one (`sfr-jax convert-clip`) or set model.clip_preset to one of {', '.join(PRESETS)}")

@@ -124,7 +124,8 @@ def search_lines(config, target: aot.Target, step: str, failing: aot.Compiled, m
         if first.fits:
             lines.append(f"  {name}: the configured {first.per_device_batch} fits ({_gib(first.total)} GiB)")
             continue
-        found = fit.largest_batch(lambda b: compile_at(plan, b * n), first, max_compiles)
+        quantum = fit.quantum_for(first.per_device_batch)
+        found = fit.largest_batch(lambda b: compile_at(plan, b * n), first, max_compiles, quantum)
         if not found.largest:
             lines.append(f"  {name}: " + ("not even 1 image per device fits" if found.certain else
                                           f"none found in {found.compiles} compiles"))
@@ -133,7 +134,9 @@ def search_lines(config, target: aot.Target, step: str, failing: aot.Compiled, m
         r = estimate(c, target)
         speed = f", estimate {c.global_batch / r.seconds:.0f} images/s" if r else ""
         bound = "" if found.certain else f" or more (search stopped after {found.compiles} compiles)"
-        lines.append(f"  {name}: {found.largest}{bound} (global {c.global_batch}, {_gib(c.total)} GiB{speed})")
+        step_of = f", searched in steps of {quantum}" if quantum > 1 else ""
+        lines.append(f"  {name}: {found.largest}{bound} (global {c.global_batch}, {_gib(c.total)} GiB{speed}"
+                     f"{step_of})")
     return lines
 
 

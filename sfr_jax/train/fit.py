@@ -44,15 +44,23 @@ def _aim(lo: int, hi: int, known: list, failing: Compiled) -> int | None:
     return b1 + math.floor((limit - m1) / slope)
 
 
-def largest_batch(compile_at: Callable[[int], Compiled], failing: Compiled, max_compiles: int = 8) -> Search:
-    """The largest per-device batch below `failing.per_device_batch` (a compile that did not fit) for which
-    `compile_at(per_device_batch)` fits."""
-    lo, hi = 0, failing.per_device_batch
+def quantum_for(per_device_batch: int) -> int:
+    """The step of a search: multiples of 8 from 64 images per device up (the tile-friendly sizes one would
+    pick anyway; each compile of a large model costs minutes), else every size."""
+    return 8 if per_device_batch >= 64 else 1
+
+
+def largest_batch(compile_at: Callable[[int], Compiled], failing: Compiled, max_compiles: int = 8,
+                  quantum: int = 1) -> Search:
+    """The largest per-device batch below `failing.per_device_batch` (a compile that did not fit), a multiple
+    of `quantum`, for which `compile_at(per_device_batch)` fits."""
+    lo, hi = 0, -(-failing.per_device_batch // quantum)  # in units of `quantum`
     best, known, count, bisect = None, [], 0, False
     while hi - lo > 1 and count < max_compiles:
-        guess = None if bisect else _aim(lo, hi, known, failing)
+        guess = None if bisect else _aim(lo * quantum, hi * quantum, known, failing)
+        guess = None if guess is None else guess // quantum
         probe = (lo + hi) // 2 if guess is None else min(max(guess, lo + 1), hi - 1)
-        result = compile_at(probe)
+        result = compile_at(probe * quantum)
         count += 1
         known.append(result)
         before = hi - lo
@@ -61,4 +69,4 @@ def largest_batch(compile_at: Callable[[int], Compiled], failing: Compiled, max_
         else:
             hi, failing = probe, result
         bisect = guess is not None and (hi - lo) * 2 > before
-    return Search(lo, best, count, hi - lo <= 1)
+    return Search(lo * quantum, best, count, hi - lo <= 1)
