@@ -80,7 +80,7 @@ class Cache:
 
 
 def estimate(compiled: aot.Compiled, chip: chips.Chip, n: int) -> chips.Roofline:
-    return chips.roofline(chip, compiled.model_flops / n, compiled.bytes_accessed)
+    return chips.roofline(chip, compiled.flops_per_device(n), compiled.bytes_accessed)
 
 
 def cell(topology: str, model: str, cache: Cache) -> dict:

@@ -140,11 +140,20 @@ class Compiled:
     model_flops: float = math.nan  # matmul FLOPs of the whole step, from its jaxpr (every device together)
     compile_s: float = math.nan
     message: str = ""
+    scanned: bool = False  # the layer stacks run as a lax.scan (XLA's cost analysis sees one layer)
 
     @property
     def total(self) -> float:
         """Bytes per device: arguments + outputs + temporaries - donated."""
         return self.argument + self.output + self.temp - self.alias
+
+    def flops_per_device(self, devices: int) -> float:
+        """FLOPs one device runs: XLA's count of the compiled program (it shares what XLA merged, e.g. one
+        image encoding for all eval modes) unless a scanned stack makes it see one layer, else the jaxpr's
+        matmuls split over the devices."""
+        if math.isfinite(self.xla_flops) and not self.scanned:
+            return self.xla_flops
+        return self.model_flops / devices
 
 
 _UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}  # XLA prints binary units
@@ -168,7 +177,9 @@ def out_of_memory(error: Exception) -> tuple[float, float] | None:
 
 def _compile(step: str, fn, args, plan_: Plan, global_batch: int) -> Compiled:
     per_device = parallel.check_batch(global_batch, plan_.mesh, f"{step}.global_batch", plan_.target.processes)
-    common = dict(step=step, global_batch=global_batch, per_device_batch=per_device,
+    layers = plan_.config.model.scan_layers  # 'auto' scans in training on the CPU backend (models.clip.Encoder)
+    scanned = layers == "on" or (layers == "auto" and step == "train" and jax.default_backend() == "cpu")
+    common = dict(step=step, global_batch=global_batch, per_device_batch=per_device, scanned=scanned,
                   limit=plan_.target.memory_limit(), model_flops=function_flops(fn, *args))
     start = time.time()
     try:

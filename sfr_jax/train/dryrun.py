@@ -51,7 +51,7 @@ def estimate(c: aot.Compiled, target: aot.Target) -> chips.Roofline | None:
     """The roofline estimate of a compiled step on the target's chip (None: chip not in the catalogue)."""
     if target.chip is None or not math.isfinite(c.model_flops):
         return None
-    return chips.roofline(target.chip, c.model_flops / len(target.devices), c.bytes_accessed)
+    return chips.roofline(target.chip, c.flops_per_device(len(target.devices)), c.bytes_accessed)
 
 
 def memory_line(c: aot.Compiled) -> str:
@@ -79,7 +79,7 @@ def roofline_line(c: aot.Compiled, target: aot.Target) -> str:
               else "no HBM byte count from the compiler")
     return (f"roofline ESTIMATE (not a measurement): {r.seconds * 1e3:.3g} ms/step, {c.global_batch / r.seconds:.0f} "
             f"images/s ({r.bound}-bound; compute {r.compute_s * 1e3:.3g} ms at {chip.bf16_flops / 1e12:.0f} TFLOP/s "
-            f"bf16 peak, {memory})")
+            f"bf16 peak ({'model' if c.scanned or not math.isfinite(c.xla_flops) else 'XLA'} FLOPs), {memory})")
 
 
 def step_lines(c: aot.Compiled, target: aot.Target) -> list[str]:
@@ -95,8 +95,10 @@ def step_lines(c: aot.Compiled, target: aot.Target) -> list[str]:
                      f"{total / c.global_batch:.4g} per image; it counts a scanned layer stack's body once)")
     else:
         lines.append("  XLA cost-analysis FLOPs per step: unavailable on this backend")
+    shared = ("; the jaxpr encodes the images once per eval mode, the compiled program once"
+              if c.step == "eval" else "")
     lines.append(f"  model FLOPs per step (matmuls and convolutions, every layer): {c.model_flops:.4g} "
-                 f"({c.model_flops / c.global_batch:.4g} per image)")
+                 f"({c.model_flops / c.global_batch:.4g} per image{shared})")
     lines.append("  " + roofline_line(c, target))
     return lines
 
