@@ -121,7 +121,8 @@ def clip_architecture(config) -> tuple[CLIPConfig, str]:
         return found, f"converted CLIP {config.clip_dir}"
     if not name:
         raise ConfigError(f"clip_dir={config.clip_dir!r} holds no converted CLIP and model.clip_preset is '': "
-                          f"convert one (`sfr-jax convert-clip`) or set model.clip_preset to one of {', '.join(PRESETS)}")
+                          "convert one (`sfr-jax convert-clip`) or set model.clip_preset to one of "
+                          f"{', '.join(PRESETS)}")
     where = f"clip_dir={config.clip_dir!r} holds none" if config.clip_dir else "clip_dir unset"
     return CLIPConfig.preset(name), f"preset {name} ({where})"
 

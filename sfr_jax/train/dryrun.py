@@ -75,8 +75,8 @@ def roofline_line(c: aot.Compiled, target: aot.Target) -> str:
     if r is None:
         return f"roofline estimate: none (no published peak for {target.kind} in sfr_jax.chips)"
     chip = target.chip
-    memory = (f"HBM traffic {r.memory_s * 1e3:.3g} ms at {chip.hbm_bandwidth / 1e9:.0f} GB/s" if math.isfinite(r.memory_s)
-              else "no HBM byte count from the compiler")
+    memory = (f"HBM traffic {r.memory_s * 1e3:.3g} ms at {chip.hbm_bandwidth / 1e9:.0f} GB/s"
+              if math.isfinite(r.memory_s) else "no HBM byte count from the compiler")
     return (f"roofline ESTIMATE (not a measurement): {r.seconds * 1e3:.3g} ms/step, {c.global_batch / r.seconds:.0f} "
             f"images/s ({r.bound}-bound; compute {r.compute_s * 1e3:.3g} ms at {chip.bf16_flops / 1e12:.0f} TFLOP/s "
             f"bf16 peak ({'model' if c.scanned or not math.isfinite(c.xla_flops) else 'XLA'} FLOPs), {memory})")
@@ -117,7 +117,8 @@ def search_lines(config, target: aot.Target, step: str, failing: aot.Compiled, m
     if step == "train" and state >= room:  # (an eval step leaves out what it does not read)
         return [f"no {step} batch fits: the state alone takes {_gib(state)} GiB per device, the chip offers "
                 f"{_gib(room)} GiB; split it over more chips with mesh.model > 1"]
-    lines = [f"largest per-device {step} batch that fits (searched by compiling, at most {max_compiles} compiles each):"]
+    lines = [f"largest per-device {step} batch that fits (searched by compiling, at most {max_compiles} compiles "
+             "each):"]
     for remat in (remat_settings(config) if step == "train" else (config.model.remat,)):
         plan = aot.plan(config, target, **{"model.remat": remat})
         compile_at = aot.compile_train if step == "train" else aot.compile_eval
