@@ -113,12 +113,8 @@ def clip_architecture(config) -> tuple[CLIPConfig, str]:
     config's model.clip_preset. Reads no weights."""
     check_preset(config)
     name = config.model.clip_preset
-    if has_converted_clip(config):
-        found = CLIPConfig.from_hf(os.path.join(config.clip_dir, store.CONFIG_FILE))
-        if name and CLIPConfig.preset(name) != found:
-            log.warning("model.clip_preset=%s is not used: clip_dir=%s holds a converted CLIP of another shape "
-                        "(set clip_dir='' to use the preset)", name, config.clip_dir)
-        return found, f"converted CLIP {config.clip_dir}"
+    if has_converted_clip(config):  # (the preset then plays no part: set clip_dir='' to dry-run it)
+        return CLIPConfig.from_hf(os.path.join(config.clip_dir, store.CONFIG_FILE)), f"converted CLIP {config.clip_dir}"
     if not name:
         raise ConfigError(f"clip_dir={config.clip_dir!r} holds no converted CLIP and model.clip_preset is '': "
                           "convert one (`sfr-jax convert-clip`) or set model.clip_preset to one of "

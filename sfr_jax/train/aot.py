@@ -182,15 +182,18 @@ def _compile(step: str, fn, args, plan_: Plan, global_batch: int) -> Compiled:
     common = dict(step=step, global_batch=global_batch, per_device_batch=per_device, scanned=scanned,
                   limit=plan_.target.memory_limit(), model_flops=function_flops(fn, *args))
     start = time.time()
+    log.info("compiling the %s step for %s (%d images per device)...", step, plan_.target.name, per_device)
     try:
         compiled = fn.lower(*args).compile()
     except Exception as error:
         needs = out_of_memory(error)
         if needs is None:
             raise
+        log.info("  does not fit (%.0f s)", time.time() - start)
         return Compiled(fits=False, required=needs[0], available=needs[1], compile_s=time.time() - start,
                         message=str(error).strip().splitlines()[0][:400], **common)
     seconds = time.time() - start
+    log.info("  compiled (%.0f s)", seconds)
     memory = {}
     try:
         m = compiled.memory_analysis()
