@@ -1,5 +1,6 @@
 # One command each on a fresh machine: `make test`, `make demo`. Both create .venv when missing.
 VENV ?= .venv
+TPU_AOT ?= 1
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -14,6 +15,9 @@ $(STAMP): requirements.txt setup.py
 	# OpenAI's CLIP BPE vocabulary ships inside open_clip; --no-deps keeps torchvision out.
 	$(PY) -m pip install -q --no-deps open_clip_torch==3.3.0
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	# libtpu (the tpu-aot extra, ~700 MB) lets the --topology dry-run tests compile for TPU slices on this
+	# CPU; without it they are skipped. TPU_AOT=0 leaves it out.
+	if [ "$(TPU_AOT)" != 0 ]; then $(PY) -m pip install -q --no-build-isolation -e '.[tpu-aot]'; fi
 	touch $(STAMP)
 
 test: $(STAMP)

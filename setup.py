@@ -35,6 +35,9 @@ setup(
         "torch": ["torch>=2.5"],
         # ONNX export (`sfr-jax export --format onnx`) and running it (predict/inspect --checkpoint X.onnx)
         "onnx": ["torch>=2.5", "onnx", "onnxscript", "onnxruntime"],
+        # `train --dry-run --topology`: libtpu describes TPU slices to compile for on any machine (~700 MB).
+        # The same pin as jax 0.10.2's own [tpu] extra; move both together.
+        "tpu-aot": ["libtpu==0.0.42.*"],
         "test": ["torch>=2.5", "onnx", "onnxscript", "onnxruntime", "pytest", "pytest-timeout", "scikit-learn",
                  "import-linter"],
     },

@@ -41,6 +41,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.input_processes = 0
 
     c.model = ml_collections.ConfigDict()
+    # The CLIP's shape when clip_dir holds no converted CLIP: `train --dry-run` then compiles this preset
+    # (vit_b16, vit_b32, vit_l14, vit_l14_336; '' = none) with no weights. Training always needs clip_dir.
+    c.model.clip_preset = "vit_b16"
     c.model.rs = True  # RS adapters in every block of both towers (ablation switch)
     c.model.bottleneck_dim = 128
     c.model.rs_dropout = 0.1
@@ -221,7 +224,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 RESUMABLE = ("name", "clip_dir", "data.dir", "data.device_prefetch", "train.epochs", "train.max_steps",
              "train.log_every", "train.eval_every_epochs", "train.checkpoint_every_epochs",
              "train.checkpoint_every_steps", "train.keep_checkpoints", "train.stop_at_step", "eval.", "mesh.",
-             "distributed.", "model.attention_impl", "model.remat", "model.scan_layers")
+             "distributed.", "model.clip_preset", "model.attention_impl", "model.remat", "model.scan_layers")
 
 
 def flatten(config) -> dict:

@@ -1,7 +1,14 @@
 """Multi-host start-up, the device mesh, and the shardings of state and batches.
 
 One code path for 1 CPU and for a pod: every process runs the same program over a global mesh
-('data', 'model'); batches are sharded over 'data', the state is replicated (or sharded over 'model').
+('data', 'model'); batches are sharded over every device, the state is replicated or, with mesh.model > 1,
+its large tensors are sharded over 'model' (FSDP: XLA gathers each weight where it is used).
+
+Why FSDP and not tensor parallelism for the large frozen CLIP towers: the weights have no gradients and no
+optimiser state, so the only thing to split is their storage, and gathering a block's weights moves a fixed
+number of bytes per step, while tensor parallelism all-reduces activations (batch x tokens x width, several
+per block) and keeps the residual stream and LayerNorms whole on every chip. Every chip keeps its own
+images, so a step's compute per chip is that of plain data parallelism.
 """
 from __future__ import annotations
 
@@ -65,14 +72,17 @@ def make_mesh(data: int = -1, model: int = 1, devices=None) -> jax.sharding.Mesh
                          devices=devices)
 
 
-def check_batch(global_batch: int, mesh: jax.sharding.Mesh, what: str = "train.global_batch") -> int:
-    """The per-device batch; a global batch that does not split evenly is a clear error."""
-    n = mesh.shape["data"]
+def check_batch(global_batch: int, mesh: jax.sharding.Mesh, what: str = "train.global_batch",
+                processes: int | None = None) -> int:
+    """The per-device batch; a global batch that does not split evenly over the mesh's devices or the
+    `processes` (default: this run's) is a clear error."""
+    n = mesh.size
     if global_batch % n:
-        raise ConfigError(f"config value {what}={global_batch} is not divisible by the {n} devices of the 'data' "
-                         f"mesh axis; choose a multiple of {n} (e.g. {max(n, global_batch // n * n)})")
-    if global_batch % jax.process_count():
-        raise ConfigError(f"{what}={global_batch} is not divisible by the {jax.process_count()} processes")
+        raise ConfigError(f"config value {what}={global_batch} is not divisible by the {n} devices of the mesh; "
+                         f"choose a multiple of {n} (e.g. {max(n, global_batch // n * n)})")
+    processes = processes or jax.process_count()
+    if global_batch % processes:
+        raise ConfigError(f"{what}={global_batch} is not divisible by the {processes} processes")
     return global_batch // n
 
 
@@ -81,13 +91,17 @@ def replicated(mesh) -> NamedSharding:
 
 
 def batch_sharding(mesh) -> NamedSharding:
-    """Leading (example) axis over 'data'."""
-    return NamedSharding(mesh, P("data"))
+    """Leading (example) axis over every device: 'data', and 'model' too when it has more than one."""
+    return NamedSharding(mesh, P(("data", "model")) if mesh.shape["model"] > 1 else P("data"))
 
 
-def param_sharding(mesh, tree, min_size: int = 2 ** 18):
+# Smaller tensors stay replicated under mesh.model > 1: gathering them would cost more than it saves.
+MIN_SHARDED_SIZE = 2 ** 18
+
+
+def param_sharding(mesh, tree, min_size: int = MIN_SHARDED_SIZE):
     """Shardings for a parameter tree: replicated, or with mesh.model > 1 the largest divisible axis of
-    big tensors over 'model' (FSDP-like; XLA inserts the gathers)."""
+    tensors of `min_size` scalars or more over 'model' (FSDP; XLA inserts the gathers)."""
     n_model = mesh.shape["model"]
 
     def one(x):

@@ -93,7 +93,7 @@ def test_train_with_configs_demo_reproduces_the_demos_sfr_net(quick_demo, tmp_pa
              f"--config.data.descriptions={out / 'prompts.txt'}"]
     workdir = tmp_path / "again"
     assert train_main(["--config", f"{demo.CONFIG_FILE}:quick", "--workdir", str(workdir), *paths]) == 0
-    name = sorted(os.listdir(out / "sfr" / "eval"))[-1]
+    name = sorted(n for n in os.listdir(out / "sfr" / "eval") if n.endswith(".json"))[-1]
     demo_eval = json.load(open(out / "sfr" / "eval" / name))
     again = json.load(open(workdir / "eval" / name))
     for mode in ("zsl", "gzsl"):

@@ -8,7 +8,7 @@ from sfr_jax.infer import model as model_lib
 from sfr_jax.infer import steps as infer_steps
 from sfr_jax.train import optim, steps
 from sfr_jax.train.run import state_shardings
-from train_fixtures import make_tiny_clip_dir, random_batch, tiny_config
+from train_fixtures import TINY_L14, make_tiny_clip_dir, random_batch, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +21,11 @@ def _np(tree):
                                              else x), tree)
 
 
-def _run(config, mesh, batches):
+def _run(config, mesh, batches, min_size=parallel.MIN_SHARDED_SIZE):
     parts = model_lib.build_parts(config)
     tx = optim.make_optimizer(config, steps_per_epoch=2)
     opt_state = tx.init(parts.trainable)
-    sh = state_shardings(mesh, parts.trainable, opt_state, parts.frozen)
+    sh = state_shardings(mesh, parts.trainable, opt_state, parts.frozen, min_size)
     trainable = parallel.place(parts.trainable, sh["trainable"])
     opt_state = parallel.place(opt_state, sh["opt_state"])
     frozen = parallel.place(parts.frozen, sh["frozen"])
@@ -53,6 +53,25 @@ def runs(clip_dir):
 
 def test_model_axis_equals_one_device(runs):
     (_, losses1, params1, _, _), _, (_, losses42, params42, _, _) = runs
+    np.testing.assert_allclose(losses42, losses1, rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(params1), jax.tree.leaves(params42)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_l14_shaped_towers_sharded_over_model_axis_equal_one_device(tmp_path_factory):
+    """FSDP over 'model' (every tower weight of 64+ scalars split, the batch over all 8 devices) on a
+    miniature ViT-L/14 (patch 14, 5 tokens, text wider than vision) trains as on 1 device."""
+    clip = make_tiny_clip_dir(tmp_path_factory.mktemp("clip") / "l14", cfg=TINY_L14)
+    config = tiny_config(clip, **{"data.image_size": 28})
+    batches = [random_batch(16, size=28, seed=i) for i in range(2)]
+    mesh = parallel.make_mesh(data=4, model=2)
+    parts = model_lib.abstract_parts(config)
+    sharded = [k for k, s in jax.tree_util.tree_leaves_with_path(
+        parallel.param_sharding(mesh, parts.frozen, 64)) if "model" in str(s.spec)]
+    assert any("vision_model" in jax.tree_util.keystr(k) for k in sharded)
+    assert any("text_model" in jax.tree_util.keystr(k) for k in sharded)
+    _, losses1, params1, _, _ = _run(config, parallel.make_mesh(devices=jax.devices()[:1]), batches)
+    _, losses42, params42, _, _ = _run(config, mesh, batches, min_size=64)
     np.testing.assert_allclose(losses42, losses1, rtol=1e-5, atol=1e-5)
     for a, b in zip(jax.tree.leaves(params1), jax.tree.leaves(params42)):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)

@@ -12,10 +12,15 @@ from sfr_jax.models.store import flat_params, save_clip
 from sfr_jax.text.tokenizer import ClipTokenizer
 
 
-def make_tiny_clip_dir(path, seed=0):
-    """A random tiny CLIP (width 32, 1 layer per tower, 32-px images) in our converted format."""
+# ViT-L/14's shape in miniature: patch 14, an odd token count (1 + 2x2 at 28 px), 2 blocks per tower, a
+# text tower wider than the vision tower and a projection narrower than both.
+TINY_L14 = CLIPConfig(VisionConfig(32, 64, 2, 2, 28, 14), TextConfig(48, 96, 2, 4), 24)
+
+
+def make_tiny_clip_dir(path, seed=0, cfg=None):
+    """A random tiny CLIP (default: width 32, 1 layer per tower, 32-px images) in our converted format."""
     if not os.path.exists(path):
-        cfg = CLIPConfig(VisionConfig(32, 64, 1, 2, 32, 8), TextConfig(32, 64, 1, 2), 24)
+        cfg = cfg or CLIPConfig(VisionConfig(32, 64, 1, 2, 32, 8), TextConfig(32, 64, 1, 2), 24)
         model = CLIP(cfg, RSConfig(enabled=False), rngs=nnx.Rngs(seed))
         save_clip(str(path), cfg, flat_params(model), ClipTokenizer.default())
     return str(path)

@@ -5,6 +5,8 @@ streams) as a separate state that is never differentiated nor updated.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from typing import Any
 
 import jax
@@ -14,12 +16,15 @@ from flax import nnx
 
 from sfr_jax import config as config_lib
 from sfr_jax.errors import ConfigError
-from sfr_jax.models.clip import CLIPConfig, Runtime
+from sfr_jax.models import store
+from sfr_jax.models.clip import PRESETS, CLIPConfig, Runtime
 from sfr_jax.models.rs import RSConfig
-from sfr_jax.models.sfr import TRAINABLE, Adjacency, ClassTokens, SFRConfig, SFRNet
+from sfr_jax.models.sfr import TRAINABLE, Adjacency, ClassTokens, SFRConfig, SFRNet, build_sfr
 from sfr_jax.models.store import load_clip
 from sfr_jax.text.classes import ClassSet, load_class_set
 from sfr_jax.text.tokenizer import ClipTokenizer
+
+log = logging.getLogger("sfr_jax")
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 SCAN_LAYERS = {"auto": None, "on": True, "off": False}
@@ -91,9 +96,54 @@ def check_rs_layers(config, clip_config: CLIPConfig) -> None:
                           "negative from the end, -1 for all)")
 
 
+def check_preset(config) -> None:
+    """model.clip_preset must be '' or a preset name."""
+    name = config.model.clip_preset
+    if name and name not in PRESETS:
+        raise ConfigError(f"config value model.clip_preset={name!r} is not a CLIP preset; use '' or one of "
+                          f"{', '.join(PRESETS)}")
+
+
+def has_converted_clip(config) -> bool:
+    """Whether config.clip_dir holds a converted CLIP's config (what `sfr-jax convert-clip` writes)."""
+    return bool(config.clip_dir) and os.path.isfile(os.path.join(config.clip_dir, store.CONFIG_FILE))
+
+
+def clip_architecture(config) -> tuple[CLIPConfig, str]:
+    """(the CLIP's shape, where it came from): the converted CLIP in clip_dir when there is one, else the
+    config's model.clip_preset. Reads no weights."""
+    check_preset(config)
+    name = config.model.clip_preset
+    if has_converted_clip(config):  # (the preset then plays no part: set clip_dir='' to dry-run it)
+        return CLIPConfig.from_hf(os.path.join(config.clip_dir, store.CONFIG_FILE)), f"converted CLIP {config.clip_dir}"
+    if not name:
+        raise ConfigError(f"clip_dir={config.clip_dir!r} holds no converted CLIP and model.clip_preset is '': "
+                          "convert one (`sfr-jax convert-clip`) or set model.clip_preset to one of "
+                          f"{', '.join(PRESETS)}")
+    where = f"clip_dir={config.clip_dir!r} holds none" if config.clip_dir else "clip_dir unset"
+    return CLIPConfig.preset(name), f"preset {name} ({where})"
+
+
+def tokenizer_of(config):
+    """The tokenizer of the converted CLIP in clip_dir, or OpenAI's vocabulary when there is none."""
+    if has_converted_clip(config):
+        return ClipTokenizer.from_pretrained(config.clip_dir)
+    return ClipTokenizer.default()
+
+
+def _split(model: SFRNet, class_set, tokenizer, phrase_tokens) -> ModelParts:
+    model.eval()
+    eval_def = nnx.graphdef(model)
+    model.train()
+    train_def, trainable, frozen = nnx.split(model, TRAINABLE, ...)
+    return ModelParts(train_def, eval_def, nnx.to_pure_dict(trainable), frozen, class_set, tokenizer,
+                      phrase_tokens)
+
+
 def build_parts(config) -> ModelParts:
     """SFR-Net on the converted CLIP of `config.clip_dir`; the adjacency is computed from the class phrases
     with the text encoder as it stands at start-up (adapters at init), as the reference does."""
+    check_preset(config)
     class_set = load_classes(config)
     sc = sfr_config(config)
     clip = load_clip(config.clip_dir, rs=sc.rs, image_size=config.data.image_size, runtime=runtime(config),
@@ -104,12 +154,25 @@ def build_parts(config) -> ModelParts:
     phrase_tokens = tokenizer.encode(list(class_set.phrases))
     model = SFRNet(clip, sc, class_tokens, None, phrase_tokens=phrase_tokens,
                    rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
-    model.eval()
-    eval_def = nnx.graphdef(model)
-    model.train()
-    train_def, trainable, frozen = nnx.split(model, TRAINABLE, ...)
-    return ModelParts(train_def, eval_def, nnx.to_pure_dict(trainable), frozen, class_set, tokenizer,
-                      phrase_tokens)
+    return _split(model, class_set, tokenizer, phrase_tokens)
+
+
+def abstract_parts(config) -> ModelParts:
+    """build_parts's split model with jax.ShapeDtypeStruct leaves (nnx.eval_shape): no weights are read or
+    materialised, so a ViT-L/14@336 can be compiled for a pod on a laptop. The CLIP's shape comes from
+    clip_architecture (clip_dir's config, else model.clip_preset)."""
+    class_set = load_classes(config)
+    sc = sfr_config(config)
+    clip_config, source = clip_architecture(config)
+    log.info("model: %s", source)
+    check_rs_layers(config, clip_config)
+    tokenizer = tokenizer_of(config)
+    class_tokens = tokenizer.encode(list(class_set.descriptions))
+    phrase_tokens = tokenizer.encode(list(class_set.phrases))
+    model = nnx.eval_shape(lambda: build_sfr(
+        clip_config, sc, class_tokens, phrase_tokens=phrase_tokens, image_size=config.data.image_size,
+        runtime=runtime(config), rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1)))
+    return _split(model, class_set, tokenizer, phrase_tokens)
 
 
 def get_adjacency(frozen):

@@ -136,6 +136,13 @@ class CLIPConfig:
         return {"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": self.projection_dim,
                 "logit_scale_init_value": 2.6592, "vision_config": vision, "text_config": text}
 
+    @classmethod
+    def preset(cls, name: str) -> "CLIPConfig":
+        """One of PRESETS by name."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown CLIP preset {name!r}; known: {', '.join(PRESETS)}")
+        return getattr(cls, name)()
+
     # Presets of OpenAI's released ViT CLIPs.
     @classmethod
     def vit_b16(cls) -> "CLIPConfig":
@@ -157,6 +164,10 @@ class CLIPConfig:
     def tiny(cls) -> "CLIPConfig":
         """A miniature for tests and the demo (2 layers, width 64, 32-pixel images, full BPE vocabulary)."""
         return cls(VisionConfig(64, 128, 2, 4, 32, 8), TextConfig(64, 128, 2, 4), 32)
+
+
+# The CLIPConfig class methods of OpenAI's released ViT CLIPs (model.clip_preset of a run config).
+PRESETS = ("vit_b16", "vit_b32", "vit_l14", "vit_l14_336")
 
 
 @lru_cache(maxsize=64)

@@ -1,11 +1,11 @@
 """`sfr-jax train`: train SFR-Net data-parallel on every device of every host, or compile it (--dry-run).
 
     sfr-jax train --config configs/sewerml.py[:runlocal,bf16] --workdir DIR [--config.optim.head_lr=2e-3]
-                  [--dry-run] [--coordinator HOST:PORT --num-processes N --process-id I]
+                  [--dry-run [--topology v5e:4x4]] [--coordinator HOST:PORT --num-processes N --process-id I]
 
 `train` resumes automatically from the newest readable checkpoint in DIR (only keys that may change on a
 resume may differ from DIR's config.json). SIGTERM or Ctrl-C saves a checkpoint at the next step and exits
-with 143 / 130; running the same command resumes.
+with 143 / 130; running the same command resumes. `--dry-run` exits with 3 when a step does not fit.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sfr_jax import cli
 from sfr_jax import config as config_lib
 from sfr_jax import parallel
 from sfr_jax.errors import ConfigError, Interrupted
+from sfr_jax.infer import model as model_lib
 from sfr_jax.train import dryrun, loop
 
 
@@ -23,7 +24,11 @@ def build_parser():
                     epilog="Config: --config FILE[:variants] and --config.KEY=VALUE overrides (ml_collections); "
                            "a misspelt key is an error.")
     ap.add_argument("--workdir", help="run folder: checkpoints, logs, evaluation tables (not needed for --dry-run)")
-    ap.add_argument("--dry-run", action="store_true", help="compile one step, print batch/memory/FLOPs, do not train")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="compile the train and eval steps, print batch/memory/FLOPs/estimated speed, do not train")
+    ap.add_argument("--topology", default="",
+                    help="with --dry-run: compile for this TPU slice instead of the local devices, e.g. v5e:2x2, "
+                         "v4:2x2x1, v5p:4x4x4, v6e:8x8 or v5e-64 (needs `pip install -e .[tpu-aot]`)")
     cli.add_distributed(ap)
     return ap
 
@@ -35,6 +40,9 @@ def parse(argv):
     config = config_lib.parse(config_args)
     if not args.workdir and not args.dry_run:
         raise ConfigError("--workdir DIR is required")
+    if args.topology and not args.dry_run:
+        raise ConfigError("--topology only goes with --dry-run (training runs on the devices it finds)")
+    model_lib.check_preset(config)
     with config.unlocked():
         if args.coordinator:
             config.distributed.coordinator = args.coordinator
@@ -57,8 +65,7 @@ def train_main(argv) -> int:
     config, args = parse(argv)
     start_distributed(config)
     if args.dry_run:
-        dryrun.dry_run(config)
-        return 0
+        return dryrun.dry_run(config, args.topology).exit_code
     result = loop.train(config, args.workdir)
     if result.signal:  # the checkpoint is saved; a scheduler may requeue the same command
         raise Interrupted(f"stopped by {result.signal} at step {result.step} (checkpoint saved); run the same "

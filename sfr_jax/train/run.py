@@ -65,11 +65,12 @@ def steps_per_epoch(config) -> int:
     return pipeline.steps_per_epoch(split_dir(config, config.data.train_split), config.train.global_batch, readers)
 
 
-def state_shardings(mesh, trainable, opt_state, frozen) -> dict:
-    """Replicated state, or large tensors split over the 'model' axis when mesh.model > 1."""
-    return {"trainable": parallel.param_sharding(mesh, trainable),
-            "opt_state": parallel.param_sharding(mesh, opt_state),
-            "frozen": parallel.param_sharding(mesh, frozen)}
+def state_shardings(mesh, trainable, opt_state, frozen, min_size: int = parallel.MIN_SHARDED_SIZE) -> dict:
+    """Replicated state, or tensors of `min_size` scalars or more split over the 'model' axis when
+    mesh.model > 1 (parallel.param_sharding)."""
+    return {"trainable": parallel.param_sharding(mesh, trainable, min_size),
+            "opt_state": parallel.param_sharding(mesh, opt_state, min_size),
+            "frozen": parallel.param_sharding(mesh, frozen, min_size)}
 
 
 def total_steps(config, spe: int) -> int:

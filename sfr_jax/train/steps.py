@@ -89,34 +89,3 @@ def state_shardings(mesh, trainable, opt_state, frozen) -> dict:
     return {"trainable": parallel.param_sharding(mesh, trainable),
             "opt_state": parallel.param_sharding(mesh, opt_state),
             "frozen": parallel.param_sharding(mesh, frozen)}
-
-
-def dry_run_report(compiled, per_device_batch: int, global_batch: int, model_flops: float | None = None) -> str:
-    """Per-device batch, memory estimate and FLOPs of a compiled train step, as printable lines.
-    model_flops: the step's matmul FLOPs from its jaxpr (`flops.function_flops`), which count every layer."""
-    lines = [f"per-device batch: {per_device_batch} (global {global_batch}, {jax.device_count()} devices)"]
-    try:
-        mem = compiled.memory_analysis()
-        if mem is not None:
-            total = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
-                     - mem.alias_size_in_bytes)
-            lines.append(f"memory per device: {total / 2 ** 30:.3f} GiB (arguments "
-                         f"{mem.argument_size_in_bytes / 2 ** 30:.3f}, outputs {mem.output_size_in_bytes / 2 ** 30:.3f}, "
-                         f"temporaries {mem.temp_size_in_bytes / 2 ** 30:.3f}, donated/aliased "
-                         f"{mem.alias_size_in_bytes / 2 ** 30:.3f})")
-    except Exception as error:  # not every backend reports memory
-        lines.append(f"memory per device: unavailable ({error})")
-    try:
-        cost = compiled.cost_analysis()
-        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-        flops = float(cost.get("flops", float("nan")))
-        # cost_analysis describes the per-device program of an SPMD computation.
-        total = flops * jax.device_count()
-        lines.append(f"XLA cost-analysis FLOPs per step: {total:.4g} ({flops:.4g} per device, "
-                     f"{total / global_batch:.4g} per image; it counts a scanned layer stack's body once)")
-    except Exception as error:
-        lines.append(f"XLA cost-analysis FLOPs per step: unavailable ({error})")
-    if model_flops is not None:
-        lines.append(f"model FLOPs per step (matmuls and convolutions, every layer): {model_flops:.4g} "
-                     f"({model_flops / global_batch:.4g} per image)")
-    return "\n".join(lines)
