@@ -38,7 +38,7 @@ setup(
         # `train --dry-run --topology`: libtpu describes TPU slices to compile for on any machine (~700 MB).
         # The same pin as jax 0.10.2's own [tpu] extra; move both together.
         "tpu-aot": ["libtpu==0.0.42.*"],
-        "test": ["torch>=2.5", "onnx", "onnxscript", "onnxruntime", "pytest", "pytest-timeout", "scikit-learn",
+        "test": ["torch>=2.5", "onnx", "onnxscript", "onnxruntime", "pytest", "pytest-timeout", "pytest-xdist", "scikit-learn",
                  "import-linter"],
     },
     entry_points={"console_scripts": ["sfr-jax=sfr_jax.main:main"]},
