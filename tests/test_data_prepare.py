@@ -222,7 +222,10 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes_to_identical_shards(tmp_path
     assert prepare.main(args + ["--out", str(tmp_path / "whole")]) == 0
     out = tmp_path / "cut"
     cmd = [sys.executable, "-m", "sfr_jax.main", "prepare", *args, "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # A process started with SIGINT ignored keeps ignoring it (POSIX; pytest-xdist's workers run so), while an
+    # interactive shell starts commands with the default disposition: give the child that one.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     receipts = out / "train" / prepare.PROGRESS_DIR
     end = time.time() + 120
     while time.time() < end and not (receipts.is_dir() and len(os.listdir(receipts)) >= 3):
