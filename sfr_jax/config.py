@@ -254,6 +254,17 @@ def check_resume(stored, new, workdir: str) -> None:
                           f"{', '.join(RESUMABLE)}. Use a new --workdir, or the stored values")
 
 
+def set_values(config, values: dict):
+    """Sets dotted keys (`{"train.global_batch": 16}`) in place and returns the config."""
+    for dotted, value in values.items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return config
+
+
 def _get(config, dotted):
     for part in dotted.split("."):
         config = config[part]

@@ -12,6 +12,7 @@ import pytest
 from flax import nnx
 
 from sfr_jax import chips, topology
+from sfr_jax import config as config_lib
 from sfr_jax.config import base_config
 from sfr_jax.errors import ConfigError
 from sfr_jax.fileio import write_json
@@ -34,13 +35,7 @@ def _config(clip_dir, **overrides):
     c.model.bottleneck_dim, c.model.head_hidden, c.model.gcn_hidden = 8, 16, 8
     c.train.global_batch = c.eval.global_batch = 16
     c.loss.group_size = 0
-    for key, value in overrides.items():
-        node = c
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return c
+    return config_lib.set_values(c, overrides)
 
 
 def _args(clip_dir, *extra):

@@ -99,18 +99,23 @@ def test_indivisible_batch_fails_clearly(clip_dir, data_dir, tmp_path, capsys):
     assert "train.global_batch=12 is not divisible by the 8 devices" in capsys.readouterr().err
 
 
+def _launch_local(processes: int, devices_per_process: int, train_args: list, log_dir) -> None:
+    """`launch/local.sh` with `processes` x `devices_per_process` CPU devices; its logs on failure."""
+    env = dict(os.environ, SFR_JAX_CMD=f"{sys.executable} -m sfr_jax.main train",
+               DEVICES_PER_PROCESS=str(devices_per_process), LAUNCH_LOG_DIR=str(log_dir), LAUNCH_TIMEOUT="400",
+               PYTHONPATH=REPO)
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.run(["bash", os.path.join(REPO, "launch", "local.sh"), str(processes), *train_args],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=450)
+    logs = "".join((log_dir / f"process_{i}.log").read_text() for i in range(processes)
+                   if (log_dir / f"process_{i}.log").exists())
+    assert proc.returncode == 0, proc.stderr[-3000:] + logs[-5000:]
+
+
 def test_two_processes_equal_one_process(clip_dir, data_dir, tmp_path):
     """launch/local.sh 2 (2 processes x 4 CPU devices, gloo) == 1 process x 8 devices reading the same input."""
     steps = ["--config.train.max_steps=3", "--config.train.epochs=1"]
-    env = dict(os.environ, SFR_JAX_CMD=f"{sys.executable} -m sfr_jax.main train", DEVICES_PER_PROCESS="4",
-               LAUNCH_LOG_DIR=str(tmp_path / "logs"), LAUNCH_TIMEOUT="400", PYTHONPATH=REPO)
-    env.pop("XLA_FLAGS", None)
-    proc = subprocess.run(["bash", os.path.join(REPO, "launch", "local.sh"), "2",
-                           *cli_args(clip_dir, data_dir, tmp_path / "two", *steps)],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=450)
-    logs = "".join((tmp_path / "logs" / f"process_{i}.log").read_text() for i in range(2)
-                   if (tmp_path / "logs" / f"process_{i}.log").exists())
-    assert proc.returncode == 0, proc.stderr[-3000:] + logs[-5000:]
+    _launch_local(2, 4, cli_args(clip_dir, data_dir, tmp_path / "two", *steps), tmp_path / "logs")
     assert cli.train_main(cli_args(clip_dir, data_dir, tmp_path / "one", *steps,
                                    "--config.data.input_processes=2")) == 0
     step2, two = _final_trainable(str(tmp_path / "two"))
@@ -138,15 +143,7 @@ def test_four_processes_of_two_devices_equal_one_process_to_the_last_bits(clip_d
     in-process all-reduce, which moves values in their last bits (about 1 in 6 after 2 steps, by up to
     3e-7 relative); nothing else may differ."""
     steps = ["--config.train.max_steps=2", "--config.train.epochs=1", "--config.eval.max_batches=1"]
-    env = dict(os.environ, SFR_JAX_CMD=f"{sys.executable} -m sfr_jax.main train", DEVICES_PER_PROCESS="2",
-               LAUNCH_LOG_DIR=str(tmp_path / "logs"), LAUNCH_TIMEOUT="400", PYTHONPATH=REPO)
-    env.pop("XLA_FLAGS", None)
-    proc = subprocess.run(["bash", os.path.join(REPO, "launch", "local.sh"), "4",
-                           *cli_args(clip_dir, data_dir_8, tmp_path / "four", *steps)],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=450)
-    logs = "".join((tmp_path / "logs" / f"process_{i}.log").read_text() for i in range(4)
-                   if (tmp_path / "logs" / f"process_{i}.log").exists())
-    assert proc.returncode == 0, proc.stderr[-3000:] + logs[-5000:]
+    _launch_local(4, 2, cli_args(clip_dir, data_dir_8, tmp_path / "four", *steps), tmp_path / "logs")
     assert cli.train_main(cli_args(clip_dir, data_dir_8, tmp_path / "one", *steps,
                                    "--config.data.input_processes=4")) == 0
     step4, four = _final_trainable(str(tmp_path / "four"))

@@ -4,6 +4,7 @@ import os
 import numpy as np
 from flax import nnx
 
+from sfr_jax import config as config_lib
 from sfr_jax.config import base_config
 from sfr_jax.data import prepare, synthetic
 from sfr_jax.models.clip import CLIP, CLIPConfig, TextConfig, VisionConfig
@@ -47,13 +48,7 @@ def tiny_config(clip_dir, data_dir="", **overrides):
     c.train.epochs = 1
     c.train.log_every = 1
     c.train.best_metric = "zsl/mAP"
-    for key, value in overrides.items():
-        node = c
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return c
+    return config_lib.set_values(c, overrides)
 
 
 def random_batch(n, num_classes=17, size=32, seed=0):

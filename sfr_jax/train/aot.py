@@ -18,13 +18,14 @@ import jax
 import jax.numpy as jnp
 
 from sfr_jax import chips, parallel
+from sfr_jax import config as config_lib
 from sfr_jax import topology as topology_lib
 from sfr_jax.errors import UserError
 from sfr_jax.infer import model as model_lib
 from sfr_jax.infer import steps as infer_steps
 from sfr_jax.train import optim, steps
 from sfr_jax.train.flops import function_flops
-from sfr_jax.train.run import state_shardings, steps_per_epoch
+from sfr_jax.train.run import Layout, state_shardings, steps_per_epoch
 
 log = logging.getLogger("sfr_jax")
 
@@ -67,18 +68,10 @@ def target(topology: str = "") -> Target:
 
 
 @dataclasses.dataclass
-class Plan:
-    """A run config laid out on a target: mesh, abstract model and optimiser state, shardings."""
+class Plan(Layout):
+    """A run config laid out on a target's mesh, its state abstract (shapes and shardings, no values)."""
 
-    config: object
     target: Target
-    mesh: object
-    parts: model_lib.ModelParts
-    tx: object
-    shardings: dict
-    trainable: object
-    opt_state: object
-    frozen: object
 
 
 def resolved(config, target: Target, **overrides):
@@ -89,12 +82,7 @@ def resolved(config, target: Target, **overrides):
     with config.unlocked():
         if config.model.scan_layers == "auto" and target.name != "local":
             config.model.scan_layers = "on" if target.platform == "cpu" else "off"
-        for key, value in overrides.items():
-            node = config
-            *parents, leaf = key.split(".")
-            for p in parents:
-                node = node[p]
-            node[leaf] = value
+        config_lib.set_values(config, overrides)
     return config
 
 
@@ -116,8 +104,9 @@ def plan(config, target: Target, **overrides) -> Plan:
     tx = optim.make_optimizer(config, spe)
     opt_state = jax.eval_shape(tx.init, parts.trainable)
     shardings = state_shardings(mesh, parts.trainable, opt_state, parts.frozen)
-    return Plan(config, target, mesh, parts, tx, shardings, _abstract(parts.trainable, shardings["trainable"]),
-                _abstract(opt_state, shardings["opt_state"]), _abstract(parts.frozen, shardings["frozen"]))
+    return Plan(config, mesh, parts, tx, shardings, _abstract(parts.trainable, shardings["trainable"]),
+                _abstract(opt_state, shardings["opt_state"]), _abstract(parts.frozen, shardings["frozen"]),
+                target=target)
 
 
 @dataclasses.dataclass(frozen=True)

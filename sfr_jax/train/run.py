@@ -26,11 +26,10 @@ log = logging.getLogger("sfr_jax")
 
 
 @dataclasses.dataclass
-class Run:
-    """Everything a training or evaluation run holds between steps."""
+class Layout:
+    """A run config laid out on a mesh: model parts, optimiser, shardings and the state (real or abstract)."""
 
     config: object
-    workdir: str
     mesh: object
     parts: model_lib.ModelParts
     tx: object
@@ -38,6 +37,13 @@ class Run:
     trainable: object
     opt_state: object
     frozen: object
+
+
+@dataclasses.dataclass
+class Run(Layout):
+    """Everything a training or evaluation run holds between steps."""
+
+    workdir: str
     key: object
     steps_per_epoch: int
     total_steps: int
@@ -91,8 +97,8 @@ def setup(config, workdir: str, *, restore: bool = True, step: int | None = None
     trainable = parallel.place(parts.trainable, shardings["trainable"])
     opt_state = jax.jit(tx.init, out_shardings=shardings["opt_state"])(trainable)
     frozen = parallel.place(parts.frozen, shardings["frozen"])
-    run = Run(config, workdir, mesh, parts, tx, shardings, trainable, opt_state, frozen,
-              jax.random.key(config.seed), spe, total_steps(config, spe))
+    run = Run(config, mesh, parts, tx, shardings, trainable, opt_state, frozen, workdir=workdir,
+              key=jax.random.key(config.seed), steps_per_epoch=spe, total_steps=total_steps(config, spe))
     if restore:
         restore_into(run, step)
     return run
