@@ -7,6 +7,8 @@ pay for loading JAX, TensorFlow or torch.
 import importlib
 import sys
 
+from sfr_jax import topology
+
 # verb -> (module, function, one-line help)
 VERBS = {
     "convert-clip": ("sfr_jax.convert.cli", "convert_clip_main", "Hugging Face / OpenAI CLIP weights -> our format"),
@@ -41,6 +43,7 @@ def main(argv=None) -> int:
         print(f"sfr-jax: unknown verb {verb!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, function_name, _ = VERBS[verb]
+    topology.leave_out_absent_tpu()  # before any verb loads JAX
     return int(getattr(importlib.import_module(module_name), function_name)(rest) or 0)
 
 

@@ -6,6 +6,7 @@ loaded when a topology is asked for.
 """
 from __future__ import annotations
 
+import glob
 import importlib.util
 import os
 import re
@@ -43,6 +44,19 @@ def libtpu_name(name: str) -> str:
 def libtpu_available() -> bool:
     """Whether the libtpu package (the `tpu-aot` extra) is installed; nothing is imported."""
     return importlib.util.find_spec("libtpu") is not None
+
+
+def leave_out_absent_tpu() -> None:
+    """With libtpu installed on a machine without TPU chips (the tpu-aot extra on a laptop or GPU-less host),
+    JAX's start-up tries the TPU and prints libtpu's warnings in every command: there, unless JAX_PLATFORMS
+    is set or a CUDA plugin is installed, JAX is limited to the CPU. Compiling for a --topology still works."""
+    if os.environ.get("JAX_PLATFORMS") or not libtpu_available():
+        return
+    if glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"):  # TPU VMs expose their chips here
+        return
+    if any(importlib.util.find_spec(name) for name in ("jax_cuda12_plugin", "jax_cuda13_plugin")):
+        return
+    os.environ["JAX_PLATFORMS"] = "cpu"
 
 
 def devices(name: str) -> list:

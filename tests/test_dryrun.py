@@ -241,3 +241,17 @@ def test_model_axis_shards_the_wide_tower_until_it_fits(wide_dir):
     half = wide_text_tower_bytes(WIDE.text, WIDE.projection_dim) / 2
     assert c.fits and half <= c.argument <= half + 0.25 * GIB, (c.argument / GIB, half / GIB)
     assert c.total < 15.75 * GIB and c.per_device_batch == 4
+
+
+@needs_libtpu
+def test_commands_on_a_machine_without_tpu_print_no_libtpu_warnings(tmp_path):
+    """libtpu installed, no TPU chips here: a command that starts JAX prints none of libtpu's start-up
+    warnings (JAX is limited to the CPU), and --topology still compiles (the tests above)."""
+    if os.path.exists("/dev/accel0"):
+        pytest.skip("this machine has TPU chips")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+    script = ("import sys; from sfr_jax import main; main.topology.leave_out_absent_tpu(); import jax; "
+              "print(jax.devices()[0].platform, jax.device_count())")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[0] == "cpu" and "TPU" not in proc.stderr and "libtpu" not in proc.stderr, proc.stderr
