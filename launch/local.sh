@@ -52,7 +52,11 @@ for ((i = 0; i < num_processes; i++)); do
 done
 echo "local.sh: $num_processes processes (coordinator $coordinator), logs in $log_dir" >&2
 
-tail -n +1 -F "$log_dir/process_0.log" 2>/dev/null &
+# Stream process 0's log. GNU tail's --pid ends the stream after that process, once its last lines are out
+# (killing tail when the processes end could drop them); elsewhere tail is stopped at the end.
+follow=()
+if tail --pid=$$ -n 0 /dev/null 2>/dev/null; then follow=(--pid="${pids[0]}"); fi
+tail -n +1 -F "${follow[@]}" "$log_dir/process_0.log" 2>/dev/null &
 tail_pid=$!
 
 deadline=0
@@ -83,6 +87,6 @@ while ((${#finished[@]} < num_processes)); do
   fi
   sleep 0.5
 done
-kill "$tail_pid" 2>/dev/null || true
+if ((${#follow[@]})); then wait "$tail_pid" 2>/dev/null || true; else kill "$tail_pid" 2>/dev/null || true; fi
 wait 2>/dev/null || true
 exit "$status"
