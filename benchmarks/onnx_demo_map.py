@@ -41,7 +41,7 @@ def main(argv=None) -> int:
 
     from sfr_jax.convert import onnx_export
     from sfr_jax.convert.import_reference import load_workdir
-    from sfr_jax.convert.onnx_runtime import OnnxScorer
+    from sfr_jax.serve.onnx import OnnxScorer
     from sfr_jax.eval.metrics import mean_average_precision
 
     loaded = load_workdir(os.path.join(args.demo, "sfr"))

@@ -21,6 +21,7 @@ import traceback
 from typing import Callable, Optional, Sequence
 
 from sfr_jax.errors import Interrupted, UserError
+from sfr_jax.source import ModelSource
 
 EXIT_USER_ERROR, EXIT_FAILURE = 2, 1
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
@@ -115,6 +116,24 @@ def add_model_source(ap: argparse.ArgumentParser, *, checkpoint: bool = True, re
     which = ap.add_mutually_exclusive_group()
     which.add_argument("--step", type=int, default=None, help="saved step (default: the newest readable one)")
     which.add_argument("--best", action="store_true", help="the best step by the run's train.best_metric")
+
+
+def add_checkpoint_options(ap: argparse.ArgumentParser) -> None:
+    """Options that say how to read a checkpoint without a sidecar (the reference's own .pth files)."""
+    ap.add_argument("--bare-reference", action="store_true",
+                    help="read a .pth without sidecar as a reference SFR-Net checkpoint (Sewer-ML classes, our "
+                         "descriptions unless --descriptions, OpenAI's vocabulary unless --tokenizer)")
+    ap.add_argument("--tokenizer", default=None, help="with --bare-reference: tokenizer folder or bpe .txt.gz")
+    ap.add_argument("--descriptions", default=None, help="with --bare-reference: one description per line")
+
+
+def model_source(args: argparse.Namespace, *, classes: Optional[str] = None, mode: Optional[str] = None) -> ModelSource:
+    """The ModelSource named by add_model_source's (and add_checkpoint_options') flags."""
+    return ModelSource(workdir=args.workdir, step=args.step, best=args.best,
+                       checkpoint=getattr(args, "checkpoint", None),
+                       bare_reference=getattr(args, "bare_reference", False),
+                       tokenizer=getattr(args, "tokenizer", None), descriptions=getattr(args, "descriptions", None),
+                       classes=classes, mode=mode)
 
 
 def add_overwrite(ap: argparse.ArgumentParser) -> None:

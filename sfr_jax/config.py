@@ -350,6 +350,22 @@ def parse(config_args: list[str]) -> ml_collections.ConfigDict:
     return config
 
 
+def use_process_flags(config, coordinator: str = "", num_processes: int = 0, process_id: int = -1, *,
+                      fresh: bool = False) -> None:
+    """The process layout of this command (--coordinator / --num-processes / --process-id; unset flags are
+    '', 0 and -1 and keep the config's value). `fresh`: start from the base layout, for a stored run config
+    whose layout was that of its training, not of this command."""
+    with config.unlocked():
+        if fresh:
+            config.distributed = base_config().distributed
+        if coordinator:
+            config.distributed.coordinator = coordinator
+        if num_processes:
+            config.distributed.num_processes = num_processes
+        if process_id >= 0:
+            config.distributed.process_id = process_id
+
+
 def resolve_paths(config, base_dir: str) -> None:
     """Make relative data/CLIP paths absolute (against base_dir) so that a saved config works from anywhere."""
     with config.unlocked():

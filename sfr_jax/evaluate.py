@@ -19,14 +19,14 @@ import sys
 import jax
 
 from sfr_jax import cli
+from sfr_jax import config as config_lib
+from sfr_jax import logs, parallel
 from sfr_jax.errors import ConfigError, InputError
 from sfr_jax.eval import calibration, calibration_record, metrics, report, sewer_scores
 from sfr_jax.eval.decisions import Decisions
 from sfr_jax.eval.evaluator import Evaluator
-from sfr_jax.train import cli as train_cli
-from sfr_jax.train import logging as run_log
-from sfr_jax.train import workdir as workdir_lib
-from sfr_jax.train.run import recompute_adjacency
+from sfr_jax.infer import restore
+from sfr_jax.workdir import Workdir
 
 
 def _common(ap):
@@ -63,7 +63,7 @@ def build_calibrate_parser():
 
 def eval_config(args):
     """The workdir's run config with this evaluation's data, split, batch and process settings."""
-    config = workdir_lib.run_config(args.workdir)
+    config = Workdir(args.workdir).read_config()
     if args.batch is not None and args.batch < 1:
         raise ConfigError(f"--batch {args.batch}: must be positive")
     with config.unlocked():
@@ -75,40 +75,43 @@ def eval_config(args):
             config.eval.global_batch = args.batch
         if getattr(args, "recompute_adjacency", False):
             config.model.recompute_adjacency_at_eval = True
-        config.distributed.coordinator = args.coordinator
-        config.distributed.num_processes = max(args.num_processes, 1)
-        config.distributed.process_id = max(args.process_id, 0)
-    workdir_lib.fit_batch_to_devices(config)  # evaluation does not train: any device count will do
+    config_lib.use_process_flags(config, args.coordinator, args.num_processes, args.process_id, fresh=True)
     return config
+
+
+def open_step(args):
+    """(the run config of this evaluation, the step restored for scoring: no optimiser, no training run)."""
+    config = eval_config(args)
+    parallel.initialize_for(config.distributed)
+    logs.setup(None)
+    restored = restore.restore_step(args.workdir, args.step, args.best, config)
+    return config, restored
 
 
 @cli.verb("sfr-jax eval")
 def eval_main(argv) -> int:
     """Re-evaluate a saved step of a run with its saved config."""
     args = build_parser().parse_args(argv)
-    workdir = os.path.abspath(args.workdir)
-    config = eval_config(args)
-    train_cli.start_distributed(config)
-    run_log.setup(None)
-    run, _ = workdir_lib.load_run(workdir, config, args.step, args.best)
+    config, run = open_step(args)
+    workdir = run.workdir
     if config.model.recompute_adjacency_at_eval:
-        recompute_adjacency(run)
+        restore.recompute_adjacency(run)
     evaluator = Evaluator(run.parts, config, run.mesh, run.shardings)
-    decisions = Decisions.for_step(workdir, run.step, run.parts.class_set)
+    decisions = Decisions.for_step(workdir.path, run.step, run.parts.class_set)
     name = args.name or f"eval_step_{run.step:08d}"
     if args.write_scores:
         logits, labels, filenames = evaluator.scores(run.trainable, run.frozen, with_filenames=True)
         results = evaluator.tables(logits, labels, decisions)
-        csv_path = os.path.join(workdir, "eval", sewer_scores.sigmoid_csv_name(config.data.eval_split))
+        csv_path = os.path.join(workdir.eval_dir, sewer_scores.sigmoid_csv_name(config.data.eval_split))
         sewer_scores.write_sigmoid_csv(csv_path, filenames, metrics.sigmoid(logits["gzsl"]),
                                        run.parts.class_set.codes)
     else:
         results = evaluator.run(run.trainable, run.frozen, decisions=decisions)
     results["step"], results["decisions"] = run.step, decisions.source
     if jax.process_index() == 0:
-        report.write(results, os.path.join(workdir, "eval"), name, f"{config.name}: step {run.step}")
+        report.write(results, workdir.eval_dir, name, f"{config.name}: step {run.step}")
         print(report.markdown(results, f"{config.name}: step {run.step}"))
-        print(f"\nwritten: {os.path.join(workdir, 'eval', name)}.{{json,md}}"
+        print(f"\nwritten: {os.path.join(workdir.eval_dir, name)}.{{json,md}}"
               + (f" and {csv_path}" if args.write_scores else ""))
         print(f"decisions: {decisions.source}")
     return 0
@@ -118,16 +121,12 @@ def eval_main(argv) -> int:
 def calibrate_main(argv) -> int:
     """Fit decision thresholds and Platt probabilities of a saved step on a labelled split."""
     args = build_calibrate_parser().parse_args(argv)
-    workdir = os.path.abspath(args.workdir)
-    config = eval_config(args)
     objective = calibration.parse_objective(args.objective)
-    train_cli.start_distributed(config)
-    run_log.setup(None)
+    config, run = open_step(args)
     if args.split == config.data.train_split:
         print(f"sfr-jax calibrate: warning: --split {args.split} is the training split: its scores are "
               "optimistic, so thresholds fitted on it fire too rarely; prefer a held-out split "
               "(`sfr-jax prepare --val-fraction`)", file=sys.stderr)
-    run, _ = workdir_lib.load_run(workdir, config, args.step, args.best)
     evaluator = Evaluator(run.parts, config, run.mesh, run.shardings)
     logits, labels, filenames = evaluator.scores(run.trainable, run.frozen, with_filenames=True)
     class_set = run.parts.class_set
@@ -136,7 +135,7 @@ def calibrate_main(argv) -> int:
                          "needs a labelled split")
     record = calibration_record.calibrate(logits["gzsl"], labels, class_set, step=run.step, split=args.split,
                                           filenames=filenames, objective=objective, rule=args.rule)
-    path = calibration_record.write_record(calibration_record.record_path(workdir, run.step), record)
+    path = calibration_record.write_record(run.workdir.calibration_file(run.step), record)
     print(calibration_summary(record))
     print(f"\nwritten: {path}")
     return 0

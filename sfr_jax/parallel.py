@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 _initialized = False
 
 
+def initialize_for(distributed) -> None:
+    """initialize() with a run config's `distributed` section."""
+    initialize(distributed.coordinator, distributed.num_processes, distributed.process_id,
+               distributed.cpu_collectives)
+
+
 def initialize(coordinator: str = "", num_processes: int = 1, process_id: int = 0,
                cpu_collectives: str = "gloo") -> None:
     """Start JAX's multi-controller runtime when more than one process is configured.

@@ -24,7 +24,6 @@ import sys
 import numpy as np
 
 from sfr_jax import cli
-from sfr_jax.convert.cli import add_checkpoint_options
 from sfr_jax.data import images as images_lib
 from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.fileio import write_text
@@ -152,7 +151,7 @@ def build_parser():
     ap.add_argument("--format", choices=("table", "csv", "json"), default="table")
     ap.add_argument("--out", default=None, help="write the results to this file instead of stdout")
     ap.add_argument("--batch", type=int, default=16)
-    add_checkpoint_options(ap)
+    cli.add_checkpoint_options(ap)
     return ap
 
 
@@ -170,7 +169,8 @@ def main(argv) -> int:
     if args.out:  # refuse an impossible output now, not after scoring everything
         if os.path.isdir(args.out):
             raise InputError(f"--out {args.out} is a folder; give a file name")
-    scorer, class_set_name = open_scorer(args, args.mode, args.classes, args.batch)
+    source = cli.model_source(args, classes=args.classes, mode=args.mode)
+    scorer, class_set_name = open_scorer(source, args.batch)
     if not scorer.decisions.calibrated:
         print("sfr-jax predict: note: no calibration for this model: probabilities are sigmoid(logit) and a "
               "class fires at 0.5; run `sfr-jax calibrate` for decisions you can trust", file=sys.stderr)

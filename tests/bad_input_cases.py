@@ -97,7 +97,7 @@ def build_inputs(root) -> dict:
 
 def _trained_workdir(root, clip, data, inputs):
     """A workdir trained 3 steps by `sfr-jax train` (the real CLI path), and its PyTorch / ONNX exports."""
-    from sfr_jax.convert.cli import export_main
+    from sfr_jax.exchange import export_main
     from sfr_jax.train.cli import train_main
 
     workdir = os.path.join(root, "wd")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sfr_jax import evaluate, predict
-from sfr_jax.convert import cli as convert_cli
+from sfr_jax import exchange as convert_cli
 from sfr_jax.convert.torch_model import SFRNetTorch
 from sfr_jax.data import prepare, synthetic
 from sfr_jax.eval import calibration_record, sewer_scores

@@ -164,7 +164,7 @@ def test_foreign_or_broken_states_are_rejected_by_name(tiny, tmp_path):
 
 
 def test_export_cli_rejects_a_reference_layout_folder(tmp_path, capsys):
-    from sfr_jax.convert import cli
+    from sfr_jax import exchange as cli
     assert cli.export_main(["--checkpoint", str(tmp_path / "x.pth"), "--to", str(tmp_path / "out")]) == 2
     assert "reference layout is a .pth or .safetensors file" in capsys.readouterr().err
 

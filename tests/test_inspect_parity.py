@@ -1,7 +1,6 @@
 """frames.csv of a lossless video equals `sfr-jax predict` on the same frames saved as PNG (1e-5): inspect
 decodes, resizes and scores exactly the pixels predict reads. The model is a tiny random SFR-Net exported to
 a .pth for predict and wrapped, in memory, as a Scorer for inspect."""
-import argparse
 import csv
 import json
 
@@ -15,6 +14,7 @@ from sfr_jax.convert import export
 from sfr_jax.data import synthetic_video as sv
 from sfr_jax.inspection import run, sources
 from sfr_jax.serve.backends import open_scorer
+from sfr_jax.source import ModelSource
 from sfr_jax.text.tokenizer import ClipTokenizer
 
 
@@ -36,9 +36,8 @@ def test_frames_csv_of_a_lossless_video_equals_predict_on_png_frames(tmp_path, c
     assert predict.main(["--checkpoint", checkpoint, str(png_dir), "--format", "json", "--out", str(out)]) == 0
     predicted = {int(item["path"].rsplit("/", 1)[1][:-4]): item for item in json.load(open(out))["images"]}
 
-    args = argparse.Namespace(checkpoint=checkpoint, workdir=None, step=None, best=False, tokenizer=None,
-                              descriptions=None, bare_reference=False)
-    scorer, _ = open_scorer(args, "gzsl", batch_size=4)  # the backend `sfr-jax inspect --checkpoint` runs
+    source = ModelSource(checkpoint=checkpoint, mode="gzsl")
+    scorer, _ = open_scorer(source, batch_size=4)  # the backend `sfr-jax inspect --checkpoint` runs
     inputs, _ = sources.expand([path])
     run.inspect_videos(scorer, inputs, str(tmp_path / "out"),
                        run.InspectOptions(every_s=None, progress=False))

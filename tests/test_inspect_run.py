@@ -205,8 +205,8 @@ def test_cut_and_zero_byte_videos_are_reported_and_the_others_finish(mixed_video
 def test_cli_exit_code_and_messages(mixed_videos, tmp_path, monkeypatch, capsys):
     opened = []
 
-    def open_scorer(args, mode, classes=None, batch_size=16):  # sfr_jax.serve.open_scorer's signature
-        opened.append((mode, classes, batch_size))
+    def open_scorer(source, batch_size=16):  # sfr_jax.serve.backends.open_scorer's signature
+        opened.append((source.mode, source.classes, batch_size))
         return ConstantScorer(), None
 
     monkeypatch.setattr(inspect_cli, "open_scorer", open_scorer)

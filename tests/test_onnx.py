@@ -13,8 +13,8 @@ import yaml
 from export_fixtures import jax_logits, random_sfr
 from sfr_jax.infer.model import LoadedModel as Loaded, use_classes
 from sfr_jax.convert import export, onnx_export
-from sfr_jax.convert import cli as convert_cli
-from sfr_jax.convert.onnx_runtime import OnnxScorer, check_classes
+from sfr_jax import exchange as convert_cli
+from sfr_jax.serve.onnx import OnnxScorer, check_classes
 from sfr_jax.errors import InputError, MissingInput, OutputError
 from sfr_jax.eval.decisions import Decisions
 from sfr_jax.text.classes import load_class_set

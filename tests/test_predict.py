@@ -12,7 +12,8 @@ from PIL import Image
 
 from export_fixtures import jax_logits, random_sfr
 from sfr_jax import predict
-from sfr_jax.convert import cli, export
+from sfr_jax import exchange as cli
+from sfr_jax.convert import export
 from sfr_jax.convert.torch_model import SFRNetTorch, load_state_dict
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sfr_jax import parallel
-from sfr_jax.train.checkpoint import CheckpointError, Checkpoints, abstract
+from sfr_jax.checkpoints import CheckpointError, Checkpoints, abstract
 
 
 def _state(v):
@@ -61,7 +61,7 @@ SAVER = r"""
 import sys
 sys.path.insert(0, {repo!r})
 import numpy as np
-from sfr_jax.train.checkpoint import Checkpoints
+from sfr_jax.checkpoints import Checkpoints
 ckpt = Checkpoints({workdir!r}, keep=5)
 ckpt.save(1, {{"trainable": {{"w": np.full((4, 3), 1.0, np.float32)}}, "step": np.int32(1)}}, {{"step": 1}})
 ckpt.wait()

@@ -14,7 +14,7 @@ import pytest
 from sfr_jax import evaluate
 from sfr_jax.data import tfrecords
 from sfr_jax.train import cli, loop
-from sfr_jax.train.checkpoint import Checkpoints
+from sfr_jax.checkpoints import Checkpoints
 from sfr_jax.train.run import steps_per_epoch
 from train_fixtures import REPO, cli_args, make_synthetic_data, make_tiny_clip_dir
 

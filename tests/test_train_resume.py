@@ -74,7 +74,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(clip_dir, tmp_path):
 
     with pytest.raises(loop.NonFiniteLoss, match="step 5.*last good checkpoint \\(step 3\\)"):
         loop.train(config, str(tmp_path / "nan"), spe=SPE, batches=poisoned)
-    from sfr_jax.train.checkpoint import Checkpoints
+    from sfr_jax.checkpoints import Checkpoints
     assert Checkpoints(str(tmp_path / "nan"), read_only=True).steps() == [3]
 
 

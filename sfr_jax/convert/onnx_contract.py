@@ -1,5 +1,5 @@
 """What an ONNX export promises its users: graph input/output names, the sidecar format and where it lives,
-and how a class file is read against it. Plain Python, so that running an export (onnx_runtime) needs
+and how a class file is read against it. Plain Python, so that running an export (sfr_jax.serve.onnx) needs
 neither JAX nor torch."""
 from __future__ import annotations
 

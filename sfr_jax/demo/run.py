@@ -27,25 +27,20 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from sfr_jax import cli
-from sfr_jax.convert.cli import convert_clip_main, export_main
-from sfr_jax.data import prepare, synthetic, tfrecords
+from sfr_jax import cli, verbs
+from sfr_jax.data import synthetic, tfrecords
 from sfr_jax.demo import pretrain as dp
 from sfr_jax.eval.evaluator import Evaluator
 from sfr_jax.eval import calibration
 from sfr_jax.eval.calibration import expected_calibration_error
 from sfr_jax.eval.decisions import Decisions
 from sfr_jax.eval.metrics import mean_average_precision, sigmoid
-from sfr_jax.evaluate import calibrate_main
 from sfr_jax.data import synthetic_video
 from sfr_jax.fileio import atomic_path, write_json, write_text
 from sfr_jax.inspection import compare
-from sfr_jax.inspection.cli import main as inspect_main
-from sfr_jax.predict import main as predict_main
 from sfr_jax.text.classes import load_class_set
 from sfr_jax.text.tokenizer import ClipTokenizer
-from sfr_jax.train import workdir as workdir_lib
-from sfr_jax.train.cli import train_main
+from sfr_jax.workdir import Workdir
 from sfr_jax.train.run import setup
 
 STAGES = ("data", "clip", "prepare", "train", "calibrate", "evaluate", "export", "inspect", "summary")
@@ -54,8 +49,6 @@ STAGES = ("data", "clip", "prepare", "train", "calibrate", "evaluate", "export",
 VIDEO_PLANTED = (("IN", 6.0, 14.0), ("FO", 20.0, 24.0), ("OK", 30.0, 40.0), ("FS", 50.0, 51.5))
 VIDEO = dict(duration_s=60.0, fps=5.0, size=(360, 288))
 VAL_FRACTION = 0.15  # of the training frames, carved off for `sfr-jax calibrate` (the test split stays untouched)
-VERBS = {"convert-clip": convert_clip_main, "prepare": prepare.main, "train": train_main, "export": export_main,
-         "predict": predict_main, "calibrate": calibrate_main, "inspect": inspect_main}
 
 
 def _config_file() -> str:
@@ -168,7 +161,7 @@ class StageFailed(Exception):
 def _verb(argv, quiet: bool = False) -> int:
     """Run `sfr-jax ARGV` in this process (the verb's own entry point, as the command line), echoing it."""
     _say("    $ sfr-jax " + " ".join(argv))
-    verb = VERBS[argv[0]]
+    verb = verbs.entry(argv[0])
     if not quiet:
         code = verb(list(argv[1:]))
     else:
@@ -297,7 +290,7 @@ def _tables(config, run, decisions=None):
 def evaluate_workdir(workdir: str, split: str | None = None):
     """(results, logits, labels, class set, decisions) of the newest checkpoint of a training workdir over
     the test split (or `split`); decisions from the step's calibration when it has one."""
-    config = workdir_lib.run_config(workdir)
+    config = Workdir(workdir).read_config()
     if split:
         with config.unlocked():
             config.data.eval_split = split
@@ -378,7 +371,7 @@ def stage_evaluate(out: str, rows: dict) -> dict:
     ece = {"before": expected_calibration_error(sigmoid(sfr_logits["gzsl"]), labels),
            "after": expected_calibration_error(decisions.probabilities(sfr_logits["gzsl"]), labels)}
     workdir, labels, class_set = first
-    base, base_logits, _ = evaluate_plain_clip(workdir_lib.run_config(workdir), os.path.join(out, "plain_clip"))
+    base, base_logits, _ = evaluate_plain_clip(Workdir(workdir).read_config(), os.path.join(out, "plain_clip"))
     results = {"CLIP (zero-shot)": base, **results}
     unseen = labels[:, list(class_set.ids("zsl"))]
     curves = {"CLIP (zero-shot)": pr_curve(base_logits["zsl"], unseen), **curves}

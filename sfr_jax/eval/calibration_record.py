@@ -20,6 +20,7 @@ from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.eval.calibration import (DEFAULT_OBJECTIVE, DEFAULT_RULE, ECE_BINS, as_inputs, check_rule,
                                       expected_calibration_error, figures, fit, standardise_stats)
 from sfr_jax.eval.metrics import sigmoid
+from sfr_jax.workdir import Workdir
 
 FORMAT = "sfr-jax-calibration/1"
 # Classes outside the record get z-statistics from unlabelled logits only when there are this many images.
@@ -129,8 +130,8 @@ def held_out_ece(logits, labels, seen, filenames, objective=DEFAULT_OBJECTIVE,
 
 
 def record_path(workdir: str, step: int) -> str:
-    """Where `sfr-jax calibrate` keeps the record of a step: <workdir>/calibration/<step>.json."""
-    return os.path.join(workdir, "calibration", f"{int(step)}.json")
+    """Where `sfr-jax calibrate` keeps the record of a step (sfr_jax.workdir.Workdir.calibration_file)."""
+    return Workdir(workdir).calibration_file(step)
 
 
 def write_record(path: str, record: dict) -> str:

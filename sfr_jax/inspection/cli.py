@@ -17,7 +17,6 @@ import sys
 from sfr_jax import cli
 from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.inspection import events, quality, run, sources
-from sfr_jax.convert.cli import add_checkpoint_options
 from sfr_jax.inspection.distance import parse_length
 from sfr_jax.serve.backends import open_scorer
 
@@ -28,7 +27,7 @@ def build_parser():
     ap = cli.parser("sfr-jax inspect", __doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_model_source(ap)
-    add_checkpoint_options(ap)
+    cli.add_checkpoint_options(ap)
     ap.add_argument("videos", nargs="+", help="video files, folders, globs or frame folders")
     ap.add_argument("--out", required=True, help="output folder: DIR/<video name>/ per video, DIR/summary.csv")
     rate = ap.add_mutually_exclusive_group()
@@ -64,7 +63,7 @@ def build_parser():
     return ap
 
 
-def options_from(args) -> run.InspectOptions:
+def options_from(args, source) -> run.InspectOptions:
     """InspectOptions from parsed arguments; values a user got wrong are InputErrors."""
     if args.every is not None and not args.every > 0 or args.fps is not None and not args.fps > 0:
         raise InputError("--every and --fps must be > 0")
@@ -80,20 +79,18 @@ def options_from(args) -> run.InspectOptions:
         dark=gate_on and args.dark_below >= 0, dark_below=args.dark_below,
         uniform=gate_on and args.uniform_below >= 0, uniform_below=args.uniform_below,
         blur=gate_on and args.blur_above <= 1, blur_above=args.blur_above)
-    model = f"checkpoint={args.checkpoint}" if args.checkpoint else \
-        f"workdir={args.workdir} step={args.step} best={args.best}"
+    model = source.describe()
     if args.classes:
-        model += f" classes={args.classes}"
+        model += f", classes of {args.classes}"
     return run.InspectOptions(
         every_s=every, batch=args.batch, quality=quality_config, events=event_config, distance=args.distance,
         length=parse_length(args.length) if args.length else None, shard=sources.parse_shard(args.shard),
         progress=not args.no_progress, model=model)
 
 
-def load_scorer(args):
-    """The Scorer of the model the arguments name: every class (gzsl), or those of --classes."""
-    sizes = {"batch_size": args.batch} if args.batch else {}
-    scorer, _ = open_scorer(args, None, classes=args.classes, **sizes)  # None: all classes the model holds
+def load_scorer(source, batch: int | None):
+    """The Scorer of the model `source` names: every class it holds (mode None), or those of its classes file."""
+    scorer, _ = open_scorer(source, **({"batch_size": batch} if batch else {}))
     return scorer
 
 
@@ -101,14 +98,15 @@ def load_scorer(args):
 def main(argv) -> int:
     """Parse, find the videos, load the model, inspect; 0 when every video ended ok."""
     args = build_parser().parse_args(argv)
-    options = options_from(args)
+    source = cli.model_source(args, classes=args.classes)
+    options = options_from(args, source)
     inputs, problems = sources.expand(args.videos, exclude=[args.out])
     for pattern, why in problems:
         print(f"sfr-jax inspect: {pattern}: {why}", file=sys.stderr)
     if not inputs:
         raise MissingInput(f"no video found in {' '.join(args.videos)} (videos by extension: "
                            f"{' '.join(sources.VIDEO_EXTENSIONS)}, or folders of frames named by time)")
-    scorer = load_scorer(args)
+    scorer = load_scorer(source, args.batch)
     print(f"sfr-jax inspect: decisions: {scorer.decisions.source}", file=sys.stderr)
     summary = run.inspect_videos(scorer, inputs, args.out, options)
     for source, status, message in summary.failed:

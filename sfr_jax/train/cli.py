@@ -43,27 +43,16 @@ def parse(argv):
     if args.topology and not args.dry_run:
         raise ConfigError("--topology only goes with --dry-run (training runs on the devices it finds)")
     model_lib.check_preset(config)
-    with config.unlocked():
-        if args.coordinator:
-            config.distributed.coordinator = args.coordinator
-        if args.num_processes:
-            config.distributed.num_processes = args.num_processes
-        if args.process_id >= 0:
-            config.distributed.process_id = args.process_id
+    config_lib.use_process_flags(config, args.coordinator, args.num_processes, args.process_id)
     config_lib.resolve_paths(config, os.getcwd())
     return config, args
-
-
-def start_distributed(config) -> None:
-    d = config.distributed
-    parallel.initialize(d.coordinator, d.num_processes, d.process_id, d.cpu_collectives)
 
 
 @cli.verb("sfr-jax train")
 def train_main(argv) -> int:
     """Parse flags and config, start the multi-process runtime if configured, train (or dry-run)."""
     config, args = parse(argv)
-    start_distributed(config)
+    parallel.initialize_for(config.distributed)
     if args.dry_run:
         return dryrun.dry_run(config, args.topology).exit_code
     result = loop.train(config, args.workdir)

@@ -12,10 +12,9 @@ import math
 import jax
 import numpy as np
 
-from sfr_jax import chips
+from sfr_jax import chips, logs
 from sfr_jax.infer import model as model_lib
 from sfr_jax.train import aot, fit
-from sfr_jax.train import logging as run_logging
 
 EXIT_DOES_NOT_FIT = 3
 GIB = 2 ** 30
@@ -147,7 +146,7 @@ def search_lines(config, target: aot.Target, step: str, failing: aot.Compiled, m
 def dry_run(config, topology: str = "", max_compiles: int = 8) -> Result:
     """Compile the train and eval steps of `config` for `topology` (or the local devices); returns (and
     prints on process 0) the report; progress goes to the log (stderr)."""
-    run_logging.setup(None)
+    logs.setup(None)
     target = aot.target(topology)
     plan = aot.plan(config, target)
     c = plan.config

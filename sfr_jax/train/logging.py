@@ -1,52 +1,17 @@
-"""Run logging on process 0: a progress bar (step, loss, images/s, ETA), TensorBoard scalars, and a plain
-log file `train.log` in the workdir. Other processes log warnings and errors only."""
+"""Training's logging on process 0: a progress bar (step, loss, images/s, ETA) and TensorBoard scalars (the
+log itself, stderr and train.log, is set up by sfr_jax.logs)."""
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 
 import jax
 
 from sfr_jax.tfcpu import tf_cpu
+from sfr_jax.workdir import Workdir
 
 log = logging.getLogger("sfr_jax")
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is when a record is emitted, not when the handler was made (a caller
-    may have redirected it since, as test runners and notebooks do)."""
-
-    def emit(self, record):
-        self.stream = sys.stderr
-        super().emit(record)
-
-
-def setup(workdir: str | None, verbose: bool = True) -> None:
-    """Root logger for the `sfr_jax` namespace: stderr, plus workdir/train.log on process 0."""
-    log.setLevel(logging.INFO if jax.process_index() == 0 and verbose else logging.WARNING)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s [p%(process_index)s] %(message)s")
-    for h in list(log.handlers):
-        if getattr(h, "_sfr_jax", False):
-            log.removeHandler(h)
-            h.close()
-
-    class _Proc(logging.Filter):
-        def filter(self, record):
-            record.process_index = jax.process_index()
-            return True
-
-    handlers = [_StderrHandler()]
-    if workdir and jax.process_index() == 0:
-        os.makedirs(workdir, exist_ok=True)
-        handlers.append(logging.FileHandler(os.path.join(workdir, "train.log")))
-    for h in handlers:
-        h.setFormatter(fmt)
-        h.addFilter(_Proc())
-        h._sfr_jax = True
-        log.addHandler(h)
-    log.propagate = False
 
 
 class Progress:
@@ -63,7 +28,7 @@ class Progress:
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
         self.writer = None
         if self.main and workdir:
-            self.writer = tf_cpu().summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+            self.writer = tf_cpu().summary.create_file_writer(Workdir(workdir).tensorboard)
 
     def rate(self, step: int) -> float:
         """Images per second since the last call."""

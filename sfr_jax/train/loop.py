@@ -16,7 +16,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from sfr_jax import config as config_lib
-from sfr_jax import parallel
+from sfr_jax import logs, parallel
 from sfr_jax.data import pipeline
 from sfr_jax.data.augment import AugConfig
 from sfr_jax.errors import ConfigError
@@ -28,6 +28,7 @@ from sfr_jax.train import logging as run_log
 from sfr_jax.train import optim, steps
 from sfr_jax.train.run import Run, checkpoint_meta, checkpoint_tree, checkpoints, input_readers, restore_into, setup, \
     split_dir
+from sfr_jax.workdir import Workdir
 
 log = logging.getLogger("sfr_jax")
 
@@ -95,7 +96,7 @@ def evaluate(run: Run, evaluator: Evaluator, name: str) -> dict:
     results = evaluator.run(run.trainable, run.frozen)
     results["step"], results["epoch"] = run.step, run.step / run.steps_per_epoch
     if jax.process_index() == 0:
-        paths = report.write(results, os.path.join(run.workdir, "eval"), name,
+        paths = report.write(results, Workdir(run.workdir).eval_dir, name,
                              f"{run.config.name}: evaluation at step {run.step} (epoch {results['epoch']:g})")
         z, g = results.get("zsl", {}), results.get("gzsl", {})
         log.info("eval step %d: ZSL mAP %.2f, GZSL mAP %.2f (%d images, %.1fs) -> %s", run.step,
@@ -122,11 +123,8 @@ def _log_plan(run: Run) -> None:
 
 def _check_resumable(config, workdir: str) -> None:
     """A workdir's stored config against this run's: only keys that may change on resume may differ."""
-    path = os.path.join(workdir, "config.json")
-    if os.path.isfile(path):
-        with open(path) as handle:
-            stored = config_lib.from_json(handle.read(), source=path)
-        config_lib.check_resume(stored, config, workdir)
+    if Workdir(workdir).has_config():
+        config_lib.check_resume(Workdir(workdir).read_config(), config, workdir)
 
 
 def train(config, workdir: str, *, spe: int | None = None, batches=None) -> Result:
@@ -136,7 +134,7 @@ def train(config, workdir: str, *, spe: int | None = None, batches=None) -> Resu
     the prepared split (then there is no evaluation).
     """
     workdir = os.path.abspath(workdir)
-    run_log.setup(None)
+    logs.setup(None)
     _check_resumable(config, workdir)
     run = setup(config, workdir, restore=False, spe=spe)  # every input is checked before the workdir is made
     if not jax.tree.leaves(run.trainable):
@@ -145,12 +143,12 @@ def train(config, workdir: str, *, spe: int | None = None, batches=None) -> Resu
     train_step = steps.make_train_step(run.parts, run.tx, config, run.mesh, run.shardings)
     evaluator = Evaluator(run.parts, config, run.mesh, run.shardings) if batches is None else None
     os.makedirs(workdir, exist_ok=True)
-    run_log.setup(workdir)
+    logs.setup(workdir)
     manager = checkpoints(run)
     try:
         restore_into(run, manager=manager)
         if jax.process_index() == 0:
-            write_text(os.path.join(workdir, "config.json"), config_lib.to_json(config))
+            write_text(Workdir(workdir).config_file, config_lib.to_json(config))
         _log_plan(run)
         source = (batches(run.step) if batches is not None else
                   train_input(config, run.step, run.total_steps - run.step))

@@ -14,13 +14,15 @@ import time
 import jax
 import numpy as np
 
+from sfr_jax import checkpoints as ckpt_lib
 from sfr_jax import config as config_lib
 from sfr_jax import parallel
 from sfr_jax.data import pipeline
 from sfr_jax.errors import CheckpointError, ConfigError
 from sfr_jax.infer import model as model_lib
-from sfr_jax.train import checkpoint as ckpt_lib
+from sfr_jax.infer.restore import open_checkpoints, param_shardings, scoring_tree
 from sfr_jax.train import optim
+from sfr_jax.workdir import Workdir
 
 log = logging.getLogger("sfr_jax")
 
@@ -72,11 +74,9 @@ def steps_per_epoch(config) -> int:
 
 
 def state_shardings(mesh, trainable, opt_state, frozen, min_size: int = parallel.MIN_SHARDED_SIZE) -> dict:
-    """Replicated state, or tensors of `min_size` scalars or more split over the 'model' axis when
-    mesh.model > 1 (parallel.param_sharding)."""
-    return {"trainable": parallel.param_sharding(mesh, trainable, min_size),
-            "opt_state": parallel.param_sharding(mesh, opt_state, min_size),
-            "frozen": parallel.param_sharding(mesh, frozen, min_size)}
+    """param_shardings of the model, and the optimiser state laid out like the parameters it follows."""
+    return {**param_shardings(mesh, trainable, frozen, min_size),
+            "opt_state": parallel.param_sharding(mesh, opt_state, min_size)}
 
 
 def total_steps(config, spe: int) -> int:
@@ -105,13 +105,10 @@ def setup(config, workdir: str, *, restore: bool = True, step: int | None = None
 
 
 def checkpoint_tree(run: Run) -> dict:
-    """The tree a checkpoint of `run` holds (arrays; the RNG key as host numpy, saved once by process 0)."""
-    tree = {"trainable": run.trainable, "opt_state": run.opt_state,
+    """The tree a checkpoint of `run` holds: what scoring reads (infer.restore.scoring_tree), the optimiser
+    state and the RNG key (host numpy, saved once by process 0)."""
+    return {**scoring_tree(run.trainable, run.frozen), "opt_state": run.opt_state,
             "rng": np.asarray(jax.random.key_data(run.key))}
-    adjacency = model_lib.get_adjacency(run.frozen)
-    if adjacency is not None:
-        tree["adjacency"] = adjacency
-    return tree
 
 
 def checkpoint_meta(run: Run) -> dict:
@@ -125,8 +122,7 @@ def checkpoint_meta(run: Run) -> dict:
 
 def checkpoints(run: Run, read_only: bool = False) -> ckpt_lib.Checkpoints:
     """The checkpoint manager of the run's workdir, with the run's keep policy."""
-    c = run.config.train
-    return ckpt_lib.Checkpoints(run.workdir, c.keep_checkpoints, c.best_metric, read_only=read_only)
+    return open_checkpoints(Workdir(run.workdir), run.config, read_only=read_only)
 
 
 def restore_into(run: Run, step: int | None = None, manager: ckpt_lib.Checkpoints | None = None) -> dict | None:
@@ -158,11 +154,3 @@ def restore_into(run: Run, step: int | None = None, manager: ckpt_lib.Checkpoint
              run.step // run.steps_per_epoch, run.step % run.steps_per_epoch)
     return meta
 
-
-def recompute_adjacency(run: Run) -> None:
-    """GR's adjacency from the CURRENT (trained) text encoder, as the reference does when it evaluates a
-    saved model (SPEC §4); training keeps the start-up adjacency."""
-    model = run.parts.merge(run.trainable, run.frozen)
-    value = parallel.place(np.asarray(model.compute_adjacency(run.parts.phrase_tokens)),
-                           parallel.replicated(run.mesh))
-    model_lib.set_adjacency(run.frozen, value)

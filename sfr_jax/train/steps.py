@@ -83,9 +83,3 @@ def make_train_step(parts: ModelParts, tx: optax.GradientTransformation, config,
         donate_argnums=(0, 1),
     )
 
-
-def state_shardings(mesh, trainable, opt_state, frozen) -> dict:
-    """Replicated state, or large tensors split over the 'model' axis when mesh.model > 1."""
-    return {"trainable": parallel.param_sharding(mesh, trainable),
-            "opt_state": parallel.param_sharding(mesh, opt_state),
-            "frozen": parallel.param_sharding(mesh, frozen)}

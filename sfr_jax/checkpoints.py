@@ -1,6 +1,8 @@
 """Orbax checkpoints of a run: trainable + optimiser state, adjacency, RNG, config and data position.
 
-Frozen CLIP weights are not copied: the saved config names the converted CLIP folder. Orbax writes each
+Frozen CLIP weights are not copied: the saved config names the converted CLIP folder. A reader may restore
+part of a step (`partial=True`: e.g. inference reads the trainable state and the adjacency, never the
+optimiser state). Orbax writes each
 step into a temporary folder and renames it when complete, so an interrupted write is never listed as a
 step; a step that fails to restore (corrupted files) is skipped with a warning in favour of the one before.
 """
@@ -24,6 +26,7 @@ from orbax.checkpoint import checkpoint_managers as policies
 
 from sfr_jax.cli import one_line
 from sfr_jax.errors import CheckpointError
+from sfr_jax.workdir import Workdir
 
 __all__ = ["CheckpointError", "Checkpoints", "abstract"]
 log = logging.getLogger(__name__)
@@ -69,15 +72,14 @@ def _quiet_reader_threads():
                 raise
     finally:
         sys.unraisablehook = hook
-DAMAGED_DIR = "checkpoints_damaged"  # beside checkpoints/: steps that could not be read, kept for inspection
-
 
 class Checkpoints:
     """The workdir's `checkpoints/` folder: keep the last `keep` steps and the best by `best_metric`."""
 
-    def __init__(self, workdir: str, keep: int = 3, best_metric: str = "", *, async_save: bool = True,
+    def __init__(self, workdir: str | Workdir, keep: int = 3, best_metric: str = "", *, async_save: bool = True,
                  read_only: bool = False):
-        self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+        self.workdir = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
+        self.directory = self.workdir.checkpoints
         self.best_metric = best_metric
         self.read_only = read_only
         keep_policies = [policies.LatestN(n=keep)]
@@ -91,7 +93,8 @@ class Checkpoints:
             read_only=read_only,
             cleanup_tmp_directories=not read_only,  # leftovers of writes that never finished
         )
-        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+        # the PyTree handler (what StandardSave wraps, same files) is the one that can restore part of a tree
+        handlers = {"state": ocp.PyTreeCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
     def steps(self) -> list[int]:
@@ -139,30 +142,31 @@ class Checkpoints:
             raise KeyError(f"train.best_metric={self.best_metric!r} is not among the evaluation metrics "
                            f"({', '.join(sorted(metrics)[:12])}...)")
         meta = dict(meta, step=step, metrics=metrics)
-        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.PyTreeSave(state),
                                                         meta=ocp.args.JsonSave(meta)),
                           metrics=metrics, force=True)
 
-    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict, int]:
+    def restore(self, abstract_state: Any, step: int | None = None, partial: bool = False) -> tuple[Any, dict, int]:
         """Restore `step`, or the newest readable step. A step that cannot be read is skipped with a warning
         (and, when writable, set aside under checkpoints_damaged/ so the run can save that step again); a step
         whose shapes do not fit `abstract_state` (ShapeDtypeStruct leaves with shardings) is a changed model
-        config, reported as such."""
+        config, reported as such. `partial`: `abstract_state` names a part of the stored tree (top-level
+        entries may be left out), and only that part is read."""
         if step is not None:
             if step not in self.steps():
                 raise CheckpointError(f"no checkpoint of step {step} in {self.directory} "
                                       f"(saved steps: {self.steps() or 'none'})")
-            self._check_shapes(abstract_state, step)
-            return (*self._restore(abstract_state, step), step)
+            self._check_shapes(abstract_state, step, partial)
+            return (*self._restore(abstract_state, step, partial), step)
         steps = self.steps()
         if not steps:
             raise CheckpointError(f"no checkpoint in {self.directory}")
         errors = []
         for candidate in reversed(steps):
-            self._check_shapes(abstract_state, candidate)
+            self._check_shapes(abstract_state, candidate, partial)
             try:
                 with _quiet_reader_threads():
-                    state, meta = self._restore(abstract_state, candidate)
+                    state, meta = self._restore(abstract_state, candidate, partial)
             except Exception as error:  # any unreadable file: try the step before
                 reason = f"{type(error).__name__}: {one_line(str(error)).split(' See full TensorStore')[0][:300]}"
                 errors.append(f"step {candidate}: {reason}")
@@ -182,11 +186,14 @@ class Checkpoints:
         except Exception:  # unreadable metadata: the restore reports it as damage
             return None
 
-    def _check_shapes(self, abstract_state, step: int) -> None:
+    def _check_shapes(self, abstract_state, step: int, partial: bool) -> None:
         stored = self._stored_shapes(step)
         if stored is None:
             return
         want = _shapes(abstract_state)
+        if partial:  # entries the reader left out are not compared
+            tops = {path.split("/")[0] for path in want}
+            stored = {path: shape for path, shape in stored.items() if path.split("/")[0] in tops}
         if stored == want:
             return
         missing = sorted(set(want) - set(stored))
@@ -206,7 +213,7 @@ class Checkpoints:
         target = None
         if jax.process_index() == 0:
             stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            target = os.path.join(os.path.dirname(self.directory), DAMAGED_DIR, f"{step}-{stamp}")
+            target = os.path.join(self.workdir.damaged, f"{step}-{stamp}")
             os.makedirs(os.path.dirname(target), exist_ok=True)
             shutil.move(os.path.join(self.directory, str(step)), target)
         if jax.process_count() > 1:
@@ -214,9 +221,10 @@ class Checkpoints:
         self.manager.reload()
         return target
 
-    def _restore(self, abstract_state, step):
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+    def _restore(self, abstract_state, step, partial):
+        state = ocp.args.PyTreeRestore(abstract_state, ocp.checkpoint_utils.construct_restore_args(abstract_state),
+                                       partial_restore=partial)
+        restored = self.manager.restore(step, args=ocp.args.Composite(state=state, meta=ocp.args.JsonRestore()))
         meta = restored["meta"]
         if not isinstance(meta, dict) or meta.get("step") != step:
             raise CheckpointError(f"checkpoint step {step}: metadata missing or for another step ({meta!r:.200})")
