@@ -49,7 +49,7 @@ def log(msg=""):
 
 def class_tokens(path: str | None):
     """(class set, description ids [17, L], phrase ids [17, L']) with our tokenizer, or from an .npz cache."""
-    class_set = model_lib.load_classes(config_lib.base_config())
+    class_set = model_lib.ModelSpec.from_config(config_lib.base_config()).load_classes()
     if path and os.path.exists(path):
         z = np.load(path)
         return class_set, z["descriptions"], z["phrases"]
@@ -68,7 +68,7 @@ def build_parts(args, dtype: str, tokens) -> tuple:
     config.loss.group_size = 0
     config.model.dtype = dtype
     class_set, desc, phr = tokens
-    sc = model_lib.sfr_config(config)
+    sc = model_lib.ModelSpec.from_config(config).sfr
     clip_cfg = CLIPConfig.tiny() if args.tiny else CLIPConfig.vit_b16()
     runtime = Runtime(dtype=model_lib.DTYPES[dtype], remat=args.remat,
                       attention_impl=args.attention if dtype != "float32" or args.attention != "cudnn" else "xla")
@@ -150,7 +150,8 @@ def bench_dtype(args, dtype: str, tokens, mesh) -> dict:
     """Compile and time the real train step, the forward, and the GZSL eval step in `dtype`."""
     config, parts, unrolled = build_parts(args, dtype, tokens)
     B, size = args.batch, args.image_size
-    tx = optim.make_optimizer(config, 1000)
+    tx = optim.make_optimizer(optim.OptimConfig.from_config(config), 1000)
+    loss_config, norm = steps.LossConfig.from_config(config), (config.data.mean, config.data.std)
     opt_shapes = jax.eval_shape(tx.init, parts.trainable)
     sh = state_shardings(mesh, parts.trainable, opt_shapes, parts.frozen)
     trainable = parallel.place(parts.trainable, sh["trainable"])
@@ -164,14 +165,14 @@ def bench_dtype(args, dtype: str, tokens, mesh) -> dict:
     key = jax.random.key(0)
     r = {"dtype": dtype}
 
-    train_step = steps.make_train_step(parts, tx, config, mesh, sh)
+    train_step = steps.make_train_step(parts, tx, loss_config, norm, mesh, sh)
     t, c = time.perf_counter(), time.process_time()
     lowered = train_step.lower(trainable, opt_state, frozen, batch, np.int32(0), key)
     r["train_trace_s"] = time.perf_counter() - t
     compiled = lowered.compile()
     r["train_compile_s"] = time.perf_counter() - t
     r["train_compile_cpu_s"] = time.process_time() - c
-    flop_step = steps.make_train_step(unrolled, tx, config, mesh, sh)
+    flop_step = steps.make_train_step(unrolled, tx, loss_config, norm, mesh, sh)
     r["train_flops_xla"], r["train_flops_mm"] = count_flops(flop_step, trainable, opt_state, frozen, batch,
                                                             np.int32(0), key)
     r["train_mem"] = memory_of(compiled)

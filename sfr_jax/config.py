@@ -140,6 +140,14 @@ def apply_variants(config: ml_collections.ConfigDict, arg: str | None) -> ml_col
     return config
 
 
+def one_of(key: str, value, allowed) -> None:
+    """A ConfigError naming `key` when `value` is not among `allowed` (the allowed values live with their user and are handed in)."""
+    if value not in allowed:
+        names = [repr(a) for a in allowed]
+        choice = " or ".join(names) if len(names) <= 2 else "one of " + ", ".join(names)
+        raise ConfigError(f"config value {key}={value!r} must be {choice}")
+
+
 def _positive(x) -> bool:
     return x > 0
 
@@ -149,14 +157,10 @@ def _fraction(x) -> bool:  # a dropout rate or an Adam beta
 
 
 def _rules(c) -> list:
-    """(key, ok, why) of every value that has a meaning to check; the order is the error's priority."""
+    """(key, ok, why) of every value whose range can be checked here; the order is the error's priority.
+    Choices among names (model.dtype, schedule.kind, ...) are checked by the typed config of their user
+    (sfr_jax.train.configs.typed), which reads the allowed names from where they are used."""
     return [
-        ("schedule.kind", c.schedule.kind in ("epoch", "step"), "must be 'epoch' or 'step'"),
-        ("model.dtype", c.model.dtype in ("float32", "bfloat16"), "must be 'float32' or 'bfloat16'"),
-        ("model.attention_impl", c.model.attention_impl in ("auto", "einsum", "xla", "cudnn"),
-         "must be one of auto, einsum, xla, cudnn"),
-        ("model.remat", c.model.remat in ("", "block", "dots"), "must be '', 'block' or 'dots'"),
-        ("model.scan_layers", c.model.scan_layers in ("auto", "on", "off"), "must be auto, on or off"),
         ("model.bottleneck_dim", _positive(c.model.bottleneck_dim), "must be positive"),
         ("model.head_hidden", _positive(c.model.head_hidden), "must be positive"),
         ("model.gcn_hidden", _positive(c.model.gcn_hidden), "must be positive"),
@@ -208,15 +212,13 @@ def _rules(c) -> list:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Reject values that cannot work, naming the key. (Layer indices are checked against the CLIP's depth
-    when the model is built.)"""
+    """Reject values out of range, naming the key (see _rules)."""
     for key, ok, why in _rules(config):
         if not ok:
             raise ConfigError(f"config value {key}={_get(config, key)!r} {why}")
     if config.train.best_metric and config.train.best_metric.split("/")[0] not in ("zsl", "gzsl"):
         raise ConfigError(f"config value train.best_metric={config.train.best_metric!r}: use 'zsl/<metric>' or "
                           "'gzsl/<metric>', e.g. 'zsl/mAP'")
-    rs_layers(config)
 
 
 # Keys a resumed run may change: where things are, how often to log/evaluate/save, how long to train, how the
@@ -269,17 +271,6 @@ def _get(config, dotted):
     for part in dotted.split("."):
         config = config[part]
     return config
-
-
-def rs_layers(config) -> tuple[int, ...] | None:
-    """`model.rs_layers` as a tuple of layer indices, or None for all layers."""
-    text = str(config.model.rs_layers).strip()
-    if not text:
-        return None
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"config value model.rs_layers={text!r}: expected comma-separated integers") from None
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

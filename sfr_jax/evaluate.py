@@ -24,7 +24,7 @@ from sfr_jax import logs, parallel
 from sfr_jax.errors import ConfigError, InputError
 from sfr_jax.eval import calibration, calibration_record, metrics, report, sewer_scores
 from sfr_jax.eval.decisions import Decisions
-from sfr_jax.eval.evaluator import Evaluator
+from sfr_jax.eval.evaluator import EvalConfig, Evaluator
 from sfr_jax.infer import restore
 from sfr_jax.workdir import Workdir
 
@@ -96,7 +96,7 @@ def eval_main(argv) -> int:
     workdir = run.workdir
     if config.model.recompute_adjacency_at_eval:
         restore.recompute_adjacency(run)
-    evaluator = Evaluator(run.parts, config, run.mesh, run.shardings)
+    evaluator = Evaluator(run.parts, EvalConfig.from_config(config), run.mesh, run.shardings)
     decisions = Decisions.for_step(workdir.path, run.step, run.parts.class_set)
     name = args.name or f"eval_step_{run.step:08d}"
     if args.write_scores:
@@ -127,7 +127,7 @@ def calibrate_main(argv) -> int:
         print(f"sfr-jax calibrate: warning: --split {args.split} is the training split: its scores are "
               "optimistic, so thresholds fitted on it fire too rarely; prefer a held-out split "
               "(`sfr-jax prepare --val-fraction`)", file=sys.stderr)
-    evaluator = Evaluator(run.parts, config, run.mesh, run.shardings)
+    evaluator = Evaluator(run.parts, EvalConfig.from_config(config), run.mesh, run.shardings)
     logits, labels, filenames = evaluator.scores(run.trainable, run.frozen, with_filenames=True)
     class_set = run.parts.class_set
     if not labels[:, list(class_set.seen_ids)].any():

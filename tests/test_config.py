@@ -2,6 +2,7 @@
 import pytest
 
 from sfr_jax import config as cfg
+from sfr_jax.train.configs import typed
 
 
 def test_sewerml_defaults_are_the_reference_recipe():
@@ -36,8 +37,9 @@ def test_override_and_variant():
     ([], "--config"),
 ])
 def test_typos_and_bad_values_fail_clearly(argv, needle):
+    """What the train entry point does: parse (keys, ranges), then the typed configs (choices by name)."""
     with pytest.raises(cfg.ConfigError, match=needle):
-        cfg.parse(argv)
+        typed(cfg.parse(argv))
 
 
 def test_json_round_trip_keeps_every_value():

@@ -5,6 +5,7 @@ refused with clear messages."""
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,21 +16,15 @@ from sfr_jax.convert.torch_model import SFRNetTorch
 from sfr_jax.data import prepare, synthetic
 from sfr_jax.eval import calibration_record, sewer_scores
 from sfr_jax.eval.metrics import sigmoid
-from sfr_jax.train import loop
-from train_fixtures import make_synthetic_data, make_tiny_clip_dir, random_batch, tiny_config
+from train_fixtures import train_tiny_workdir
 
 SPE = 3
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("decide")
-    clip_dir = make_tiny_clip_dir(root / "clip")
-    data_dir = make_synthetic_data(str(root / "data"))
-    config = tiny_config(clip_dir, data_dir, **{"train.epochs": 1, "train.best_metric": ""})
-    workdir = root / "wd"
-    loop.train(config, str(workdir), spe=SPE, batches=lambda s: (random_batch(16, seed=i) for i in range(s, SPE)))
-    return dict(root=root, workdir=workdir, data_dir=data_dir, step=SPE)
+    found = train_tiny_workdir(str(tmp_path_factory.mktemp("decide")), SPE)
+    return dict(found, root=Path(found["root"]), workdir=Path(found["workdir"]))
 
 
 @pytest.fixture(scope="module")

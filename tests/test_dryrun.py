@@ -129,7 +129,7 @@ def test_preset_model_is_abstract_and_has_hf_parameter_count(tmp_path):
     import transformers
 
     config = _config(str(tmp_path / "none"), **{"model.clip_preset": "vit_l14_336", "data.image_size": 336})
-    parts = model_lib.abstract_parts(config)
+    parts = model_lib.abstract_parts(model_lib.ModelSpec.from_config(config))
     leaves = jax.tree.leaves((parts.trainable, parts.frozen))
     assert leaves and all(isinstance(x, jax.ShapeDtypeStruct) for x in leaves)
     frozen_clip = sum(int(np.prod(v.get_value().shape)) for path, v in nnx.to_flat_state(parts.frozen)
@@ -137,11 +137,11 @@ def test_preset_model_is_abstract_and_has_hf_parameter_count(tmp_path):
     with torch.device("meta"):
         hf = transformers.CLIPModel(transformers.CLIPConfig.from_dict(CLIPConfig.vit_l14_336().to_hf_dict()))
     assert frozen_clip == sum(p.numel() for p in hf.parameters())
-    _, source = model_lib.clip_architecture(config)
+    _, source = model_lib.ModelSpec.from_config(config).clip_architecture()
     assert source.startswith("preset vit_l14_336") and "holds none" in source
     config.model.clip_preset = ""
     with pytest.raises(ConfigError, match="clip_dir=.* holds no converted CLIP and model.clip_preset is ''"):
-        model_lib.abstract_parts(config)
+        model_lib.abstract_parts(model_lib.ModelSpec.from_config(config))
 
 
 def _fake_compile(memory, limit, available):

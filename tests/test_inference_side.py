@@ -13,9 +13,9 @@ import pytest
 
 from sfr_jax import checkpoints, predict, verbs
 from sfr_jax.infer import restore
-from sfr_jax.train import loop, optim
+from sfr_jax.train import optim
 from sfr_jax.train import run as run_lib
-from train_fixtures import make_synthetic_data, make_tiny_clip_dir, random_batch, tiny_config
+from train_fixtures import train_tiny_workdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPE = 2
@@ -23,14 +23,8 @@ SPE = 2
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("infer")
-    clip_dir = make_tiny_clip_dir(root / "clip")
-    data_dir = make_synthetic_data(str(root / "data"))
-    config = tiny_config(clip_dir, data_dir, **{"train.epochs": 1, "train.best_metric": ""})
-    workdir = root / "wd"
-    loop.train(config, str(workdir), spe=SPE, batches=lambda s: (random_batch(16, seed=i) for i in range(s, SPE)))
-    images = os.path.join(os.path.dirname(data_dir), "raw", "images")
-    return dict(workdir=str(workdir), config=config, images=images)
+    found = train_tiny_workdir(str(tmp_path_factory.mktemp("infer")), SPE)
+    return dict(found, images=os.path.join(os.path.dirname(found["data_dir"]), "raw", "images"))
 
 
 def test_predict_on_a_workdir_builds_no_training_run_and_reads_no_optimiser_state(trained, monkeypatch, capsys):

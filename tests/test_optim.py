@@ -22,7 +22,7 @@ def spec_lr(base, e):
 def test_epoch_schedule_equals_spec_at_every_epoch(base):
     c = cfg.base_config()
     steps_per_epoch = 7
-    sched = jax.jit(optim.schedule(base, c, steps_per_epoch))
+    sched = jax.jit(optim.schedule(base, optim.OptimConfig.from_config(c), steps_per_epoch))
     for count in range(0, 10 * steps_per_epoch):
         e = count // steps_per_epoch + 1  # reference: scheduler.step(epoch) at the start of epoch 1..10
         np.testing.assert_allclose(float(sched(count)), spec_lr(base, e), rtol=1e-6)
@@ -33,7 +33,7 @@ def test_epoch_schedule_equals_spec_at_every_epoch(base):
 def test_step_schedule_is_continuous_and_meets_epoch_values():
     c = cfg.base_config()
     c.schedule.kind = "step"
-    sched = optim.schedule(1e-3, c, 10)
+    sched = optim.schedule(1e-3, optim.OptimConfig.from_config(c), 10)
     np.testing.assert_allclose(float(sched(0)), 5e-7, rtol=1e-6)
     np.testing.assert_allclose(float(sched(50)), spec_lr(1e-3, 5), rtol=1e-6)
     values = np.array([float(sched(i)) for i in range(0, 100)])
@@ -51,7 +51,7 @@ def test_two_groups_clipping_and_adamw_match_torch():
               "head": {"w": rng.normal(size=(4,)).astype(np.float32)}, "gcn": {"w": rng.normal(size=(2, 2)).astype(np.float32)}}
     grads = [jax.tree.map(lambda p: rng.normal(size=p.shape).astype(np.float32) * s, params) for s in (3.0, 0.1, 5.0)]
 
-    tx = optim.make_optimizer(c, spe)
+    tx = optim.make_optimizer(optim.OptimConfig.from_config(c), spe)
     p = jax.tree.map(jnp.asarray, params)
     state = tx.init(p)
     for g in grads:
@@ -66,8 +66,8 @@ def test_two_groups_clipping_and_adamw_match_torch():
             for kk, t in d.items():
                 t.grad = torch.tensor(g[k][kk])
         torch.nn.utils.clip_grad_norm_([t for d in tp.values() for t in d.values()], max_norm=1.0)
-        opt.param_groups[0]["lr"] = float(optim.schedule(5e-6, c, spe)(i))
-        opt.param_groups[1]["lr"] = float(optim.schedule(1e-3, c, spe)(i))
+        opt.param_groups[0]["lr"] = float(optim.schedule(5e-6, optim.OptimConfig.from_config(c), spe)(i))
+        opt.param_groups[1]["lr"] = float(optim.schedule(1e-3, optim.OptimConfig.from_config(c), spe)(i))
         opt.step()
     for k, d in tp.items():
         for kk, t in d.items():

@@ -22,8 +22,8 @@ def _np(tree):
 
 
 def _run(config, mesh, batches, min_size=parallel.MIN_SHARDED_SIZE):
-    parts = model_lib.build_parts(config)
-    tx = optim.make_optimizer(config, steps_per_epoch=2)
+    parts = model_lib.build_parts(model_lib.ModelSpec.from_config(config))
+    tx = optim.make_optimizer(optim.OptimConfig.from_config(config), steps_per_epoch=2)
     opt_state = tx.init(parts.trainable)
     sh = state_shardings(mesh, parts.trainable, opt_state, parts.frozen, min_size)
     trainable = parallel.place(parts.trainable, sh["trainable"])
@@ -31,7 +31,7 @@ def _run(config, mesh, batches, min_size=parallel.MIN_SHARDED_SIZE):
     frozen = parallel.place(parts.frozen, sh["frozen"])
     frozen_before = _np(frozen)
     initial = _np(parts.trainable)  # (the placed copy is donated to the step)
-    train_step = steps.make_train_step(parts, tx, config, mesh, sh)
+    train_step = steps.make_train_step(parts, tx, steps.LossConfig.from_config(config), (config.data.mean, config.data.std), mesh, sh)
     key = jax.random.key(config.seed)
     losses = []
     for i, b in enumerate(batches):
@@ -65,7 +65,7 @@ def test_l14_shaped_towers_sharded_over_model_axis_equal_one_device(tmp_path_fac
     config = tiny_config(clip, **{"data.image_size": 28})
     batches = [random_batch(16, size=28, seed=i) for i in range(2)]
     mesh = parallel.make_mesh(data=4, model=2)
-    parts = model_lib.abstract_parts(config)
+    parts = model_lib.abstract_parts(model_lib.ModelSpec.from_config(config))
     sharded = [k for k, s in jax.tree_util.tree_leaves_with_path(
         parallel.param_sharding(mesh, parts.frozen, 64)) if "model" in str(s.spec)]
     assert any("vision_model" in jax.tree_util.keystr(k) for k in sharded)
@@ -103,14 +103,14 @@ def test_frozen_weights_get_no_gradient_work(clip_dir):
     """Cost analysis: the train step costs under 2.3x a forward (activation gradients through CLIP, weight
     gradients of the small trainable parts only), not the 3x that frozen-weight gradients would cost."""
     config = tiny_config(clip_dir)
-    parts = model_lib.build_parts(config)
+    parts = model_lib.build_parts(model_lib.ModelSpec.from_config(config))
     mesh = parallel.make_mesh(devices=jax.devices()[:1])
-    tx = optim.make_optimizer(config, 2)
+    tx = optim.make_optimizer(optim.OptimConfig.from_config(config), 2)
     opt_state = tx.init(parts.trainable)
     sh = state_shardings(mesh, parts.trainable, opt_state, parts.frozen)
     batch = parallel.host_to_global(random_batch(16), mesh)
     key = jax.random.key(0)
-    train = steps.make_train_step(parts, tx, config, mesh, sh).lower(
+    train = steps.make_train_step(parts, tx, steps.LossConfig.from_config(config), (config.data.mean, config.data.std), mesh, sh).lower(
         parts.trainable, opt_state, parts.frozen, batch, np.int32(0), key).compile()
 
     def forward(trainable, frozen, images):
@@ -135,7 +135,7 @@ def test_steps_normalise_uint8_images_on_the_device(clip_dir):
     eval step's logits equal the model's on images normalised by hand with numpy."""
     mean, std = (0.2, 0.5, 0.7), (0.25, 0.5, 0.3)  # per-channel values catch a channel-order mistake
     config = tiny_config(clip_dir, **{"data.mean": mean, "data.std": std})
-    parts = model_lib.build_parts(config)
+    parts = model_lib.build_parts(model_lib.ModelSpec.from_config(config))
     mesh = parallel.make_mesh()
     sh = state_shardings(mesh, parts.trainable, None, parts.frozen)
     batch = random_batch(16, seed=3)

@@ -70,6 +70,19 @@ def make_synthetic_data(root, num_images=160, shard_size=16):
     return out
 
 
+def train_tiny_workdir(root, spe: int) -> dict:
+    """A tiny run trained for one epoch of `spe` steps on random batches, as a workdir (no evaluation):
+    {root, workdir, data_dir, step}."""
+    from sfr_jax.train import loop  # (the training loop: only the tests that train need it)
+
+    clip_dir = make_tiny_clip_dir(os.path.join(root, "clip"))
+    data_dir = make_synthetic_data(os.path.join(root, "data"))
+    config = tiny_config(clip_dir, data_dir, **{"train.epochs": 1, "train.best_metric": ""})
+    workdir = os.path.join(root, "wd")
+    loop.train(config, workdir, spe=spe, batches=lambda s: (random_batch(16, seed=i) for i in range(s, spe)))
+    return dict(root=root, workdir=workdir, data_dir=data_dir, step=spe)
+
+
 def cli_args(clip_dir, data_dir, workdir, *extra):
     """`sfr-jax train` arguments for a tiny run on the synthetic data (configs/demo.py shrunk)."""
     return ["--config", os.path.join(REPO, "configs", "demo.py"), "--workdir", str(workdir),

@@ -282,7 +282,7 @@ def stage_train(out: str, name: str, seed: int, train_steps: int, variants: list
 
 def _tables(config, run, decisions=None):
     """(results, logits, labels) of one evaluation of `run`, scored once and tabulated from those logits."""
-    evaluator = Evaluator(run.parts, config, run.mesh, run.shardings)
+    evaluator = Evaluator(run.parts, run.configs.eval, run.mesh, run.shardings)
     logits, labels = evaluator.scores(run.trainable, run.frozen)
     return evaluator.tables(logits, labels, decisions), logits, labels
 

@@ -5,6 +5,7 @@ all modes score a batch in one program. Padding images of the last batches are d
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import time
@@ -19,29 +20,50 @@ from sfr_jax.eval import metrics as metrics_lib
 from sfr_jax.infer import steps
 
 
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """What an evaluation reads and how (the run config's eval section and its data split)."""
+
+    split_dir: str
+    global_batch: int
+    max_batches: int  # -1: the whole split
+    topk_zsl: tuple
+    topk_gzsl: tuple
+    image_size: int
+    mean: tuple
+    std: tuple
+    device_prefetch: int
+
+    @classmethod
+    def from_config(cls, config) -> "EvalConfig":
+        e, d = config.eval, config.data
+        return cls(os.path.join(d.dir, d.eval_split), int(e.global_batch), int(e.max_batches),
+                   tuple(int(k) for k in e.topk_zsl), tuple(int(k) for k in e.topk_gzsl), int(d.image_size),
+                   tuple(d.mean), tuple(d.std), int(d.device_prefetch))
+
+
 class Evaluator:
     """Compiled text-feature and eval steps for one model layout; `run(trainable, frozen)` -> results."""
 
-    def __init__(self, parts, config, mesh, shardings):
-        self.parts, self.config, self.mesh = parts, config, mesh
+    def __init__(self, parts, ec: EvalConfig, mesh, shardings):
+        self.parts, self.ec, self.mesh = parts, ec, mesh
         cs = parts.class_set
         self.modes = {"zsl": tuple(cs.ids("zsl")), "gzsl": tuple(cs.ids("gzsl"))}
         self.modes = {name: ids for name, ids in self.modes.items() if ids}
-        self.topk = {"zsl": tuple(config.eval.topk_zsl), "gzsl": tuple(config.eval.topk_gzsl)}
+        self.topk = {"zsl": ec.topk_zsl, "gzsl": ec.topk_gzsl}
         self.text_features = steps.make_text_features(parts, mesh, shardings)
-        self.eval_step = steps.make_eval_step(parts, mesh, shardings, self.modes, config.data.mean, config.data.std)
-        self.split_dir = os.path.join(config.data.dir, config.data.eval_split)
-        parallel.check_batch(config.eval.global_batch, mesh, "eval.global_batch")
+        self.eval_step = steps.make_eval_step(parts, mesh, shardings, self.modes, ec.mean, ec.std)
+        self.split_dir = ec.split_dir
+        parallel.check_batch(ec.global_batch, mesh, "eval.global_batch")
         # Fails now, not after an epoch of training, when the split does not suit the processes.
-        self.num_batches = pipeline.eval_steps(self.split_dir, config.eval.global_batch, jax.process_count())
-        self.partial = 0 < config.eval.max_batches < self.num_batches
+        self.num_batches = pipeline.eval_steps(self.split_dir, ec.global_batch, jax.process_count())
+        self.partial = 0 < ec.max_batches < self.num_batches
         if self.partial:
-            self.num_batches = config.eval.max_batches
+            self.num_batches = ec.max_batches
 
     def batches(self, with_filenames: bool = False):
-        c = self.config
-        batches = pipeline.eval_batches(self.split_dir, global_batch=c.eval.global_batch,
-                                        image_size=c.data.image_size, process_index=jax.process_index(),
+        batches = pipeline.eval_batches(self.split_dir, global_batch=self.ec.global_batch,
+                                        image_size=self.ec.image_size, process_index=jax.process_index(),
                                         process_count=jax.process_count(), with_filenames=with_filenames)
         return itertools.islice(batches, self.num_batches)
 
@@ -60,7 +82,7 @@ class Evaluator:
                     names.extend(n.decode("utf-8") for n in b["filename"])
                 yield {k: b[k] for k in ("image", "labels", "mask")}
 
-        for g in parallel.prefetch_to_device(fields(), self.mesh, self.config.data.device_prefetch):
+        for g in parallel.prefetch_to_device(fields(), self.mesh, self.ec.device_prefetch):
             outs.append(self.eval_step(trainable, frozen, g["image"], text))  # dispatched asynchronously
             labels.append(g["labels"])
             masks.append(g["mask"])

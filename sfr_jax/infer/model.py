@@ -17,7 +17,7 @@ from flax import nnx
 from sfr_jax import config as config_lib
 from sfr_jax.errors import ConfigError
 from sfr_jax.models import store
-from sfr_jax.models.clip import PRESETS, CLIPConfig, Runtime
+from sfr_jax.models.clip import ATTENTION_IMPLS, PRESETS, REMAT_POLICIES, CLIPConfig, Runtime
 from sfr_jax.models.rs import RSConfig
 from sfr_jax.models.sfr import TRAINABLE, Adjacency, ClassTokens, SFRConfig, SFRNet, build_sfr
 from sfr_jax.models.store import load_clip
@@ -61,74 +61,95 @@ class LoadedModel:
     calibration: dict | None = None  # the calibration record of this model (sfr_jax.eval.calibration_record)
 
 
-def load_classes(config) -> ClassSet:
-    """The class set of `config.data.class_set`, with user descriptions when given."""
-    return load_class_set(config.data.class_set, descriptions=config.data.descriptions or None)
+def parse_rs_layers(text: str) -> tuple[int, ...] | None:
+    """`model.rs_layers` as a tuple of layer indices, or None for all layers ('')."""
+    text = str(text).strip()
+    if not text:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"config value model.rs_layers={text!r}: expected comma-separated integers") from None
 
 
-def sfr_config(config) -> SFRConfig:
-    """The model switches and sizes of a run config as the frozen SFRConfig the model takes."""
-    m = config.model
-    rs = RSConfig(enabled=bool(m.rs), bottleneck_dim=m.bottleneck_dim, dropout=m.rs_dropout,
-                  layers=config_lib.rs_layers(config))
-    return SFRConfig(rs=rs, use_local=m.use_local, use_gr=m.use_gr, head_hidden=m.head_hidden,
-                     head_dropout=m.head_dropout, gcn_hidden=m.gcn_hidden, gcn_dropout=m.gcn_dropout,
-                     adjacency_threshold=m.adjacency_threshold)
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything that builds SFR-Net, typed and checked once from a run config (ModelSpec.from_config):
+    where the CLIP and the classes come from, the input contract, the model's switches and sizes (SFRConfig)
+    and how it computes (Runtime)."""
 
+    clip_dir: str
+    clip_preset: str  # '' or a PRESETS name: the CLIP's shape when clip_dir holds no converted CLIP
+    class_set: str
+    descriptions: str
+    image_size: int
+    mean: tuple
+    std: tuple
+    seed: int
+    sfr: SFRConfig
+    runtime: Runtime
 
-def runtime(config) -> Runtime:
-    """How the model computes (dtype, attention kernel, remat, layer scan) from a run config."""
-    m = config.model
-    return Runtime(dtype=DTYPES[m.dtype], attention_impl=m.attention_impl, remat=m.remat or None,
-                   scan_layers=SCAN_LAYERS[m.scan_layers])
+    @classmethod
+    def from_config(cls, config) -> "ModelSpec":
+        """The model part of a run config; a value that cannot work is a ConfigError naming its key."""
+        m = config.model
+        config_lib.one_of("model.dtype", m.dtype, tuple(DTYPES))
+        config_lib.one_of("model.attention_impl", m.attention_impl, ATTENTION_IMPLS)
+        config_lib.one_of("model.remat", m.remat, tuple(name or "" for name in REMAT_POLICIES))
+        config_lib.one_of("model.scan_layers", m.scan_layers, tuple(SCAN_LAYERS))
+        if m.clip_preset and m.clip_preset not in PRESETS:
+            raise ConfigError(f"config value model.clip_preset={m.clip_preset!r} is not a CLIP preset; use '' or "
+                              f"one of {', '.join(PRESETS)}")
+        rs = RSConfig(enabled=bool(m.rs), bottleneck_dim=m.bottleneck_dim, dropout=m.rs_dropout,
+                      layers=parse_rs_layers(m.rs_layers))
+        sfr = SFRConfig(rs=rs, use_local=m.use_local, use_gr=m.use_gr, head_hidden=m.head_hidden,
+                        head_dropout=m.head_dropout, gcn_hidden=m.gcn_hidden, gcn_dropout=m.gcn_dropout,
+                        adjacency_threshold=m.adjacency_threshold)
+        run = Runtime(dtype=DTYPES[m.dtype], attention_impl=m.attention_impl, remat=m.remat or None,
+                      scan_layers=SCAN_LAYERS[m.scan_layers])
+        d = config.data
+        return cls(str(config.clip_dir), str(m.clip_preset), str(d.class_set), str(d.descriptions or ""),
+                   int(d.image_size), tuple(d.mean), tuple(d.std), int(config.seed), sfr, run)
 
+    def load_classes(self) -> ClassSet:
+        """The class set named by data.class_set, with the user's descriptions when given."""
+        return load_class_set(self.class_set, descriptions=self.descriptions or None)
 
-def check_rs_layers(config, clip_config: CLIPConfig) -> None:
-    """Every index of model.rs_layers must name a block of at least one tower (else no adapter is added)."""
-    layers = config_lib.rs_layers(config)
-    if not config.model.rs or layers is None or -1 in layers:
-        return
-    depths = (clip_config.vision.num_hidden_layers, clip_config.text.num_hidden_layers)
-    outside = [i for i in layers if not any(-n <= i < n for n in depths)]
-    if outside:
-        raise ConfigError(f"config value model.rs_layers={config.model.rs_layers!r}: layer(s) {outside} outside the "
-                          f"CLIP's {depths[0]} vision and {depths[1]} text blocks (indices 0..{max(depths) - 1}, "
-                          "negative from the end, -1 for all)")
+    def check_rs_layers(self, clip_config: CLIPConfig) -> None:
+        """Every index of model.rs_layers must name a block of at least one tower (else no adapter is added)."""
+        layers = self.sfr.rs.layers
+        if not self.sfr.rs.enabled or layers is None or -1 in layers:
+            return
+        depths = (clip_config.vision.num_hidden_layers, clip_config.text.num_hidden_layers)
+        outside = [i for i in layers if not any(-n <= i < n for n in depths)]
+        if outside:
+            text = ",".join(str(i) for i in layers)
+            raise ConfigError(f"config value model.rs_layers={text!r}: layer(s) {outside} outside the CLIP's "
+                              f"{depths[0]} vision and {depths[1]} text blocks (indices 0..{max(depths) - 1}, "
+                              "negative from the end, -1 for all)")
 
+    def has_converted_clip(self) -> bool:
+        """Whether clip_dir holds a converted CLIP's config (what `sfr-jax convert-clip` writes)."""
+        return bool(self.clip_dir) and os.path.isfile(os.path.join(self.clip_dir, store.CONFIG_FILE))
 
-def check_preset(config) -> None:
-    """model.clip_preset must be '' or a preset name."""
-    name = config.model.clip_preset
-    if name and name not in PRESETS:
-        raise ConfigError(f"config value model.clip_preset={name!r} is not a CLIP preset; use '' or one of "
-                          f"{', '.join(PRESETS)}")
+    def clip_architecture(self) -> tuple[CLIPConfig, str]:
+        """(the CLIP's shape, where it came from): the converted CLIP in clip_dir when there is one, else
+        clip_preset. Reads no weights."""
+        if self.has_converted_clip():  # (the preset then plays no part: set clip_dir='' to dry-run it)
+            return (CLIPConfig.from_hf(os.path.join(self.clip_dir, store.CONFIG_FILE)),
+                    f"converted CLIP {self.clip_dir}")
+        if not self.clip_preset:
+            raise ConfigError(f"clip_dir={self.clip_dir!r} holds no converted CLIP and model.clip_preset is '': "
+                              "convert one (`sfr-jax convert-clip`) or set model.clip_preset to one of "
+                              f"{', '.join(PRESETS)}")
+        where = f"clip_dir={self.clip_dir!r} holds none" if self.clip_dir else "clip_dir unset"
+        return CLIPConfig.preset(self.clip_preset), f"preset {self.clip_preset} ({where})"
 
-
-def has_converted_clip(config) -> bool:
-    """Whether config.clip_dir holds a converted CLIP's config (what `sfr-jax convert-clip` writes)."""
-    return bool(config.clip_dir) and os.path.isfile(os.path.join(config.clip_dir, store.CONFIG_FILE))
-
-
-def clip_architecture(config) -> tuple[CLIPConfig, str]:
-    """(the CLIP's shape, where it came from): the converted CLIP in clip_dir when there is one, else the
-    config's model.clip_preset. Reads no weights."""
-    check_preset(config)
-    name = config.model.clip_preset
-    if has_converted_clip(config):  # (the preset then plays no part: set clip_dir='' to dry-run it)
-        return CLIPConfig.from_hf(os.path.join(config.clip_dir, store.CONFIG_FILE)), f"converted CLIP {config.clip_dir}"
-    if not name:
-        raise ConfigError(f"clip_dir={config.clip_dir!r} holds no converted CLIP and model.clip_preset is '': "
-                          "convert one (`sfr-jax convert-clip`) or set model.clip_preset to one of "
-                          f"{', '.join(PRESETS)}")
-    where = f"clip_dir={config.clip_dir!r} holds none" if config.clip_dir else "clip_dir unset"
-    return CLIPConfig.preset(name), f"preset {name} ({where})"
-
-
-def tokenizer_of(config):
-    """The tokenizer of the converted CLIP in clip_dir, or OpenAI's vocabulary when there is none."""
-    if has_converted_clip(config):
-        return ClipTokenizer.from_pretrained(config.clip_dir)
-    return ClipTokenizer.default()
+    def tokenizer(self):
+        """The tokenizer of the converted CLIP in clip_dir, or OpenAI's vocabulary when there is none."""
+        if self.has_converted_clip():
+            return ClipTokenizer.from_pretrained(self.clip_dir)
+        return ClipTokenizer.default()
 
 
 def _split(model: SFRNet, class_set, tokenizer, phrase_tokens) -> ModelParts:
@@ -140,38 +161,35 @@ def _split(model: SFRNet, class_set, tokenizer, phrase_tokens) -> ModelParts:
                       phrase_tokens)
 
 
-def build_parts(config) -> ModelParts:
-    """SFR-Net on the converted CLIP of `config.clip_dir`; the adjacency is computed from the class phrases
+def build_parts(spec: ModelSpec) -> ModelParts:
+    """SFR-Net on the converted CLIP of `spec.clip_dir`; the adjacency is computed from the class phrases
     with the text encoder as it stands at start-up (adapters at init), as the reference does."""
-    check_preset(config)
-    class_set = load_classes(config)
-    sc = sfr_config(config)
-    clip = load_clip(config.clip_dir, rs=sc.rs, image_size=config.data.image_size, runtime=runtime(config),
-                     seed=config.seed)  # (its error names convert-clip)
-    check_rs_layers(config, clip.config)
-    tokenizer = ClipTokenizer.from_pretrained(config.clip_dir)
+    class_set = spec.load_classes()
+    clip = load_clip(spec.clip_dir, rs=spec.sfr.rs, image_size=spec.image_size, runtime=spec.runtime,
+                     seed=spec.seed)  # (its error names convert-clip)
+    spec.check_rs_layers(clip.config)
+    tokenizer = ClipTokenizer.from_pretrained(spec.clip_dir)
     class_tokens = tokenizer.encode(list(class_set.descriptions))
     phrase_tokens = tokenizer.encode(list(class_set.phrases))
-    model = SFRNet(clip, sc, class_tokens, None, phrase_tokens=phrase_tokens,
-                   rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+    model = SFRNet(clip, spec.sfr, class_tokens, None, phrase_tokens=phrase_tokens,
+                   rngs=nnx.Rngs(params=spec.seed, dropout=spec.seed + 1))
     return _split(model, class_set, tokenizer, phrase_tokens)
 
 
-def abstract_parts(config) -> ModelParts:
+def abstract_parts(spec: ModelSpec) -> ModelParts:
     """build_parts's split model with jax.ShapeDtypeStruct leaves (nnx.eval_shape): no weights are read or
     materialised, so a ViT-L/14@336 can be compiled for a pod on a laptop. The CLIP's shape comes from
-    clip_architecture (clip_dir's config, else model.clip_preset)."""
-    class_set = load_classes(config)
-    sc = sfr_config(config)
-    clip_config, source = clip_architecture(config)
+    spec.clip_architecture (clip_dir's config, else model.clip_preset)."""
+    class_set = spec.load_classes()
+    clip_config, source = spec.clip_architecture()
     log.info("model: %s", source)
-    check_rs_layers(config, clip_config)
-    tokenizer = tokenizer_of(config)
+    spec.check_rs_layers(clip_config)
+    tokenizer = spec.tokenizer()
     class_tokens = tokenizer.encode(list(class_set.descriptions))
     phrase_tokens = tokenizer.encode(list(class_set.phrases))
     model = nnx.eval_shape(lambda: build_sfr(
-        clip_config, sc, class_tokens, phrase_tokens=phrase_tokens, image_size=config.data.image_size,
-        runtime=runtime(config), rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1)))
+        clip_config, spec.sfr, class_tokens, phrase_tokens=phrase_tokens, image_size=spec.image_size,
+        runtime=spec.runtime, rngs=nnx.Rngs(params=spec.seed, dropout=spec.seed + 1)))
     return _split(model, class_set, tokenizer, phrase_tokens)
 
 

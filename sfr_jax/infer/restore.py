@@ -63,7 +63,7 @@ def restore_step(workdir: str | Workdir, step: int | None = None, best: bool = F
     workdir = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     config = config if config is not None else workdir.read_config()
     mesh = parallel.make_mesh(config.mesh.data, config.mesh.model)
-    parts = model_lib.build_parts(config)
+    parts = model_lib.build_parts(model_lib.ModelSpec.from_config(config))
     shardings = param_shardings(mesh, parts.trainable, parts.frozen)
     trainable = parallel.place(parts.trainable, shardings["trainable"])
     frozen = parallel.place(parts.frozen, shardings["frozen"])

@@ -25,6 +25,7 @@ from sfr_jax.infer import model as model_lib
 from sfr_jax.infer import steps as infer_steps
 from sfr_jax.train import optim, steps
 from sfr_jax.train.flops import function_flops
+from sfr_jax.train.configs import typed
 from sfr_jax.train.run import Layout, state_shardings, steps_per_epoch
 
 log = logging.getLogger("sfr_jax")
@@ -100,11 +101,12 @@ def plan(config, target: Target, **overrides) -> Plan:
     except UserError as error:  # the schedule's length does not change what is compiled
         log.info("no steps per epoch from the data (%s); the dry run assumes 1", error)
         spe = 1
-    parts = model_lib.abstract_parts(config)
-    tx = optim.make_optimizer(config, spe)
+    configs = typed(config)
+    parts = model_lib.abstract_parts(configs.model)
+    tx = optim.make_optimizer(configs.optim, spe)
     opt_state = jax.eval_shape(tx.init, parts.trainable)
     shardings = state_shardings(mesh, parts.trainable, opt_state, parts.frozen)
-    return Plan(config, mesh, parts, tx, shardings, _abstract(parts.trainable, shardings["trainable"]),
+    return Plan(config, configs, mesh, parts, tx, shardings, _abstract(parts.trainable, shardings["trainable"]),
                 _abstract(opt_state, shardings["opt_state"]), _abstract(parts.frozen, shardings["frozen"]),
                 target=target)
 
@@ -224,10 +226,11 @@ def train_args(plan_: Plan, global_batch: int) -> tuple:
 def train_step(plan_: Plan, global_batch: int):
     """The jitted steps.make_train_step of the plan for `global_batch` images (a loss.group_size that does
     not divide it becomes one SCL group: the same memory and FLOPs)."""
-    config = plan_.config
-    if config.loss.group_size and global_batch % config.loss.group_size:
-        config = resolved(config, plan_.target, **{"loss.group_size": 0})
-    return steps.make_train_step(plan_.parts, plan_.tx, config, plan_.mesh, plan_.shardings)
+    loss = plan_.configs.loss
+    if loss.group_size and global_batch % loss.group_size:
+        loss = dataclasses.replace(loss, group_size=0)
+    m = plan_.configs.model
+    return steps.make_train_step(plan_.parts, plan_.tx, loss, (m.mean, m.std), plan_.mesh, plan_.shardings)
 
 
 def train_flops(plan_: Plan, global_batch: int) -> float:
@@ -248,13 +251,14 @@ def eval_modes(parts) -> dict:
 
 def compile_eval(plan_: Plan, global_batch: int) -> Compiled:
     """Compile infer.steps.make_eval_step (every mode in one program) for `global_batch` images."""
-    c, mesh, parts = plan_.config, plan_.mesh, plan_.parts
+    mesh, parts = plan_.mesh, plan_.parts
     modes = eval_modes(parts)
-    fn = infer_steps.make_eval_step(parts, mesh, plan_.shardings, modes, c.data.mean, c.data.std)
+    fn = infer_steps.make_eval_step(parts, mesh, plan_.shardings, modes, plan_.configs.model.mean,
+                                    plan_.configs.model.std)
     rep = parallel.replicated(mesh)
     text = {name: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep) for name, s in
             ((name, jax.eval_shape(lambda t, f, ids=ids: parts.merge(t, f).text_features(ids),
                                    plan_.trainable, plan_.frozen)) for name, ids in modes.items())}
-    size = c.data.image_size
+    size = plan_.configs.model.image_size
     images = jax.ShapeDtypeStruct((global_batch, size, size, 3), jnp.uint8, sharding=parallel.batch_sharding(mesh))
     return _compile("eval", fn, (plan_.trainable, plan_.frozen, images, text), plan_, global_batch)

@@ -15,8 +15,8 @@ from sfr_jax import cli
 from sfr_jax import config as config_lib
 from sfr_jax import parallel
 from sfr_jax.errors import ConfigError, Interrupted
-from sfr_jax.infer import model as model_lib
 from sfr_jax.train import dryrun, loop
+from sfr_jax.train.configs import typed
 
 
 def build_parser():
@@ -42,7 +42,7 @@ def parse(argv):
         raise ConfigError("--workdir DIR is required")
     if args.topology and not args.dry_run:
         raise ConfigError("--topology only goes with --dry-run (training runs on the devices it finds)")
-    model_lib.check_preset(config)
+    typed(config)  # the choices of every section, checked here at the entry point (train.configs)
     config_lib.use_process_flags(config, args.coordinator, args.num_processes, args.process_id)
     config_lib.resolve_paths(config, os.getcwd())
     return config, args

@@ -154,7 +154,7 @@ def dry_run(config, topology: str = "", max_compiles: int = 8) -> Result:
     chip = target.chip
     about = (f" ({chip.name}: {chip.hbm_bytes / GIB:.0f} GiB HBM, {chip.bf16_flops / 1e12:.0f} TFLOP/s bf16, "
              f"{chip.hbm_bandwidth / 1e9:.0f} GB/s)" if chip else "")
-    _, source = model_lib.clip_architecture(c)
+    _, source = plan.configs.model.clip_architecture()
     scan = {"on": "scanned", "off": "unrolled", "auto": "auto (scanned on CPU in training)"}[c.model.scan_layers]
     lines = [f"dry run of {c.name} for {where}: {len(target.devices)} x {target.kind}{about}, "
              f"{target.processes} process(es)",

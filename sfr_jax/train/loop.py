@@ -140,8 +140,9 @@ def train(config, workdir: str, *, spe: int | None = None, batches=None) -> Resu
     if not jax.tree.leaves(run.trainable):
         raise ConfigError("nothing to train: config values model.rs, model.use_local and model.use_gr are all "
                           "False (evaluate plain CLIP with `sfr-jax eval` instead)")
-    train_step = steps.make_train_step(run.parts, run.tx, config, run.mesh, run.shardings)
-    evaluator = Evaluator(run.parts, config, run.mesh, run.shardings) if batches is None else None
+    m = run.configs.model
+    train_step = steps.make_train_step(run.parts, run.tx, run.configs.loss, (m.mean, m.std), run.mesh, run.shardings)
+    evaluator = Evaluator(run.parts, run.configs.eval, run.mesh, run.shardings) if batches is None else None
     os.makedirs(workdir, exist_ok=True)
     logs.setup(workdir)
     manager = checkpoints(run)
@@ -177,11 +178,10 @@ class _Loop:
         return step, loss, metrics
 
     def report(self, step, loss, metrics, line):
-        c = self.run.config
         scalars = {"loss": loss}
         if line:
             scalars.update(grad_norm=float(metrics["grad_norm"]),
-                           **optim.learning_rates(c, self.run.steps_per_epoch, step - 1))
+                           **optim.learning_rates(self.run.configs.optim, self.run.steps_per_epoch, step - 1))
         self.progress.update(step, scalars, line)
 
     def boundary(self, eval_now: bool) -> None:

@@ -3,11 +3,14 @@ per-epoch warm-up + cosine schedule of timm's CosineLRScheduler as the reference
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from sfr_jax import config as config_lib
 
 # The trainable tree's top-level key that holds CLIP's adapters; everything else is the MEF head / GCN.
 CLIP_GROUP, HEAD_GROUP = "clip", "head"
@@ -30,20 +33,49 @@ def epoch_lr(base: float, t, *, warmup_epochs: int, warmup_init: float, min_lr: 
     return jnp.where(t < warmup_epochs, warm, after)
 
 
-def schedule(base: float, config, steps_per_epoch: int) -> Callable:
+SCHEDULE_KINDS = ("epoch", "step")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """The optimiser and its schedule (the run config's optim and schedule sections, SPEC §6)."""
+
+    clip_lr: float
+    head_lr: float
+    weight_decay: float
+    b1: float
+    b2: float
+    eps: float
+    grad_clip: float  # global norm; <= 0 disables
+    clip_scaled_like_reference: bool
+    schedule_kind: str  # SCHEDULE_KINDS
+    warmup_epochs: float
+    warmup_init: float
+    min_lr: float
+    period_epochs: float
+
+    @classmethod
+    def from_config(cls, config) -> "OptimConfig":
+        o, sc = config.optim, config.schedule
+        config_lib.one_of("schedule.kind", sc.kind, SCHEDULE_KINDS)
+        return cls(float(o.clip_lr), float(o.head_lr), float(o.weight_decay), float(o.b1), float(o.b2),
+                   float(o.eps), float(o.grad_clip), bool(o.clip_scaled_like_reference), str(sc.kind),
+                   sc.warmup_epochs, float(sc.warmup_init), float(sc.min_lr), sc.period_epochs)
+
+
+def schedule(base: float, oc: OptimConfig, steps_per_epoch: int) -> Callable:
     """optax schedule: update count (0-based) -> lr. 'epoch' holds lr_e for every step of epoch e = 1, 2, ...
     (the reference calls scheduler.step(e) at the start of epoch e); 'step' moves t smoothly from 0."""
-    sc = config.schedule
-    kw = dict(warmup_epochs=sc.warmup_epochs, warmup_init=sc.warmup_init, min_lr=sc.min_lr, period=sc.period_epochs)
-    if sc.kind == "epoch":
+    kw = dict(warmup_epochs=oc.warmup_epochs, warmup_init=oc.warmup_init, min_lr=oc.min_lr, period=oc.period_epochs)
+    if oc.schedule_kind == "epoch":
         return lambda count: epoch_lr(base, count // steps_per_epoch + 1, **kw)
     return lambda count: epoch_lr(base, count / steps_per_epoch, **kw)
 
 
-def learning_rates(config, steps_per_epoch: int, step: int) -> dict:
+def learning_rates(oc: OptimConfig, steps_per_epoch: int, step: int) -> dict:
     """Both groups' learning rates at a (0-based) step, for logging."""
-    return {f"lr/{name}": float(schedule(base, config, steps_per_epoch)(step))
-            for name, base in ((CLIP_GROUP, config.optim.clip_lr), (HEAD_GROUP, config.optim.head_lr))}
+    return {f"lr/{name}": float(schedule(base, oc, steps_per_epoch)(step))
+            for name, base in ((CLIP_GROUP, oc.clip_lr), (HEAD_GROUP, oc.head_lr))}
 
 
 class ClipState(NamedTuple):
@@ -83,12 +115,11 @@ def param_labels(params):
             for key, sub in params.items()}
 
 
-def make_optimizer(config, steps_per_epoch: int) -> optax.GradientTransformation:
+def make_optimizer(o: OptimConfig, steps_per_epoch: int) -> optax.GradientTransformation:
     """clip -> AdamW per group; weight decay on every trainable tensor, as torch.optim.AdamW does."""
-    o = config.optim
 
     def adamw(base):
-        return optax.adamw(schedule(base, config, steps_per_epoch), b1=o.b1, b2=o.b2, eps=o.eps,
+        return optax.adamw(schedule(base, o, steps_per_epoch), b1=o.b1, b2=o.b2, eps=o.eps,
                            weight_decay=o.weight_decay)
 
     parts = []

@@ -22,6 +22,7 @@ from sfr_jax.errors import CheckpointError, ConfigError
 from sfr_jax.infer import model as model_lib
 from sfr_jax.infer.restore import open_checkpoints, param_shardings, scoring_tree
 from sfr_jax.train import optim
+from sfr_jax.train.configs import RunConfigs, typed
 from sfr_jax.workdir import Workdir
 
 log = logging.getLogger("sfr_jax")
@@ -32,6 +33,7 @@ class Layout:
     """A run config laid out on a mesh: model parts, optimiser, shardings and the state (real or abstract)."""
 
     config: object
+    configs: RunConfigs  # the typed configs of `config` (train.configs.typed)
     mesh: object
     parts: model_lib.ModelParts
     tx: object
@@ -87,17 +89,18 @@ def total_steps(config, spe: int) -> int:
 
 def setup(config, workdir: str, *, restore: bool = True, step: int | None = None, spe: int | None = None) -> Run:
     """Mesh, model, optimiser, shardings; the state from the workdir's newest readable checkpoint if any."""
+    configs = typed(config)
     mesh = parallel.make_mesh(config.mesh.data, config.mesh.model)
     parallel.check_batch(config.train.global_batch, mesh)
-    parts = model_lib.build_parts(config)
+    parts = model_lib.build_parts(configs.model)
     spe = spe or steps_per_epoch(config)
-    tx = optim.make_optimizer(config, spe)
+    tx = optim.make_optimizer(configs.optim, spe)
     opt_shapes = jax.eval_shape(tx.init, parts.trainable)
     shardings = state_shardings(mesh, parts.trainable, opt_shapes, parts.frozen)
     trainable = parallel.place(parts.trainable, shardings["trainable"])
     opt_state = jax.jit(tx.init, out_shardings=shardings["opt_state"])(trainable)
     frozen = parallel.place(parts.frozen, shardings["frozen"])
-    run = Run(config, mesh, parts, tx, shardings, trainable, opt_state, frozen, workdir=workdir,
+    run = Run(config, configs, mesh, parts, tx, shardings, trainable, opt_state, frozen, workdir=workdir,
               key=jax.random.key(config.seed), steps_per_epoch=spe, total_steps=total_steps(config, spe))
     if restore:
         restore_into(run, step)

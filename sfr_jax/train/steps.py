@@ -7,6 +7,8 @@ Images arrive as uint8 and are normalised inside the step (sfr_jax.infer.steps.n
 """
 from __future__ import annotations
 
+import dataclasses
+
 import zlib
 
 import jax
@@ -33,7 +35,22 @@ def reseed(model, key) -> None:
     nnx.reseed(model, policy=policy, dropout=key)
 
 
-def grouped_loss(logits, labels, loss_config, group_size: int):
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """SCL's settings (SPEC §5) and the size of the groups it is computed over (the run config's loss section)."""
+
+    temperature: float
+    margin: float
+    gamma: float
+    group_size: int  # 0: one group, the whole batch
+
+    @classmethod
+    def from_config(cls, config) -> "LossConfig":
+        c = config.loss
+        return cls(float(c.temperature), float(c.margin), float(c.gamma), int(c.group_size))
+
+
+def grouped_loss(logits, labels, loss_config: LossConfig, group_size: int):
     """Mean SCL loss over consecutive groups of `group_size` examples (the reference's per-GPU batches,
     whose gradients DDP averages); group_size 0 = one group."""
     b = logits.shape[0]
@@ -43,18 +60,17 @@ def grouped_loss(logits, labels, loss_config, group_size: int):
     return jnp.mean(jax.vmap(one)(logits.reshape(b // g, g, -1), labels.reshape(b // g, g, -1)))
 
 
-def make_train_step(parts: ModelParts, tx: optax.GradientTransformation, config, mesh,
-                    shardings: dict):
+def make_train_step(parts: ModelParts, tx: optax.GradientTransformation, loss_config: LossConfig,
+                    normalization: tuple, mesh, shardings: dict):
     """jit(train_step)(trainable, opt_state, frozen, batch, step, key) -> (trainable, opt_state, metrics).
 
-    `shardings` has 'trainable', 'opt_state', 'frozen' (trees or prefixes); batches are P('data').
-    trainable and opt_state are donated.
+    `normalization` is the input's (mean, std); `shardings` has 'trainable', 'opt_state', 'frozen' (trees
+    or prefixes); batches are P('data'). trainable and opt_state are donated.
     """
     train_ids = tuple(parts.class_set.seen_ids)
     ids = np.asarray(train_ids, np.int32)
-    group = int(config.loss.group_size)
-    loss_config = config.loss
-    mean, std = tuple(config.data.mean), tuple(config.data.std)
+    group = loss_config.group_size
+    mean, std = (tuple(x) for x in normalization)
 
     def train_step(trainable, opt_state, frozen, batch, step, key):
         dropout_key = jax.random.fold_in(key, step)
