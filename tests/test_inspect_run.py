@@ -2,6 +2,7 @@
 planted intervals come out within one sample period of them (and at the sidecar's distances); flagged
 frames are scored but kept out of events; cut and zero-byte videos are reported while the others finish;
 a finished video is skipped, an interrupted or partial one redone; the verb's exit codes."""
+import argparse
 import csv
 import dataclasses
 import hashlib
@@ -285,3 +286,17 @@ def test_check_planted_finds_what_an_oracle_sees(tmp_path):
     assert [(m.code, m.found_start_s, m.found_end_s) for m in matches] == [("FO", 1.0, 3.0), ("RB", 4.0, 4.5)]
     assert false_alarms == [] and os.path.isfile(page)
     assert "synthetic.mp4" in open(page).read()
+
+
+def test_model_line_is_words_with_the_step_opened():
+    """The report's model line names the source in words, with the step a workdir's newest/best resolved to."""
+    def args(**kw):
+        base = dict(checkpoint=None, workdir="runs/r1", step=None, best=False, classes=None)
+        return argparse.Namespace(**{**base, **kw})
+
+    assert inspect_cli.model_words(args(checkpoint="run1.pth", workdir=None)) == "checkpoint run1.pth"
+    assert inspect_cli.model_words(args(), {"step": 294}) == "workdir runs/r1, newest step 294"
+    assert inspect_cli.model_words(args(best=True), {"step": 120}) == "workdir runs/r1, best step 120"
+    assert inspect_cli.model_words(args(step=7, classes="my.yaml"), {"step": 7}) == \
+        "workdir runs/r1, step 7, classes my.yaml"
+    assert inspect_cli.model_words(args()) == "workdir runs/r1, newest step"  # before the model is opened

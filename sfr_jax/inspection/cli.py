@@ -12,6 +12,7 @@ yields what decoded and a status, the others go on; the exit code is then 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from sfr_jax import cli
@@ -80,14 +81,25 @@ def options_from(args) -> run.InspectOptions:
         dark=gate_on and args.dark_below >= 0, dark_below=args.dark_below,
         uniform=gate_on and args.uniform_below >= 0, uniform_below=args.uniform_below,
         blur=gate_on and args.blur_above <= 1, blur_above=args.blur_above)
-    model = f"checkpoint={args.checkpoint}" if args.checkpoint else \
-        f"workdir={args.workdir} step={args.step} best={args.best}"
-    if args.classes:
-        model += f" classes={args.classes}"
     return run.InspectOptions(
         every_s=every, batch=args.batch, quality=quality_config, events=event_config, distance=args.distance,
         length=parse_length(args.length) if args.length else None, shard=sources.parse_shard(args.shard),
-        progress=not args.no_progress, model=model)
+        progress=not args.no_progress, model=model_words(args))
+
+
+def model_words(args, provenance: dict | None = None) -> str:
+    """The report's model line: 'checkpoint run1.pth' or 'workdir W, newest step 294' (the step number from
+    the opened model's provenance, when it has one), then ', classes F' for a user class file."""
+    if args.checkpoint:
+        words = f"checkpoint {args.checkpoint}"
+    else:
+        opened = (provenance or {}).get("step")
+        if args.step is not None:
+            which = f"step {args.step}"
+        else:
+            which = ("best step" if args.best else "newest step") + (f" {opened}" if opened is not None else "")
+        words = f"workdir {args.workdir}, {which}"
+    return words + (f", classes {args.classes}" if args.classes else "")
 
 
 def load_scorer(args):
@@ -109,6 +121,8 @@ def main(argv) -> int:
         raise MissingInput(f"no video found in {' '.join(args.videos)} (videos by extension: "
                            f"{' '.join(sources.VIDEO_EXTENSIONS)}, or folders of frames named by time)")
     scorer = load_scorer(args)
+    # the step a workdir's newest/best resolved to: in the report and the resume digest (a new step, new results)
+    options = dataclasses.replace(options, model=model_words(args, getattr(scorer, "provenance", None)))
     print(f"sfr-jax inspect: decisions: {scorer.decisions.source}", file=sys.stderr)
     summary = run.inspect_videos(scorer, inputs, args.out, options)
     for source, status, message in summary.failed:
