@@ -18,6 +18,7 @@ from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.infer.model import LoadedModel
 from sfr_jax.models.clip import interpolate_position_embedding
 from sfr_jax.models.store import save_clip
+from sfr_jax.text.classes import MODES
 from sfr_jax.text.tokenizer import ClipTokenizer
 from sfr_jax.train import workdir as workdir_lib
 
@@ -121,7 +122,7 @@ def export_main(argv) -> int:
                          "of a fixed class set, for onnxruntime; --layout does not apply")
     ap.add_argument("--classes", default=None, help="with --format onnx: bake these classes (.yaml/.csv) instead "
                                                      "of the model's own (re-encoded, GR graph rebuilt)")
-    ap.add_argument("--mode", choices=("train", "zsl", "gzsl"), default="gzsl",
+    ap.add_argument("--mode", choices=MODES, default="gzsl",
                     help="with --format onnx: which of the classes to bake (seen, unseen or all)")
     add_checkpoint_options(ap)
     cli.add_overwrite(ap)
