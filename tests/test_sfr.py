@@ -22,7 +22,7 @@ from tiny_clip import make_tiny_hf_clip
 
 RS = RSConfig(bottleneck_dim=8)
 HEAD_HIDDEN = 40  # distinct from every frozen weight's shape, for the jaxpr check below
-FROZEN = nnx.All(nnx.Param, nnx.Not(TRAINABLE))  # what nnx.split's `...` holds besides the model's state
+FROZEN = nnx.All(nnx.Param, nnx.Not(TRAINABLE))  # every weight that does not train: the frozen CLIP
 
 
 def count_trainable(model):
