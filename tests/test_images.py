@@ -1,5 +1,6 @@
-"""The one image loader: every PIL mode becomes RGB uint8 by its documented rule (checked against numpy
-computations of the rule), and what cannot be converted is an ImageError naming the file."""
+"""The one image loader: every PIL mode becomes RGB uint8 by its documented rule (checked against PIL's own
+conversion, as the reference reads images, or numpy computations of the departures), and what cannot be
+converted is an ImageError naming the file."""
 import numpy as np
 import pytest
 from PIL import Image
