@@ -29,6 +29,7 @@ setup(
         "absl-py",
         "ftfy",
         "av>=18.1",
+        "scikit-image>=0.26",  # the inspection quality gate's blur metric
     ],
     extras_require={
         # Export to / parity with PyTorch. On a GPU/TPU host install jax[cuda12] or jax[tpu] (same version) instead of plain jax.

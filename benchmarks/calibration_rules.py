@@ -12,7 +12,8 @@ only the oracle:
   (fitted on the test labels: an upper bound for any threshold);
 - GZSL: Sewer-ML F2-CIW and F1-Normal at 0.5 and calibrated (seen classes: their own thresholds; unseen:
   each rule), decided by sfr_jax.eval.decisions.Decisions as eval will;
-- ECE (15 bins) of sigmoid(logit) and of the calibrated probabilities on test: all, seen, unseen classes.
+- ECE (calibration.ECE_BINS bins) of sigmoid(logit) and of the calibrated probabilities on test: all, seen,
+  unseen classes.
 """
 import argparse
 import os
@@ -122,7 +123,7 @@ def report(results: dict, val: dict, test: dict, objective: str) -> str:
     lines += ["", "GZSL, Sewer-ML benchmark:", f"  {'decisions':26s} {'F2-CIW':>8s} {'F1-Normal':>9s}"]
     for name, row in results["gzsl"].items():
         lines.append(f"  {name:26s} {row['F2_CIW']:8.4f} {row['F1_normal']:9.4f}")
-    lines += ["", "ECE (15 bins) on test:", f"  {'classes':26s} {'sigmoid':>8s} {'Platt':>8s}"]
+    lines += ["", f"ECE ({calibration.ECE_BINS} bins) on test:", f"  {'classes':26s} {'sigmoid':>8s} {'Platt':>8s}"]
     for name, row in results["ece"].items():
         lines.append(f"  {name:26s} {row['before']:8.4f} {row['after']:8.4f}")
     return "\n".join(lines)

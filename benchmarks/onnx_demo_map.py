@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     from sfr_jax.convert.import_reference import load_workdir
     from sfr_jax.serve.onnx import OnnxScorer
     from sfr_jax.eval.metrics import mean_average_precision
+    from sfr_jax.text.classes import EVAL_MODES
 
     loaded = load_workdir(os.path.join(args.demo, "sfr"))
     frames, labels = test_split(args.demo, loaded.class_set, loaded.image_size)
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
     print(f"{len(frames)} test frames at {loaded.image_size} px; step {loaded.provenance['step']}")
     print("| mode | JAX mAP | ONNX fp32 mAP | max abs logit diff | ONNX int8 mAP | max abs logit diff | sizes |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for mode in ("zsl", "gzsl"):
+    for mode in EVAL_MODES:
         path, meta = onnx_export.export_onnx(loaded, os.path.join(out, f"{mode}.onnx"), mode=mode, overwrite=True)
         int8 = os.path.join(out, f"{mode}.int8.onnx")
         quantize_dynamic(path, int8, weight_type=QuantType.QInt8)

@@ -26,6 +26,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from sfr_jax import topology  # noqa: E402
+
+topology.leave_out_absent_tpu()  # before JAX starts: no libtpu warnings on a machine without TPU chips
 import jax  # noqa: E402
 
 from sfr_jax import chips  # noqa: E402

@@ -25,6 +25,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from sfr_jax import topology  # noqa: E402
+
+topology.leave_out_absent_tpu()  # before JAX starts: no libtpu warnings on a machine without TPU chips
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402

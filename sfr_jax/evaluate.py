@@ -153,7 +153,7 @@ def calibration_summary(record: dict) -> str:
                      f"{v['support']:>7d} {v['precision']:>6.3f} {v['recall']:>6.3f} {v['f2']:>6.3f}")
     ece = record.get("ece") or {}
     if ece:
-        lines += ["", "expected calibration error (15 bins, held-out half): "
+        lines += ["", f"expected calibration error ({ece.get('bins', calibration.ECE_BINS)} bins, held-out half): "
                   + ", ".join(f"{k} {v['before']:.3f} -> {v['after']:.3f}" for k, v in ece.items()
                               if isinstance(v, dict) and "before" in v)]
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from sfr_jax.convert import onnx_export
 from sfr_jax.errors import InputError
 from sfr_jax.infer.model import LoadedModel
 from sfr_jax.serve.backends import open_model
+from sfr_jax.text.classes import MODES
 from sfr_jax.train.imported import write_workdir
 
 
@@ -38,7 +39,7 @@ def export_main(argv) -> int:
                          "of a fixed class set, for onnxruntime; --layout does not apply")
     ap.add_argument("--classes", default=None, help="with --format onnx: bake these classes (.yaml/.csv) instead "
                                                      "of the model's own (re-encoded, GR graph rebuilt)")
-    ap.add_argument("--mode", choices=("train", "zsl", "gzsl"), default="gzsl",
+    ap.add_argument("--mode", choices=MODES, default="gzsl",
                     help="with --format onnx: which of the classes to bake (seen, unseen or all)")
     cli.add_checkpoint_options(ap)
     cli.add_overwrite(ap)

@@ -28,6 +28,7 @@ from sfr_jax.data import images as images_lib
 from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.fileio import write_text
 from sfr_jax.serve.backends import open_scorer
+from sfr_jax.text.classes import MODES
 
 
 def collect_images(patterns) -> tuple[list, list]:
@@ -144,7 +145,7 @@ def build_parser():
     cli.add_model_source(ap)
     ap.add_argument("images", nargs="+", help="image files, folders or globs")
     ap.add_argument("--classes", default=None, help="your own classes (.yaml/.csv: code, phrase, description, seen)")
-    ap.add_argument("--mode", choices=("train", "zsl", "gzsl"), default=None,
+    ap.add_argument("--mode", choices=MODES, default=None,
                     help="which classes: seen (train), unseen (zsl) or all (gzsl, the default; an ONNX export "
                          "scores the classes it was exported with)")
     ap.add_argument("--top-k", type=int, default=0, help="show only the K best classes per image (0: all)")

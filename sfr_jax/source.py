@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Optional
 
 from sfr_jax.errors import InputError
@@ -38,11 +37,14 @@ class ModelSource:
     def is_onnx(self) -> bool:
         return bool(self.checkpoint) and self.checkpoint.lower().endswith(".onnx")
 
-    def describe(self, step: Optional[int] = None) -> str:
-        """In words, for reports and logs: 'workdir W, step 294 (the best)', 'checkpoint run1.pth'."""
+    def describe(self, opened_step: Optional[int] = None) -> str:
+        """In words, for reports and logs: 'checkpoint run1.pth', 'workdir W, newest step 294' (with the step
+        a newest/best resolved to, once the model is open), 'workdir W, step 7', then ', classes F'."""
         if self.checkpoint:
-            return f"checkpoint {os.path.abspath(self.checkpoint)}"
-        which = ("the best" if self.best else "as asked" if self.step is not None else "the newest")
-        at = step if step is not None else self.step
-        return f"workdir {os.path.abspath(self.workdir)}, " + (f"step {at} ({which})" if at is not None
-                                                               else f"{which} step")
+            words = f"checkpoint {self.checkpoint}"
+        elif self.step is not None:
+            words = f"workdir {self.workdir}, step {self.step}"
+        else:
+            which = "best step" if self.best else "newest step"
+            words = f"workdir {self.workdir}, {which}" + (f" {opened_step}" if opened_step is not None else "")
+        return words + (f", classes {self.classes}" if self.classes else "")

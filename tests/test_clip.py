@@ -9,11 +9,17 @@ from flax import nnx
 
 from sfr_jax.convert.hf import hf_name_to_ours, load_hf_clip
 from sfr_jax.models.store import assign_params, expected_shapes
-from sfr_jax.models.clip import CLIP, CLIPConfig, Runtime, abstract_clip, count_params, interpolate_position_embedding
+from sfr_jax.infer.model import count
+from sfr_jax.models.clip import CLIP, CLIPConfig, Runtime, abstract_clip, interpolate_position_embedding
 from sfr_jax.models.rs import RSConfig
 from tiny_clip import make_tiny_hf_clip
 
 TOL = 1e-5
+
+
+def count_params(module, adapters_only=False):
+    """Parameter scalars (only the RS adapters' with adapters_only), counted as the training loop counts."""
+    return count(nnx.state(module, nnx.All(nnx.Param, nnx.PathContains("adapter")) if adapters_only else nnx.Param))
 SHAPES = {
     # name: (fixture sizes, image sizes to run (H, W); the first is the checkpoint's)
     "a": (dict(), [(32, 32), (48, 40), (24, 24)]),

@@ -4,7 +4,9 @@ import numpy as np
 import torch
 from flax import nnx
 
-from sfr_jax.models.graph import GCN, adjacency
+from sfr_jax.config import base_config
+from sfr_jax.models.graph import ADJACENCY_THRESHOLD, GCN, adjacency
+from sfr_jax.models.sfr import SFRConfig
 
 
 def torch_adjacency(features, threshold):
@@ -63,3 +65,10 @@ def test_gcn_matches_torch_and_dropout_is_nnx_style():
     gcn.train()  # dropout on: a fresh mask per call from the module's 'dropout' stream
     y1, y2 = np.asarray(gcn(jnp.asarray(s), a)), np.asarray(gcn(jnp.asarray(s), a))
     assert not np.allclose(y1, want) and not np.allclose(y1, y2)
+
+
+def test_the_threshold_is_the_reference_one_everywhere():
+    """SPEC §4's 0.85 (the reference's `> 0.85`): the graph's default, the model's and the run config's
+    (the config sits in a layer below models, so it cannot read the constant: this keeps them one)."""
+    assert ADJACENCY_THRESHOLD == 0.85
+    assert SFRConfig().adjacency_threshold == base_config().model.adjacency_threshold == ADJACENCY_THRESHOLD

@@ -2,6 +2,7 @@
 planted intervals come out within one sample period of them (and at the sidecar's distances); flagged
 frames are scored but kept out of events; cut and zero-byte videos are reported while the others finish;
 a finished video is skipped, an interrupted or partial one redone; the verb's exit codes."""
+import argparse
 import csv
 import dataclasses
 import hashlib
@@ -21,6 +22,7 @@ from sfr_jax.data import synthetic_video as sv
 from sfr_jax.eval.decisions import Decisions
 from sfr_jax.inspection import cli as inspect_cli
 from sfr_jax.inspection import compare, run, sources
+from sfr_jax.source import ModelSource
 
 CODES = ("RB", "FO", "IN", "OB")
 PLANTED = (sv.Planted("RB", 2.0, 5.0), sv.Planted("FO", 6.3, 9.1), sv.Planted("IN", 10.0, 10.6))
@@ -285,3 +287,15 @@ def test_check_planted_finds_what_an_oracle_sees(tmp_path):
     assert [(m.code, m.found_start_s, m.found_end_s) for m in matches] == [("FO", 1.0, 3.0), ("RB", 4.0, 4.5)]
     assert false_alarms == [] and os.path.isfile(page)
     assert "synthetic.mp4" in open(page).read()
+
+
+def test_model_line_is_words_with_the_step_opened():
+    """The report's model line names the source in words, with the step a workdir's newest/best resolved to."""
+    def args(**kw):
+        return ModelSource(**{"workdir": "runs/r1", **kw})
+
+    assert args(checkpoint="run1.pth", workdir=None).describe() == "checkpoint run1.pth"
+    assert args().describe(294) == "workdir runs/r1, newest step 294"
+    assert args(best=True).describe(120) == "workdir runs/r1, best step 120"
+    assert args(step=7, classes="my.yaml").describe(7) == "workdir runs/r1, step 7, classes my.yaml"
+    assert args().describe() == "workdir runs/r1, newest step"  # before the model is opened

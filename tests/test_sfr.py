@@ -13,8 +13,8 @@ from sfr_jax.models.store import assign_params
 from sfr_jax.models.clip import CLIP, CLIPConfig
 from sfr_jax.models.graph import adjacency as build_adjacency
 from sfr_jax.models.rs import RSConfig
-from sfr_jax.models.sfr import (FROZEN, TRAINABLE, Adjacency, ClassTokens, SFRConfig, SFRNet, build_sfr,
-                                count_trainable)
+from sfr_jax.infer.model import count
+from sfr_jax.models.sfr import TRAINABLE, Adjacency, ClassTokens, SFRConfig, SFRNet, build_sfr
 from sfr_jax.text.classes import sewerml
 from sfr_jax.text.tokenizer import ClipTokenizer
 from sfr_jax.train.loss import scl_loss
@@ -22,6 +22,12 @@ from tiny_clip import make_tiny_hf_clip
 
 RS = RSConfig(bottleneck_dim=8)
 HEAD_HIDDEN = 40  # distinct from every frozen weight's shape, for the jaxpr check below
+FROZEN = nnx.All(nnx.Param, nnx.Not(TRAINABLE))  # every weight that does not train: the frozen CLIP
+
+
+def count_trainable(model):
+    """Trainable scalars, counted as the training loop logs them; works on an nnx.eval_shape model."""
+    return count(nnx.state(model, TRAINABLE))
 
 
 def test_trainable_count_vit_b16_17_classes():

@@ -36,7 +36,7 @@ from sfr_jax.errors import InputError, OutputError
 from sfr_jax.eval.decisions import Decisions
 from sfr_jax.fileio import atomic_write
 from sfr_jax.infer.model import with_classes
-from sfr_jax.text.classes import ClassSet
+from sfr_jax.text.classes import MODES, ClassSet
 
 PARITY_TOLERANCE = 1e-4  # max |logit difference| to the JAX model accepted at export (fp32)
 VERIFY_BATCH = 3  # not the batch the graph is traced with, so the check also exercises the dynamic batch
@@ -77,8 +77,8 @@ def decisions_for(decisions: Optional[Decisions], codes) -> Decisions:
 def bake(loaded, *, classes: Optional[str] = None, mode: str = "gzsl",
          decisions: Optional[Decisions] = None, calibration: Optional[dict] = None) -> Baked:
     """The classes an export fixes: the model's own (or a user's class file, re-encoded), `mode`'s subset."""
-    if mode not in ("train", "zsl", "gzsl"):
-        raise InputError(f"mode {mode!r}: expected train, zsl or gzsl")
+    if mode not in MODES:
+        raise InputError(f"mode {mode!r}: expected {', '.join(MODES)}")
     model, class_set = loaded.model, loaded.class_set
     if classes:
         class_set = read_class_file(classes, loaded.tokenizer)

@@ -1,18 +1,24 @@
-"""The one image loader of predict, prepare and inspect: any image PIL opens -> RGB uint8, by fixed rules.
+"""The one image loader of predict, prepare and inspect: any image PIL opens -> RGB uint8, as the reference does.
 
-Rules, by PIL mode (after the EXIF orientation is applied, first frame of a multi-frame file):
-    RGB                     as is
-    L, 1, P, CMYK, YCbCr,   PIL's own conversion to RGB (grey replicated, palette looked up, CMYK/YCbCr/
-    LAB, HSV                LAB/HSV converted)
-    RGBA, LA, PA, P with    composited over black (sewer frames are dark; black is also the padding colour
-    transparency            of training); the alpha channel is then dropped
-    I;16, I;16B, I;16L,     16-bit grey: scaled from 0..65535 to 0..255 (round(v / 257)), never clipped
-    I;16N, I (when all
-    values are in 0..65535)
-    F (float)               taken as 0..1 when all values are in [0, 1], as 0..255 when in [0, 255]; any
-                            other range (or NaN) is an error, since no scale can be known
-Anything else (an unknown mode, a file PIL cannot read, a truncated file) raises `ImageError` naming the
-file, so that callers report and count it instead of scoring a wrong picture.
+The reference's test transform is `Image.open(path).convert("RGB")`, then a bilinear resize to the model's size
+(torchvision `Resize` on a PIL image is PIL's `resize`). We do the same for every mode PIL converts correctly,
+and depart only where its conversion gives garbage (first frame of a multi-frame file):
+    RGB, L, 1, P, RGBA,     PIL's own conversion, as the reference: grey replicated, palette looked up (its
+    LA, PA, CMYK, YCbCr,    transparency ignored), alpha DROPPED (not composited: a pixel with alpha 200
+    LAB, HSV, ...           keeps its full colour), CMYK/YCbCr/LAB/HSV converted
+    I;16, I;16B, I;16L,     departure: 16-bit grey scaled from 0..65535 to 0..255 (round(v / 257)), never
+    I;16N, I (values in     clipped; PIL clips at 255, turning every pixel above 255 (out of 65535) white.
+    0..65535)               `I` is what PIL makes of a 16-bit PGM/PPM
+    F (float)               values in 0..255: PIL's conversion (it truncates); departure: values in 0..1 are
+                            scaled by 255 first (PIL would read them as black); other ranges or NaN: an error
+EXIF orientation, a departure: applied (`ImageOps.exif_transpose`) before the rules above; the reference
+ignores it. No data set the reference was built for carries the tag (Sewer-ML and WZ-Pipe are PNG/JPEG frames
+grabbed from CCTV video), so no reference figure changes; a file that carries one came from a camera or
+phone, which every viewer, browser and reviewer shows upright, while its stored raster lies on its side: the
+model, trained on upright frames (water at the bottom), would score a picture nobody sees. To score the
+raster as the reference does, strip the tag (e.g. `exiftool -Orientation= file.jpg`).
+Anything else (a mode PIL cannot convert, a file PIL cannot read, a truncated file) raises `ImageError`
+naming the file, so that callers report and count it instead of scoring a wrong picture.
 """
 from __future__ import annotations
 
@@ -23,7 +29,6 @@ from sfr_jax.errors import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 RESIZE_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
-_PIL_TO_RGB = ("RGB", "L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV")
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 _ORIENTATION = 0x0112  # the EXIF tag
 
@@ -37,14 +42,6 @@ def to_rgb(image: Image.Image, source: str = "image") -> Image.Image:
     mode = image.mode
     if mode == "RGB":
         return image
-    if mode == "P" and "transparency" in image.info:
-        image, mode = image.convert("RGBA"), "RGBA"
-    if mode in ("RGBA", "LA", "PA"):
-        rgba = image.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        return Image.alpha_composite(black, rgba).convert("RGB")
-    if mode in _PIL_TO_RGB:
-        return image.convert("RGB")
     if mode in _SIXTEEN_BIT or mode == "I":
         values = np.asarray(image, dtype=np.int64)
         if values.size and (values.min() < 0 or values.max() > 65535):
@@ -53,18 +50,21 @@ def to_rgb(image: Image.Image, source: str = "image") -> Image.Image:
         grey = np.round(values / 257.0).astype(np.uint8)
         return Image.fromarray(grey, "L").convert("RGB")
     if mode == "F":
-        values = np.asarray(image, dtype=np.float64)
+        values = np.asarray(image, dtype=np.float32)
         if not np.isfinite(values).all():
             raise ImageError(f"{source}: float image with NaN or infinite values")
         low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
         if low >= 0 and high <= 1:
-            values = values * 255.0
+            image = Image.fromarray(values * np.float32(255), "F")
         elif not (low >= 0 and high <= 255):
             raise ImageError(f"{source}: float image with values {low:g}..{high:g}: neither 0..1 nor 0..255, "
                              "so its brightness scale is unknown; convert it to 8-bit first")
-        grey = np.round(values).astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB")
-    raise ImageError(f"{source}: image mode {mode!r} is not supported; convert it to RGB first")
+        return image.convert("RGB")
+    try:
+        return image.convert("RGB")
+    except ValueError as error:  # PIL has no conversion for this mode
+        raise ImageError(f"{source}: image mode {mode!r} is not supported ({error}); "
+                         "convert it to RGB first") from None
 
 
 def open_rgb(path: str) -> Image.Image:

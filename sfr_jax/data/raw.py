@@ -13,8 +13,11 @@ import numpy as np
 
 from sfr_jax.errors import InputError, MissingInput
 
+# The 17 Sewer-ML class codes in the column order of the official files (also the benchmark's order); the
+# built-in class set (sfr_jax/text/data/sewerml.yaml) holds the same codes in SFR-Net's seen-then-unseen order.
+SEWERML_CODES = ("RB", "OB", "PF", "DE", "FS", "IS", "RO", "IN", "AF", "BE", "FO", "GR", "PH", "PB", "OS", "OP", "OK")
 # The header of SewerML_Train.csv / SewerML_Val.csv (SPEC §8).
-SEWERML_OFFICIAL_HEADER = ("Filename,WaterLevel,VA,RB,OB,PF,DE,FS,IS,RO,IN,AF,BE,FO,GR,PH,PB,OS,OP,OK,ND,Defect").split(",")
+SEWERML_OFFICIAL_HEADER = ["Filename", "WaterLevel", "VA", *SEWERML_CODES, "ND", "Defect"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,11 +16,11 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from sfr_jax import cli
-from sfr_jax.data.raw import SEWERML_OFFICIAL_HEADER
+from sfr_jax.data.raw import SEWERML_CODES, SEWERML_OFFICIAL_HEADER
 from sfr_jax.errors import InputError
 from sfr_jax.fileio import atomic_path, atomic_write, ensure_dir, remove_stale_temps_in
 
-CODES = ("RB", "OB", "PF", "DE", "FS", "IS", "RO", "IN", "AF", "BE", "FO", "GR", "PH", "PB", "OS", "OP", "OK")
+CODES = SEWERML_CODES  # the official column order
 # Relative frequency of each class among defect images; the five unseen classes (PB IS OP FO OS) are the
 # rarest, as in Sewer-ML.
 PRIOR = {"RB": 0.22, "OB": 0.10, "PF": 0.06, "DE": 0.06, "FS": 0.12, "RO": 0.09, "IN": 0.07, "AF": 0.12,
@@ -325,7 +325,7 @@ def write(out: str, num_images: int, seed: int, *, val_fraction: float = 0.2, la
                 writer.writerow(SEWERML_OFFICIAL_HEADER)
                 for name, labels, water in split_rows:
                     defect = int(any(labels.values()))
-                    writer.writerow([name, water, 0] + [labels[c] for c in SEWERML_OFFICIAL_HEADER[3:20]]
+                    writer.writerow([name, water, 0] + [labels[c] for c in CODES]
                                     + [1 - defect, defect])
             else:
                 writer.writerow(["filename"] + list(CODES))

@@ -103,7 +103,7 @@ def calibrate(logits, labels, class_set, *, step: int, split: str, filenames, ob
 
 def held_out_ece(logits, labels, seen, filenames, objective=DEFAULT_OBJECTIVE,
                  rule: str = DEFAULT_RULE) -> dict:
-    """ECE (15 bins) of sigmoid(logit) and of the calibrated probabilities on the second half of the images
+    """ECE (ECE_BINS bins) of sigmoid(logit) and of the calibrated probabilities on the second half of the images
     in filename order, fitted on the first half; over all classes, the seen and the unseen ones."""
     order = sorted(range(len(filenames)), key=lambda i: str(filenames[i]))
     first, second = np.array(order[:len(order) // 2], dtype=int), np.array(order[len(order) // 2:], dtype=int)

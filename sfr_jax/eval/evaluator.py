@@ -18,6 +18,7 @@ from sfr_jax.data import pipeline
 from sfr_jax.errors import ConfigError
 from sfr_jax.eval import metrics as metrics_lib
 from sfr_jax.infer import steps
+from sfr_jax.text.classes import EVAL_MODES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +127,7 @@ class Evaluator:
 def flat_metrics(results: dict) -> dict:
     """'zsl/mAP'-style scalar metrics of evaluation results (for checkpoints and TensorBoard)."""
     out = {}
-    for mode in ("zsl", "gzsl"):
+    for mode in EVAL_MODES:
         for key, value in (results.get(mode) or {}).items():
             if isinstance(value, (int, float)):
                 out[f"{mode}/{key}"] = float(value)

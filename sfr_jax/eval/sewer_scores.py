@@ -14,11 +14,12 @@ import os
 import numpy as np
 
 from sfr_jax import fileio
+from sfr_jax.data.raw import SEWERML_CODES
 from sfr_jax.errors import InputError
 
-# The benchmark's class order (its LabelWeightDict), not SFR-Net's seen-then-unseen order.
-BENCHMARK_CODES = ("RB", "OB", "PF", "DE", "FS", "IS", "RO", "IN", "AF", "BE", "FO", "GR", "PH", "PB", "OS",
-                   "OP", "OK")
+# The benchmark's class order (its LabelWeightDict: the official files' column order), not SFR-Net's
+# seen-then-unseen order.
+BENCHMARK_CODES = SEWERML_CODES
 
 
 def sigmoid_csv_name(split: str) -> str:

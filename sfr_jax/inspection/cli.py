@@ -12,6 +12,7 @@ yields what decoded and a status, the others go on; the exit code is then 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from sfr_jax import cli
@@ -79,13 +80,10 @@ def options_from(args, source) -> run.InspectOptions:
         dark=gate_on and args.dark_below >= 0, dark_below=args.dark_below,
         uniform=gate_on and args.uniform_below >= 0, uniform_below=args.uniform_below,
         blur=gate_on and args.blur_above <= 1, blur_above=args.blur_above)
-    model = source.describe()
-    if args.classes:
-        model += f", classes of {args.classes}"
     return run.InspectOptions(
         every_s=every, batch=args.batch, quality=quality_config, events=event_config, distance=args.distance,
         length=parse_length(args.length) if args.length else None, shard=sources.parse_shard(args.shard),
-        progress=not args.no_progress, model=model)
+        progress=not args.no_progress, model=source.describe())
 
 
 def load_scorer(source, batch: int | None):
@@ -107,6 +105,8 @@ def main(argv) -> int:
         raise MissingInput(f"no video found in {' '.join(args.videos)} (videos by extension: "
                            f"{' '.join(sources.VIDEO_EXTENSIONS)}, or folders of frames named by time)")
     scorer = load_scorer(source, args.batch)
+    # the step a workdir's newest/best resolved to: in the report and the resume digest (a new step, new results)
+    options = dataclasses.replace(options, model=source.describe(getattr(scorer, "provenance", {}).get("step")))
     print(f"sfr-jax inspect: decisions: {scorer.decisions.source}", file=sys.stderr)
     summary = run.inspect_videos(scorer, inputs, args.out, options)
     for source, status, message in summary.failed:

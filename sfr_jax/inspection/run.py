@@ -37,6 +37,7 @@ from sfr_jax.inspection import events as ev
 from sfr_jax.inspection import quality, report, thumbs, video
 from sfr_jax.inspection.distance import DistanceTable, LinearLength
 from sfr_jax.inspection.sources import Source, shard
+from sfr_jax.serve.scorer import pad_batches
 
 RECORD, SUMMARY, FRAMES, EVENTS_CSV, EVENTS_JSON, REPORT = (
     "record.json", "summary.csv", "frames.csv", "events.csv", "events.json", "report.html")
@@ -171,16 +172,15 @@ def _distance_sources(share: list, options: InspectOptions) -> dict:
 
 
 def _score(scorer, pending: list, batch: int) -> np.ndarray:
-    """Logits [n, c] of n images, padded with black images to the batch size (one compiled shape)."""
-    x = np.stack(pending)
-    n = len(x)
-    if n < batch:
-        x = np.concatenate([x, np.zeros((batch - n,) + x.shape[1:], np.uint8)])
-    logits = np.asarray(scorer.logits(x), dtype=np.float32)
-    if logits.shape != (len(x), len(scorer.codes)):
-        raise RuntimeError(f"the scorer returned logits of shape {logits.shape} for {len(x)} images and "
-                           f"{len(scorer.codes)} classes")
-    return logits[:n]
+    """Logits [n, c] of n images, in batches padded with black images to the batch size (one compiled shape)."""
+    out = []
+    for x, n in pad_batches(np.stack(pending), batch):
+        logits = np.asarray(scorer.logits(x), dtype=np.float32)
+        if logits.shape != (len(x), len(scorer.codes)):
+            raise RuntimeError(f"the scorer returned logits of shape {logits.shape} for {len(x)} images and "
+                               f"{len(scorer.codes)} classes")
+        out.append(logits[:n])
+    return np.concatenate(out)
 
 
 def _progress(source: Source, options: InspectOptions):

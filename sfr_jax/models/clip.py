@@ -467,10 +467,6 @@ class CLIP(nnx.Module):
                                           dtype=dtype, rngs=rngs)
         self.logit_scale = nnx.Param(jnp.asarray(math.log(1 / 0.07), jnp.float32))
 
-    @property
-    def num_patches(self) -> int:
-        return (self.image_size // self.config.vision.patch_size) ** 2
-
     def encode_image(self, pixels):
         """[B, H, W, 3] normalised images -> [B, 1+P, projection_dim]: every token, projected."""
         return self.visual_projection(self.vision_model(pixels))
@@ -493,12 +489,3 @@ def is_adapter_path(path) -> bool:
     return "adapter" in parts
 
 
-def count_params(module: nnx.Module, adapters_only: bool = False) -> int:
-    """Number of parameter scalars, optionally only those of the RS adapters; works on abstract models."""
-    total = 0
-    for path, leaf in nnx.to_flat_state(nnx.state(module, nnx.Param)):
-        if adapters_only and not is_adapter_path(path):
-            continue
-        value = leaf.get_value() if isinstance(leaf, nnx.Variable) else leaf
-        total += int(np.prod(value.shape))
-    return total

@@ -4,8 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+ADJACENCY_THRESHOLD = 0.85  # SPEC §4: classes whose phrase features have a cosine above this are neighbours
 
-def adjacency(text_features, threshold: float = 0.85):
+
+def adjacency(text_features, threshold: float = ADJACENCY_THRESHOLD):
     """A_hat = D^-1/2 A D^-1/2 with A = (cos(T, T) > threshold), diagonal forced to 1, [C, C] fp32.
 
     Numpy in -> numpy out (start-up, outside jit); a jax array in -> jax array out.

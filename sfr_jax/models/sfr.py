@@ -16,7 +16,7 @@ import numpy as np
 from flax import nnx
 
 from sfr_jax.models.clip import CLIP, CLIPConfig, Runtime
-from sfr_jax.models.graph import GCN, adjacency as build_adjacency
+from sfr_jax.models.graph import ADJACENCY_THRESHOLD, GCN, adjacency as build_adjacency
 from sfr_jax.models.rs import RSConfig, torch_linear_init
 
 
@@ -32,7 +32,7 @@ class SFRConfig:
     head_dropout: float = 0.1
     gcn_hidden: int = 64
     gcn_dropout: float = 0.5
-    adjacency_threshold: float = 0.85
+    adjacency_threshold: float = ADJACENCY_THRESHOLD
 
 
 class ClassTokens(nnx.Variable):
@@ -46,7 +46,6 @@ class Adjacency(nnx.Variable):
 # nnx filters. Only adapters, the MEF head and the GCN train; every other CLIP weight is frozen.
 TRAINABLE = nnx.All(nnx.Param, nnx.Any(nnx.PathContains("adapter"), nnx.PathContains("head"),
                                        nnx.PathContains("gcn")))
-FROZEN = nnx.All(nnx.Param, nnx.Not(TRAINABLE))
 
 
 def l2_normalize(x, axis: int = -1):
@@ -169,6 +168,3 @@ def build_sfr(clip_config: CLIPConfig, config: SFRConfig, class_tokens, adjacenc
     return SFRNet(clip, config, class_tokens, adjacency, phrase_tokens=phrase_tokens, rngs=rngs)
 
 
-def count_trainable(model: SFRNet) -> int:
-    """Number of trainable scalars (adapters + head + GCN); works on an nnx.eval_shape model."""
-    return sum(int(np.prod(v.shape)) for v in jax.tree.leaves(nnx.state(model, TRAINABLE)))

@@ -46,6 +46,7 @@ class JaxScorer:
         ids = tuple(int(i) for i in class_ids)
         self.codes = tuple(loaded.class_set.codes[i] for i in ids)
         self.image_size = int(loaded.image_size)
+        self.provenance = dict(loaded.provenance)  # where the model came from (workdir, step, ...)
         mesh = parallel.make_mesh(devices=jax.local_devices())
         n = mesh.shape["data"]
         self.batch_size = -(-int(batch_size) // n) * n  # a multiple of the devices

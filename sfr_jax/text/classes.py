@@ -20,7 +20,8 @@ from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.fileio import write_text
 from sfr_jax.text.tokenizer import ClipTokenizer
 
-MODES = ("train", "zsl", "gzsl")
+EVAL_MODES = ("zsl", "gzsl")  # the paper's two settings: the unseen classes only, all classes
+MODES = ("train", *EVAL_MODES)  # which classes a forward scores: seen, unseen, all
 CONTEXT_LENGTH = 77
 _REQUIRED = ("code", "phrase", "description", "seen")
 _OPTIONAL = ("ciw",)
@@ -114,14 +115,6 @@ class ClassSet:
         reference's datasets/text/*_de.txt format)."""
         lines = _read_lines(path, self.num_classes, "descriptions")
         out = self.replace(description=lines)
-        if check_length:
-            out.check_lengths(source=path)
-        return out
-
-    def with_phrases(self, path: str, *, check_length: bool = True) -> "ClassSet":
-        """A copy whose explicit phrases are the lines of a text file (the reference's *_ep.txt format)."""
-        lines = _read_lines(path, self.num_classes, "phrases")
-        out = self.replace(phrase=lines)
         if check_length:
             out.check_lengths(source=path)
         return out
