@@ -191,9 +191,9 @@ def main(argv=None) -> int:
     cache = Cache(args.cache)
     rows = []
     for model in args.models.split(","):
-        for topology in args.topologies.split(","):
-            log(f"{topology} {model}")
-            rows.append(cell(topology, model, cache))
+        for slice_name in args.topologies.split(","):
+            log(f"{slice_name} {model}")
+            rows.append(cell(slice_name, model, cache))
     from importlib.metadata import version
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = ["# Scaling estimates for the reference recipe",

@@ -2,7 +2,6 @@
 planted intervals come out within one sample period of them (and at the sidecar's distances); flagged
 frames are scored but kept out of events; cut and zero-byte videos are reported while the others finish;
 a finished video is skipped, an interrupted or partial one redone; the verb's exit codes."""
-import argparse
 import csv
 import dataclasses
 import hashlib
