@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sfr_jax import cli
+from sfr_jax import cli, options
 from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.inspection import events, quality, run, sources
 from sfr_jax.convert.cli import add_checkpoint_options
@@ -22,6 +22,9 @@ from sfr_jax.inspection.distance import parse_length
 from sfr_jax.serve.backends import open_scorer
 
 EXIT_VIDEOS_FAILED = cli.EXIT_USER_ERROR  # a video that is cut short or unreadable is a problem of the input
+# --every: 1 ms is below any camera's frame period (smaller samples every frame anyway); 10000 s (under 3 h)
+# is longer than any sensible gap between samples
+MIN_EVERY_S, MAX_EVERY_S = 0.001, 10000.0
 
 
 def build_parser():
@@ -32,44 +35,41 @@ def build_parser():
     ap.add_argument("videos", nargs="+", help="video files, folders, globs or frame folders")
     ap.add_argument("--out", required=True, help="output folder: DIR/<video name>/ per video, DIR/summary.csv")
     rate = ap.add_mutually_exclusive_group()
-    rate.add_argument("--every", type=float, default=None, metavar="SECONDS",
-                      help="score the first frame at or after every SECONDS (default 1)")
-    rate.add_argument("--fps", type=float, default=None, help="score F frames per second (--every 1/F)")
+    rate.add_argument("--every", type=options.float_between(MIN_EVERY_S, MAX_EVERY_S, " s"), default=None,
+                      metavar="SECONDS", help="score the first frame at or after every SECONDS (default 1)")
+    rate.add_argument("--fps", type=options.float_between(1 / MAX_EVERY_S, 1 / MIN_EVERY_S), default=None,
+                      help="score F frames per second (--every 1/F)")
     ap.add_argument("--classes", default=None, help="your own classes (.yaml/.csv), scored zero-shot")
     where = ap.add_mutually_exclusive_group()
     where.add_argument("--distance", default=None, metavar="SIDECAR",
                        help="time_s,distance_m CSV of one video, or a folder of <video name>.csv")
     where.add_argument("--length", default=None, metavar="START:END",
                        help="metres at each video's start and end, linear in time")
-    ap.add_argument("--batch", type=int, default=None, help="images per model call (default: the model's)")
+    ap.add_argument("--batch", type=options.positive_int, default=None, help="images per model call (default: the model's)")
     ap.add_argument("--shard", default="0/1", metavar="I/N", help="do only every N-th video from the I-th "
                                                                   "(0-based), e.g. $SLURM_ARRAY_TASK_ID/8")
     tuning = ap.add_argument_group("events (see sfr_jax/inspection/events.py)")
     defaults = events.EventConfig()
     tuning.add_argument("--smooth", type=int, default=defaults.smooth, help="median over K samples (odd)")
-    tuning.add_argument("--margin", type=float, default=defaults.margin,
+    tuning.add_argument("--margin", type=options.fraction, default=defaults.margin,
                         help="hysteresis: an event ends below threshold x (1 - MARGIN)")
-    tuning.add_argument("--merge-gap", type=float, default=defaults.merge_gap_s, metavar="SECONDS",
+    tuning.add_argument("--merge-gap", type=options.nonnegative_float, default=defaults.merge_gap_s, metavar="SECONDS",
                         help="merge events of a class this close")
-    tuning.add_argument("--point-below", type=float, default=defaults.point_below_s, metavar="SECONDS",
+    tuning.add_argument("--point-below", type=options.nonnegative_float, default=defaults.point_below_s, metavar="SECONDS",
                         help="an event shorter than this is a point observation")
     gate = ap.add_argument_group("frame-quality gate (see sfr_jax/inspection/quality.py)")
     q = quality.QualityConfig()
     gate.add_argument("--no-quality-gate", action="store_true", help="flag no frame")
-    gate.add_argument("--dark-below", type=float, default=q.dark_below, help="mean luma (0-255); negative: off")
-    gate.add_argument("--uniform-below", type=float, default=q.uniform_below, help="luma std; negative: off")
-    gate.add_argument("--blur-above", type=float, default=q.blur_above,
+    gate.add_argument("--dark-below", type=options.finite_float, default=q.dark_below, help="mean luma (0-255); negative: off")
+    gate.add_argument("--uniform-below", type=options.finite_float, default=q.uniform_below, help="luma std; negative: off")
+    gate.add_argument("--blur-above", type=options.finite_float, default=q.blur_above,
                       help="blur effect (0 sharp .. 1 blurred); above 1: off")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     return ap
 
 
 def options_from(args) -> run.InspectOptions:
-    """InspectOptions from parsed arguments; values a user got wrong are InputErrors."""
-    if args.every is not None and not args.every > 0 or args.fps is not None and not args.fps > 0:
-        raise InputError("--every and --fps must be > 0")
-    if args.batch is not None and args.batch < 1:
-        raise InputError(f"--batch {args.batch}: must be >= 1")
+    """InspectOptions from parsed arguments (each number already checked by its sfr_jax.options type)."""
     every = args.every if args.every is not None else (1.0 / args.fps if args.fps else 1.0)
     try:
         event_config = events.EventConfig(args.smooth, args.margin, args.merge_gap, args.point_below)
