@@ -140,7 +140,7 @@ def _path_stamp(path: str) -> list:
 
 def finished_record(out_dir: str, source: Source, digest: str):
     """The record of a finished, still valid result of `source` under out_dir, else None."""
-    path = os.path.join(out_dir, source.name, RECORD)
+    path = fileio.path_under(out_dir, source.name, RECORD)
     try:
         with open(path, encoding="utf-8") as handle:
             record = json.load(handle)
@@ -159,9 +159,11 @@ def _distance_sources(share: list, options: InspectOptions) -> dict:
     if os.path.isdir(options.distance):
         found = {}
         for source in share:
-            path = os.path.join(options.distance, source.name + ".csv")
-            if os.path.isfile(path):
-                found[source.name] = DistanceTable.from_csv(path)
+            for stem in dict.fromkeys((source.stem, source.name)):  # the video's own name, else its output name
+                path = os.path.join(options.distance, stem + ".csv")
+                if os.path.isfile(path):
+                    found[source.name] = DistanceTable.from_csv(path)
+                    break
         return found
     if len(share) > 1:
         raise InputError(f"--distance {options.distance}: one sidecar file fits one video, and {len(share)} are "
@@ -234,7 +236,7 @@ def _decode_and_score(scorer, source, options, spool, batch) -> tuple:
 
 def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, digest: str, table) -> dict:
     """Inspect one input into OUT/<name>/ (atomically); returns its record."""
-    final = os.path.join(out_dir, source.name)
+    final = fileio.path_under(out_dir, source.name)
     stamp = fingerprint(source)  # before reading: a file that changes meanwhile is read again next time
     codes = tuple(scorer.codes)
     batch = int(options.batch or scorer.batch_size)
@@ -251,23 +253,23 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
                                    ~flagged, options.events, distance)
             key_frames = {}
             for number, event in enumerate(found):
-                event.thumbnail = f"{number + 1:03d}_{event.code}_{event.peak_s:.1f}s.jpg"
+                event.thumbnail = fileio.safe_name(f"{number + 1:03d}_{event.code}_{event.peak_s:.1f}s.jpg")
                 key_frames[number] = spool.get(event.peak_sample)
-                with fileio.atomic_write(os.path.join(tmp, "thumbnails", event.thumbnail), "wb") as handle:
+                with fileio.atomic_write(fileio.path_under(tmp, "thumbnails", event.thumbnail), "wb") as handle:
                     handle.write(key_frames[number])
         flag_counts = {name: int(sum(getattr(q, name) for q in got.qualities)) for name in quality.FLAGS}
         settings = _settings(scorer, options, distance)
         _write_frames(os.path.join(tmp, FRAMES), codes, times, got.qualities, probabilities, distance)
         _write_events(tmp, source, status, codes, scorer.decisions, found, settings)
         data = report.ReportData(
-            source.name, source.path, status.state, status.message, status.duration_s or 0.0, codes,
+            source.name, source.shown, status.state, status.message, status.duration_s or 0.0, codes,
             np.asarray(scorer.decisions.threshold), times, probabilities,
             ev.smoothed_probabilities(probabilities, ~flagged, options.events), flagged, flag_counts, found,
             key_frames, settings, _video_src(source, final))
         fileio.write_text(os.path.join(tmp, REPORT), report.render(data))
         counts = {code: sum(e.code == code for e in found) for code in codes}
         record = {
-            "format": RECORD_FORMAT, "name": source.name, "source": source.path, "status": status.state,
+            "format": RECORD_FORMAT, "name": source.name, "source": source.shown, "status": status.state,
             "message": status.message, "duration_s": status.duration_s, "decoded_s": status.last_s,
             "frames": len(times), "flagged": int(flagged.sum()), "flag_counts": flag_counts,
             "events": counts, "digest": digest, "fingerprint": stamp,
@@ -299,7 +301,7 @@ def _video_src(source: Source, report_dir: str) -> str | None:
             not os.path.isfile(source.path):
         return None
     relative = os.path.relpath(source.path, report_dir).replace(os.sep, "/")
-    return urllib.parse.quote(relative)
+    return urllib.parse.quote(os.fsencode(relative))  # bytes: a name that is not UTF-8 is quoted as it is
 
 
 def _csv_text(header: list, rows) -> str:
@@ -332,7 +334,7 @@ def _write_events(folder, source, status, codes, decisions, found, settings) -> 
              "thumbnails/" + e.thumbnail] for n, e in enumerate(found))
     fileio.write_text(os.path.join(folder, EVENTS_CSV), _csv_text(header, rows))
     fileio.write_json(os.path.join(folder, EVENTS_JSON), {
-        "video": source.name, "source": source.path, "status": status.state, "message": status.message,
+        "video": source.name, "source": source.shown, "status": status.state, "message": status.message,
         "duration_s": status.duration_s, "classes": list(codes),
         "thresholds": dict(zip(codes, np.asarray(decisions.threshold, dtype=float).tolist())),
         "settings": settings, "events": [dict(e.as_dict(), thumbnail="thumbnails/" + e.thumbnail) for e in found],
@@ -347,11 +349,11 @@ def write_summary(out_dir: str, inputs: list, codes, digest: str) -> list:
     for source in inputs:
         record = finished_record(out_dir, source, digest)
         if record is None:
-            rows.append(dict(zip(header, [source.name, source.path, PENDING] + [""] * (len(header) - 3))))
+            rows.append(dict(zip(header, [source.name, source.shown, PENDING] + [""] * (len(header) - 3))))
             continue
         counts = record["events"]
         rows.append(dict(zip(header, [
-            source.name, source.path, record["status"], record["message"], _fmt(record["duration_s"], 3),
+            source.name, source.shown, record["status"], record["message"], _fmt(record["duration_s"], 3),
             _fmt(record["decoded_s"], 3), record["frames"], record["flagged"], sum(counts.values()),
             *(counts.get(code, 0) for code in codes)])))
     fileio.write_text(os.path.join(out_dir, SUMMARY), _csv_text(header, ([r[h] for h in header] for r in rows)))

@@ -8,8 +8,10 @@ extension; case does not matter):
 A folder whose images are not all named so is reported, not guessed at.
 
 Each input gets an output name, unique within the list: the video's file stem (the folder's name for a
-frame folder); where two stems collide, each gets `-` and 8 hex digits of its absolute path's SHA-1, so
-every host of a sharded run derives the same names.
+frame folder) made a safe file name (`fileio.safe_name`: no `/`, `\`, NUL, leading dot or over-long name);
+where two names collide after that (or differ only in case, which some file systems do not tell apart),
+each gets `-` and 8 hex digits of its absolute path's SHA-1, so every host of a sharded run derives the
+same names.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import hashlib
 import os
 import re
 
+from sfr_jax import fileio
 from sfr_jax.data.images import IMAGE_EXTENSIONS
 from sfr_jax.errors import InputError
 
@@ -38,6 +41,16 @@ class Source:
     @property
     def is_frame_folder(self) -> bool:
         return bool(self.frames)
+
+    @property
+    def shown(self) -> str:
+        """The path as text for reports and CSV (bytes that are not UTF-8 shown as \\xNN)."""
+        return fileio.display_path(self.path)
+
+    @property
+    def stem(self) -> str:
+        """The name the user gave it: the file's stem, or the frame folder's name (not made safe)."""
+        return _stem(self.path)
 
 
 def frame_time(file_name: str):
@@ -78,13 +91,19 @@ def _walk(folder: str, found: list, problems: list, exclude: tuple = ()) -> None
         found.append((root, tuple(sorted((t, os.path.join(root, f)) for t, f in timed))))
 
 
+def _stem(path: str) -> str:
+    base = os.path.basename(os.path.normpath(path))
+    return base if os.path.isdir(path) else os.path.splitext(base)[0]
+
+
 def _unique_names(paths: list) -> list:
-    stems = [os.path.splitext(os.path.basename(p))[0] if _is_video(p) else os.path.basename(p) for p in paths]
+    names = [fileio.safe_name(_stem(p)) for p in paths]
     counts = {}
-    for stem in stems:
-        counts[stem] = counts.get(stem, 0) + 1
-    return [stem if counts[stem] == 1 else f"{stem}-{hashlib.sha1(p.encode()).hexdigest()[:8]}"
-            for stem, p in zip(stems, paths)]
+    for name in names:
+        counts[name.lower()] = counts.get(name.lower(), 0) + 1
+    return [name if counts[name.lower()] == 1 else
+            f"{name}-{hashlib.sha1(p.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+            for name, p in zip(names, paths)]
 
 
 def expand(patterns, exclude=()) -> tuple[list, list]:
