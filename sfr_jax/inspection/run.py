@@ -5,11 +5,13 @@ Per input, under OUT/<name>/:
     events.csv    one row per event (events.py), events.json the same with the settings
     thumbnails/   the key frame of each event, JPEG
     report.html   the self-contained page (report.py)
-    record.json   written last: status, counts, and what the results depend on (the input's size and
-                  modification time, a digest of model, classes, thresholds and settings)
+    record.json   written last: status, counts, the outputs above with their sizes, and what the results
+                  depend on (the input's size and modification time, a digest of model, classes,
+                  thresholds and settings)
 The folder is built under a temporary name and put in place whole (fileio.atomic_directory), so a folder
-under its own name is always complete. A later run skips an input whose record matches; a changed input
-or setting, a folder without a record, or an interrupted run is done again. OUT/summary.csv has one row per
+under its own name is always complete. A later run skips an input whose record matches and whose named outputs are all there at
+their recorded sizes; a changed input or setting, a missing or altered output (say, a deleted frames.csv),
+a folder without a record, or an interrupted run is done again. OUT/summary.csv has one row per
 input of the whole list (all shards): done ones from their records, the others "pending"; each run
 rewrites it from the records present, so the last shard to finish (or any rerun) leaves it complete.
 """
@@ -40,7 +42,7 @@ from sfr_jax.inspection.sources import Source, shard
 
 RECORD, SUMMARY, FRAMES, EVENTS_CSV, EVENTS_JSON, REPORT = (
     "record.json", "summary.csv", "frames.csv", "events.csv", "events.json", "report.html")
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # 2: the record names its outputs (1 did not, so its outputs cannot be checked)
 PENDING = "pending"
 SUMMARY_EVERY_S = 30.0  # rewriting summary.csv reads every record, so not after each of many short videos
 PREPARE_WORKERS = min(4, os.cpu_count() or 1)  # PIL's resize and JPEG work run outside the GIL
@@ -146,10 +148,34 @@ def finished_record(out_dir: str, source: Source, digest: str):
             record = json.load(handle)
     except (OSError, ValueError):
         return None
-    if record.get("format") != RECORD_FORMAT or record.get("digest") != digest or \
-            record.get("fingerprint") != fingerprint(source):
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or \
+            record.get("digest") != digest or record.get("fingerprint") != fingerprint(source):
         return None
-    return record
+    return record if _outputs_intact(os.path.dirname(path), record.get("outputs")) else None
+
+
+def _outputs(folder: str) -> dict:
+    """{relative path: size} of every file under a finished video's folder (the record itself excepted)."""
+    found = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            full = os.path.join(root, name)
+            relative = os.path.relpath(full, folder).replace(os.sep, "/")
+            if relative != RECORD:
+                found[relative] = os.path.getsize(full)
+    return found
+
+
+def _outputs_intact(folder: str, outputs) -> bool:
+    """Whether every output a record names is there at its recorded size (a record read back is not trusted
+    to be well formed: any oddity means "redo")."""
+    if not isinstance(outputs, dict) or not outputs:
+        return False
+    try:
+        return all(isinstance(size, int) and os.path.getsize(fileio.path_under(folder, name)) == size
+                   for name, size in outputs.items())
+    except (OSError, TypeError, ValueError):
+        return False
 
 
 def _distance_sources(share: list, options: InspectOptions) -> dict:
@@ -272,7 +298,7 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
             "format": RECORD_FORMAT, "name": source.name, "source": source.shown, "status": status.state,
             "message": status.message, "duration_s": status.duration_s, "decoded_s": status.last_s,
             "frames": len(times), "flagged": int(flagged.sum()), "flag_counts": flag_counts,
-            "events": counts, "digest": digest, "fingerprint": stamp,
+            "events": counts, "digest": digest, "fingerprint": stamp, "outputs": _outputs(tmp),
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         fileio.write_json(os.path.join(tmp, RECORD), record)  # last: its presence means "finished"
