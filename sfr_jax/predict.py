@@ -29,6 +29,7 @@ from sfr_jax.data import images as images_lib
 from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.fileio import write_text
 from sfr_jax.serve.backends import open_scorer
+from sfr_jax.text.classes import check_class_file
 
 
 def collect_images(patterns) -> tuple[list, list]:
@@ -170,6 +171,8 @@ def main(argv) -> int:
     if args.out:  # refuse an impossible output now, not after scoring everything
         if os.path.isdir(args.out):
             raise InputError(f"--out {args.out} is a folder; give a file name")
+    if args.classes:  # the cheap checks before the model's load
+        check_class_file(args.classes)
     scorer, class_set_name = open_scorer(args, args.mode, args.classes, args.batch)
     if not scorer.decisions.calibrated:
         print("sfr-jax predict: note: no calibration for this model: probabilities are sigmoid(logit) and a "

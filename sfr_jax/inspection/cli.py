@@ -12,14 +12,16 @@ yields what decoded and a status, the others go on; the exit code is then 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from sfr_jax import cli, options
-from sfr_jax.errors import InputError, MissingInput
-from sfr_jax.inspection import events, quality, run, sources
+from sfr_jax.errors import InputError, MissingInput, OutputError
+from sfr_jax.inspection import distance, events, quality, run, sources
 from sfr_jax.convert.cli import add_checkpoint_options
 from sfr_jax.inspection.distance import parse_length
 from sfr_jax.serve.backends import open_scorer
+from sfr_jax.text.classes import check_class_file
 
 EXIT_VIDEOS_FAILED = cli.EXIT_USER_ERROR  # a video that is cut short or unreadable is a problem of the input
 # --every: 1 ms is below any camera's frame period (smaller samples every frame anyway); 10000 s (under 3 h)
@@ -97,6 +99,16 @@ def load_scorer(args):
     return scorer
 
 
+def check_before_loading(args, inputs: list, options: run.InspectOptions) -> dict:
+    """The cheap checks, before the model's load (seconds to minutes): --out can be a folder, the class file
+    is valid, every distance sidecar of this shard reads; returns distance.plan's answer."""
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise OutputError(f"--out {args.out} is a file; give a folder for the per-video results")
+    if args.classes:
+        check_class_file(args.classes)
+    return distance.plan(sources.shard(inputs, *options.shard), options.distance)
+
+
 @cli.verb("sfr-jax inspect")
 def main(argv) -> int:
     """Parse, find the videos, load the model, inspect; 0 when every video ended ok."""
@@ -108,11 +120,14 @@ def main(argv) -> int:
     if not inputs:
         raise MissingInput(f"no video found in {' '.join(args.videos)} (videos by extension: "
                            f"{' '.join(sources.VIDEO_EXTENSIONS)}, or folders of frames named by time)")
+    distances = check_before_loading(args, inputs, options)
     scorer = load_scorer(args)
     print(f"sfr-jax inspect: decisions: {scorer.decisions.source}", file=sys.stderr)
-    summary = run.inspect_videos(scorer, inputs, args.out, options)
+    summary = run.inspect_videos(scorer, inputs, args.out, options, distances)
+    for source, note in summary.notes:
+        print(f"sfr-jax inspect: {source.shown}: {note}", file=sys.stderr)
     for source, status, message in summary.failed:
-        print(f"sfr-jax inspect: {source.path}: {status}: {message}", file=sys.stderr)
+        print(f"sfr-jax inspect: {source.shown}: {status}: {message}", file=sys.stderr)
     print(f"inspected {len(summary.done)}, already done {len(summary.skipped)}, failed {len(summary.failed)} "
           f"of {len(sources.shard(inputs, *options.shard))} video(s) -> {args.out}", file=sys.stderr)
     return EXIT_VIDEOS_FAILED if summary.failed or problems else 0

@@ -36,8 +36,8 @@ from sfr_jax import fileio
 from sfr_jax.data import images
 from sfr_jax.errors import InputError
 from sfr_jax.inspection import events as ev
+from sfr_jax.inspection import distance as dist
 from sfr_jax.inspection import quality, report, thumbs, video
-from sfr_jax.inspection.distance import DistanceTable, LinearLength
 from sfr_jax.inspection.sources import Source, shard
 
 RECORD, SUMMARY, FRAMES, EVENTS_CSV, EVENTS_JSON, REPORT = (
@@ -74,31 +74,38 @@ class Summary:
     failed: list  # [(Source, status, message)]
     done: list  # names inspected in this run
     skipped: list  # names already finished by an earlier run
+    notes: list = dataclasses.field(default_factory=list)  # [(Source, note)]: side files that did not fit
 
 
-def inspect_videos(scorer, inputs: list, out_dir: str, options: InspectOptions = InspectOptions()) -> Summary:
-    """Inspect this shard's share of `inputs` (sources.Source) with `scorer` (the Scorer protocol)."""
+def inspect_videos(scorer, inputs: list, out_dir: str, options: InspectOptions = InspectOptions(),
+                   distances: dict | None = None) -> Summary:
+    """Inspect this shard's share of `inputs` (sources.Source) with `scorer` (the Scorer protocol);
+    `distances` is distance.plan's answer when the caller read the sidecars already (before the model)."""
     share = shard(inputs, *options.shard)
-    distances = _distance_sources(share, options)
+    if distances is None:
+        distances = dist.plan(share, options.distance)
     digest = _digest(scorer, options)
-    done, skipped, failed = [], [], []
+    done, skipped, failed, notes = [], [], [], []
     last_summary = time.monotonic()
     try:
         for source in share:
             record = finished_record(out_dir, source, digest)
             if record is None:
-                record = _inspect_one(scorer, source, out_dir, options, digest, distances.get(source.name))
+                record = _inspect_one(scorer, source, out_dir, options, digest, distances.get(source.name,
+                                                                                              (None, "")))
                 done.append(source.name)
             else:
                 skipped.append(source.name)
             if record["status"] != video.OK:
                 failed.append((source, record["status"], record["message"]))
+            if record.get("distance_note"):
+                notes.append((source, record["distance_note"]))
             if time.monotonic() - last_summary > SUMMARY_EVERY_S:  # a long run shows its progress
                 write_summary(out_dir, inputs, scorer.codes, digest)
                 last_summary = time.monotonic()
     finally:  # also after Ctrl-C: the summary shows what is done
         rows = write_summary(out_dir, inputs, scorer.codes, digest)
-    return Summary(rows, failed, done, skipped)
+    return Summary(rows, failed, done, skipped, notes)
 
 
 def fingerprint(source: Source) -> list:
@@ -178,26 +185,6 @@ def _outputs_intact(folder: str, outputs) -> bool:
         return False
 
 
-def _distance_sources(share: list, options: InspectOptions) -> dict:
-    """name -> DistanceTable of the inputs that have one, read and validated before any work starts."""
-    if options.distance is None:
-        return {}
-    if os.path.isdir(options.distance):
-        found = {}
-        for source in share:
-            for stem in dict.fromkeys((source.stem, source.name)):  # the video's own name, else its output name
-                path = os.path.join(options.distance, stem + ".csv")
-                if os.path.isfile(path):
-                    found[source.name] = DistanceTable.from_csv(path)
-                    break
-        return found
-    if len(share) > 1:
-        raise InputError(f"--distance {options.distance}: one sidecar file fits one video, and {len(share)} are "
-                         "given; for many videos give a folder holding <video name>.csv for each")
-    table = DistanceTable.from_csv(options.distance)
-    return {source.name: table for source in share}
-
-
 def _score(scorer, pending: list, batch: int) -> np.ndarray:
     """Logits [n, c] of n images, padded with black images to the batch size (one compiled shape)."""
     x = np.stack(pending)
@@ -260,7 +247,7 @@ def _decode_and_score(scorer, source, options, spool, batch) -> tuple:
     return reader, got
 
 
-def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, digest: str, table) -> dict:
+def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, digest: str, planned) -> dict:
     """Inspect one input into OUT/<name>/ (atomically); returns its record."""
     final = fileio.path_under(out_dir, source.name)
     stamp = fingerprint(source)  # before reading: a file that changes meanwhile is read again next time
@@ -274,7 +261,10 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
             logits = np.concatenate(got.logits) if got.logits else np.zeros((0, len(codes)), np.float32)
             probabilities = scorer.decisions.probabilities(logits) if len(logits) else np.zeros((0, len(codes)))
             flagged = np.asarray([q.flagged for q in got.qualities], dtype=bool)
-            distance = LinearLength(*options.length, status.duration_s) if options.length else table
+            table, note = planned
+            distance = dist.LinearLength(*options.length, status.duration_s) if options.length else table
+            distance, fit_note = dist.fit(distance, times, status.duration_s)
+            note = note or fit_note
             found = ev.find_events(times, probabilities, np.asarray(scorer.decisions.threshold), codes,
                                    ~flagged, options.events, distance)
             key_frames = {}
@@ -284,7 +274,7 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
                 with fileio.atomic_write(fileio.path_under(tmp, "thumbnails", event.thumbnail), "wb") as handle:
                     handle.write(key_frames[number])
         flag_counts = {name: int(sum(getattr(q, name) for q in got.qualities)) for name in quality.FLAGS}
-        settings = _settings(scorer, options, distance)
+        settings = _settings(scorer, options, distance, note)
         _write_frames(os.path.join(tmp, FRAMES), codes, times, got.qualities, probabilities, distance)
         _write_events(tmp, source, status, codes, scorer.decisions, found, settings)
         data = report.ReportData(
@@ -298,14 +288,15 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
             "format": RECORD_FORMAT, "name": source.name, "source": source.shown, "status": status.state,
             "message": status.message, "duration_s": status.duration_s, "decoded_s": status.last_s,
             "frames": len(times), "flagged": int(flagged.sum()), "flag_counts": flag_counts,
-            "events": counts, "digest": digest, "fingerprint": stamp, "outputs": _outputs(tmp),
+            "events": counts, "distance": settings["distance"], "distance_note": note,
+            "digest": digest, "fingerprint": stamp, "outputs": _outputs(tmp),
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         fileio.write_json(os.path.join(tmp, RECORD), record)  # last: its presence means "finished"
     return record
 
 
-def _settings(scorer, options: InspectOptions, distance) -> dict:
+def _settings(scorer, options: InspectOptions, distance, note: str = "") -> dict:
     """The settings a reader of the results needs, as short texts."""
     e, q = options.events, options.quality
     gates = [f"dark < {q.dark_below:g}" if q.dark else "", f"uniform < {q.uniform_below:g}" if q.uniform else "",
@@ -316,7 +307,7 @@ def _settings(scorer, options: InspectOptions, distance) -> dict:
         "event rules": f"median of {e.smooth}, off below {1 - e.margin:g} x threshold, merge gaps <= "
                        f"{e.merge_gap_s:g} s, point below {e.point_below_s:g} s",
         "quality gate": ", ".join(g for g in gates if g) or "off",
-        "distance": distance.source if distance is not None else "none",
+        "distance": (distance.source if distance is not None else "none") + (f" ({note})" if note else ""),
         "model": options.model or "(not named)",
     }
 
@@ -370,7 +361,7 @@ def _write_events(folder, source, status, codes, decisions, found, settings) -> 
 def write_summary(out_dir: str, inputs: list, codes, digest: str) -> list:
     """OUT/summary.csv from the records present: one row per input, "pending" where none is (yet)."""
     header = ["video", "source", "status", "message", "duration_s", "decoded_s", "frames", "flagged", "events",
-              *(f"events_{code}" for code in codes)]
+              *(f"events_{code}" for code in codes), "distance"]
     rows = []
     for source in inputs:
         record = finished_record(out_dir, source, digest)
@@ -381,6 +372,6 @@ def write_summary(out_dir: str, inputs: list, codes, digest: str) -> list:
         rows.append(dict(zip(header, [
             source.name, source.shown, record["status"], record["message"], _fmt(record["duration_s"], 3),
             _fmt(record["decoded_s"], 3), record["frames"], record["flagged"], sum(counts.values()),
-            *(counts.get(code, 0) for code in codes)])))
+            *(counts.get(code, 0) for code in codes), record.get("distance", "")])))
     fileio.write_text(os.path.join(out_dir, SUMMARY), _csv_text(header, ([r[h] for h in header] for r in rows)))
     return rows

@@ -331,6 +331,15 @@ def load_class_set(name_or_path: str, *, descriptions: str | None = None, check_
     return class_set
 
 
+def check_class_file(path: str) -> ClassSet:
+    """A user's class file read and validated but for token lengths (they need the model's tokenizer): the
+    cheap check a verb runs before it loads a model; errors say "invalid class file", as the load's do."""
+    try:
+        return load_class_set(path, check_length=False)
+    except ClassSetError as error:
+        raise ClassSetError(f"invalid class file: {error}") from None
+
+
 def sewerml() -> ClassSet:
     """Sewer-ML's 17 classes in SFR-Net order (12 seen, 5 unseen) with CIW weights and our descriptions."""
     return load_class_set("sewerml", check_length=False)
