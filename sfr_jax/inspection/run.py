@@ -74,7 +74,7 @@ class Summary:
     failed: list  # [(Source, status, message)]
     done: list  # names inspected in this run
     skipped: list  # names already finished by an earlier run
-    notes: list = dataclasses.field(default_factory=list)  # [(Source, note)]: side files that did not fit
+    notes: list = dataclasses.field(default_factory=list)  # [(Source, note)]: time, picture, side files
 
 
 def inspect_videos(scorer, inputs: list, out_dir: str, options: InspectOptions = InspectOptions(),
@@ -98,8 +98,8 @@ def inspect_videos(scorer, inputs: list, out_dir: str, options: InspectOptions =
                 skipped.append(source.name)
             if record["status"] != video.OK:
                 failed.append((source, record["status"], record["message"]))
-            if record.get("distance_note"):
-                notes.append((source, record["distance_note"]))
+            said = record.get("notes")
+            notes.extend((source, note) for note in (said if isinstance(said, list) else []) if isinstance(note, str))
             if time.monotonic() - last_summary > SUMMARY_EVERY_S:  # a long run shows its progress
                 write_summary(out_dir, inputs, scorer.codes, digest)
                 last_summary = time.monotonic()
@@ -275,6 +275,8 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
                     handle.write(key_frames[number])
         flag_counts = {name: int(sum(getattr(q, name) for q in got.qualities)) for name in quality.FLAGS}
         settings = _settings(scorer, options, distance, note)
+        if status.notes:
+            settings["time and picture"] = "; ".join(status.notes)
         _write_frames(os.path.join(tmp, FRAMES), codes, times, got.qualities, probabilities, distance)
         _write_events(tmp, source, status, codes, scorer.decisions, found, settings)
         data = report.ReportData(
@@ -288,7 +290,7 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
             "format": RECORD_FORMAT, "name": source.name, "source": source.shown, "status": status.state,
             "message": status.message, "duration_s": status.duration_s, "decoded_s": status.last_s,
             "frames": len(times), "flagged": int(flagged.sum()), "flag_counts": flag_counts,
-            "events": counts, "distance": settings["distance"], "distance_note": note,
+            "events": counts, "distance": settings["distance"], "notes": status.notes + ([note] if note else []),
             "digest": digest, "fingerprint": stamp, "outputs": _outputs(tmp),
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
@@ -361,7 +363,7 @@ def _write_events(folder, source, status, codes, decisions, found, settings) -> 
 def write_summary(out_dir: str, inputs: list, codes, digest: str) -> list:
     """OUT/summary.csv from the records present: one row per input, "pending" where none is (yet)."""
     header = ["video", "source", "status", "message", "duration_s", "decoded_s", "frames", "flagged", "events",
-              *(f"events_{code}" for code in codes), "distance"]
+              *(f"events_{code}" for code in codes), "distance", "notes"]
     rows = []
     for source in inputs:
         record = finished_record(out_dir, source, digest)
@@ -372,6 +374,7 @@ def write_summary(out_dir: str, inputs: list, codes, digest: str) -> list:
         rows.append(dict(zip(header, [
             source.name, source.shown, record["status"], record["message"], _fmt(record["duration_s"], 3),
             _fmt(record["decoded_s"], 3), record["frames"], record["flagged"], sum(counts.values()),
-            *(counts.get(code, 0) for code in codes), record.get("distance", "")])))
+            *(counts.get(code, 0) for code in codes), record.get("distance", ""),
+            "; ".join(str(n) for n in record.get("notes") or [])])))
     fileio.write_text(os.path.join(out_dir, SUMMARY), _csv_text(header, ([r[h] for h in header] for r in rows)))
     return rows
