@@ -52,7 +52,8 @@ def test_odd_video_names_get_distinct_safe_output_folders(tiny_video, tmp_path):
     for stem in stems:
         shutil.copy(tiny_video, folder / f"{stem}.mp4")
     os.link(tiny_video, os.fsencode(str(folder)) + b"/\xff\xfe.mp4")  # not UTF-8: a surrogate in Python
-    inputs, problems = sources.expand([str(folder)])
+    hidden = [str(folder / ".hidden.mp4"), str(folder / "..x.mp4")]  # a walk passes hidden files by; named, taken
+    inputs, problems = sources.expand([str(folder)] + hidden)
     assert len(inputs) == len(stems) + 1 and not problems
     names = [s.name for s in inputs]
     assert len({n.lower() for n in names}) == len(names)  # a_b, a\b and A_B collide after sanitising: told apart

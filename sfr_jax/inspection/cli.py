@@ -114,12 +114,13 @@ def main(argv) -> int:
     """Parse, find the videos, load the model, inspect; 0 when every video ended ok."""
     args = build_parser().parse_args(argv)
     options = options_from(args)
-    inputs, problems = sources.expand(args.videos, exclude=[args.out])
-    for pattern, why in problems:
+    left_out = []
+    inputs, problems = sources.expand(args.videos, exclude=[args.out], left_out=left_out)
+    for pattern, why in problems + [(p, sources.describe_left_out(files)) for p, files in left_out]:
         print(f"sfr-jax inspect: {pattern}: {why}", file=sys.stderr)
     if not inputs:
-        raise MissingInput(f"no video found in {' '.join(args.videos)} (videos by extension: "
-                           f"{' '.join(sources.VIDEO_EXTENSIONS)}, or folders of frames named by time)")
+        raise MissingInput(f"no video found in {' '.join(args.videos)} (no file FFmpeg opens as a video, "
+                           "no folder of frames named by time)")
     distances = check_before_loading(args, inputs, options)
     scorer = load_scorer(args)
     print(f"sfr-jax inspect: decisions: {scorer.decisions.source}", file=sys.stderr)
@@ -128,6 +129,8 @@ def main(argv) -> int:
         print(f"sfr-jax inspect: {source.shown}: {note}", file=sys.stderr)
     for source, status, message in summary.failed:
         print(f"sfr-jax inspect: {source.shown}: {status}: {message}", file=sys.stderr)
+    others = sum(len(files) for _, files in left_out)
     print(f"inspected {len(summary.done)}, already done {len(summary.skipped)}, failed {len(summary.failed)} "
-          f"of {len(sources.shard(inputs, *options.shard))} video(s) -> {args.out}", file=sys.stderr)
+          f"of {len(sources.shard(inputs, *options.shard))} video(s) -> {args.out}"
+          + (f"; {others} other file(s) left out (named above)" if others else ""), file=sys.stderr)
     return EXIT_VIDEOS_FAILED if summary.failed or problems else 0
