@@ -4,9 +4,10 @@
                     [--every SECONDS | --fps F] [--classes FILE] [--distance SIDECAR.csv|DIR | --length A:B]
                     [--batch B] [--shard I/N]
 
-VIDEOS are video files (anything FFmpeg reads: mp4, avi, mkv, mpg, mov, wmv, ...), folders (searched
-recursively), globs, or folders of frames named by their time (000012.500.png, t=12.5s.jpg). Results go to
-DIR/<video name>/ and DIR/summary.csv; a rerun skips finished videos. A video that is cut short or unreadable
+VIDEOS are video files (anything FFmpeg reads: mp4, avi, mkv, mpg, mov, wmv, mxf, ...), folders (searched
+recursively; files that are not videos are counted and named), globs, or folders of frames named by their
+time (000012.500.png, t=12.5s.jpg). Results go to DIR/<video name>/ and DIR/summary.csv; a rerun skips
+finished videos whose outputs are all there. A video that is cut short or unreadable
 yields what decoded and a status, the others go on; the exit code is then 2.
 """
 from __future__ import annotations
