@@ -106,3 +106,30 @@ def test_the_display_matrix_turns_the_picture_as_players_do(tmp_path, rotation, 
     assert {name: bool(block.mean() > 128) for name, block in corners.items()} == \
         {name: name == corner for name in corners}
     assert bool(status.notes) == (rotation != 0)
+
+
+def test_inspect_scores_a_joined_file_whole_and_says_so(tmp_path):
+    import csv
+
+    from sfr_jax.eval.decisions import Decisions
+    from sfr_jax.inspection import run, sources
+
+    class Stub:
+        codes, image_size, batch_size = ("RB",), 16, 4
+        decisions = Decisions.uncalibrated(("RB",))
+
+        def logits(self, x):
+            return np.zeros((len(x), 1), np.float32)
+
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(open(_write(tmp_path / f"{n}.ts", "mpegts", range(30 * n, 30 * n + 30)), "rb").read()
+                                for n in (0, 1)))
+    inputs, _ = sources.expand([str(joined)])
+    summary = run.inspect_videos(Stub(), inputs, str(tmp_path / "out"), run.InspectOptions(progress=False))
+    assert summary.failed == [] and [n for _, n in summary.notes][0].startswith("timestamps restart at 3.00 s")
+    with open(tmp_path / "out" / "joined" / "frames.csv", newline="") as handle:
+        times = [float(row["time_s"]) for row in csv.DictReader(handle)]
+    assert times == pytest.approx([0, 1, 2, 3, 4, 5], abs=2e-3)
+    with open(tmp_path / "out" / "summary.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["status"] == "ok" and "timestamps restart" in row["notes"] and float(row["duration_s"]) > 5.9

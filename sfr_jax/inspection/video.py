@@ -212,7 +212,8 @@ class Reader:
             status.message = "no frame decoded" + (f" ({status.message})" if status.message else "")
             return
         end = status.last_s + (status.frame_period_s or 0.0)
-        if status.declared_s and status.declared_s - end > max(1.0, 0.02 * status.declared_s):
+        cut = status.declared_s and status.declared_s - end > max(1.0, 0.02 * status.declared_s)
+        if cut and not status.restarts:  # after a join the header's duration is not the file's
             self._stop("the file ends early (cut short?)")
         elif status.skipped:
             status.state = DAMAGED
