@@ -214,9 +214,9 @@ def _issue25_inspect_files(root, inputs):
         f.write("code,phrase,description,seen\nXA,Sch\u00e4den,a damaged pipe,false\n")
     with open(os.path.join(folder, "excel.csv"), "w", encoding="utf-8-sig", newline="") as f:
         f.write("code,phrase,description,seen,,\r\nXA,Thing, a pipe thing,false,,\r\nXB,Other,a pipe,false,,\r\n")
+    named = {"distance_dir": "distances", "late_distance": "late.csv", "bad_distance": "bad_distance.csv",
+             "excel_classes": "excel.csv", "code_path": "code_path.csv", "code_backslash": "code_backslash.yaml",
+             "stray_value": "stray_value.csv", "latin1": "latin1.csv"}
     inputs.update(i25_video=video, i25_video_dir=os.path.dirname(video),
-                  i25_distance_dir=os.path.join(folder, "distances"), i25_late_distance=os.path.join(folder, "late.csv"),
-                  i25_bad_distance=os.path.join(folder, "bad_distance.csv"), i25_excel_classes=os.path.join(folder, "excel.csv"),
-                  **{f"i25_{n}": os.path.join(folder, f"{n}.{e}") for n, e in (
-                      ("code_path", "csv"), ("code_backslash", "yaml"), ("stray_value", "csv"), ("latin1", "csv"))})
+                  **{f"i25_{key}": os.path.join(folder, name) for key, name in named.items()})
 

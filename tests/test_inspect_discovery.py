@@ -3,7 +3,6 @@
 image (.ppm, .jfif, .tga, a PNG without an extension) and count and name the rest. The files are made here
 with PyAV and PIL, the libraries that must then read them."""
 import os
-import shutil
 from fractions import Fraction
 
 import av

@@ -20,7 +20,8 @@ BASE = ["--checkpoint", "x.pth", "v.mp4", "--out", "o"]
     ("--blur-above", "-inf"), ("--batch", "0"), ("--batch", "2.5"), ("--batch", "-3"),
 ])
 def test_bad_numbers_are_one_line_naming_the_option(flag, value, capsys):
-    assert cli.run("sfr-jax inspect", inspect_cli.main, BASE + [f"{flag}={value}"]) == 2  # = : argparse takes "-inf" for an option
+    # FLAG=VALUE: argparse would take a lone "-inf" for an option
+    assert cli.run("sfr-jax inspect", inspect_cli.main, BASE + [f"{flag}={value}"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]

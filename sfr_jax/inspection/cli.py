@@ -48,7 +48,8 @@ def build_parser():
                        help="time_s,distance_m CSV of one video, or a folder of <video name>.csv")
     where.add_argument("--length", default=None, metavar="START:END",
                        help="metres at each video's start and end, linear in time")
-    ap.add_argument("--batch", type=options.positive_int, default=None, help="images per model call (default: the model's)")
+    ap.add_argument("--batch", type=options.positive_int, default=None,
+                    help="images per model call (default: the model's)")
     ap.add_argument("--shard", default="0/1", metavar="I/N", help="do only every N-th video from the I-th "
                                                                   "(0-based), e.g. $SLURM_ARRAY_TASK_ID/8")
     tuning = ap.add_argument_group("events (see sfr_jax/inspection/events.py)")
@@ -56,15 +57,17 @@ def build_parser():
     tuning.add_argument("--smooth", type=int, default=defaults.smooth, help="median over K samples (odd)")
     tuning.add_argument("--margin", type=options.fraction, default=defaults.margin,
                         help="hysteresis: an event ends below threshold x (1 - MARGIN)")
-    tuning.add_argument("--merge-gap", type=options.nonnegative_float, default=defaults.merge_gap_s, metavar="SECONDS",
-                        help="merge events of a class this close")
-    tuning.add_argument("--point-below", type=options.nonnegative_float, default=defaults.point_below_s, metavar="SECONDS",
-                        help="an event shorter than this is a point observation")
+    tuning.add_argument("--merge-gap", type=options.nonnegative_float, default=defaults.merge_gap_s,
+                        metavar="SECONDS", help="merge events of a class this close")
+    tuning.add_argument("--point-below", type=options.nonnegative_float, default=defaults.point_below_s,
+                        metavar="SECONDS", help="an event shorter than this is a point observation")
     gate = ap.add_argument_group("frame-quality gate (see sfr_jax/inspection/quality.py)")
     q = quality.QualityConfig()
     gate.add_argument("--no-quality-gate", action="store_true", help="flag no frame")
-    gate.add_argument("--dark-below", type=options.finite_float, default=q.dark_below, help="mean luma (0-255); negative: off")
-    gate.add_argument("--uniform-below", type=options.finite_float, default=q.uniform_below, help="luma std; negative: off")
+    gate.add_argument("--dark-below", type=options.finite_float, default=q.dark_below,
+                      help="mean luma (0-255); negative: off")
+    gate.add_argument("--uniform-below", type=options.finite_float, default=q.uniform_below,
+                      help="luma std; negative: off")
     gate.add_argument("--blur-above", type=options.finite_float, default=q.blur_above,
                       help="blur effect (0 sharp .. 1 blurred); above 1: off")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -9,11 +9,13 @@ Per input, under OUT/<name>/:
                   depend on (the input's size and modification time, a digest of model, classes,
                   thresholds and settings)
 The folder is built under a temporary name and put in place whole (fileio.atomic_directory), so a folder
-under its own name is always complete. A later run skips an input whose record matches and whose named outputs are all there at
-their recorded sizes; a changed input or setting, a missing or altered output (say, a deleted frames.csv),
-a folder without a record, or an interrupted run is done again. OUT/summary.csv has one row per
-input of the whole list (all shards): done ones from their records, the others "pending"; each run
-rewrites it from the records present, so the last shard to finish (or any rerun) leaves it complete.
+under its own name is always complete. A later run skips an input whose record matches and whose named
+outputs are all there at their recorded sizes; a changed input or setting, a missing or altered output
+(say, a deleted frames.csv), a folder without a record, or an interrupted run is done again.
+OUT/summary.csv has one row per input of the whole list (all shards): done ones from their records, the
+others "pending"; each run rewrites it from the records present, so the last shard to finish (or any
+rerun) leaves it complete. Its `distance` column names where distances came from (or "none" and why), its
+`notes` column what was done to time or picture (video.py) and sidecars that did not fit (distance.py).
 """
 from __future__ import annotations
 
@@ -34,7 +36,6 @@ from tqdm import tqdm
 
 from sfr_jax import fileio
 from sfr_jax.data import images
-from sfr_jax.errors import InputError
 from sfr_jax.inspection import events as ev
 from sfr_jax.inspection import distance as dist
 from sfr_jax.inspection import quality, report, thumbs, video
@@ -99,7 +100,7 @@ def inspect_videos(scorer, inputs: list, out_dir: str, options: InspectOptions =
             if record["status"] != video.OK:
                 failed.append((source, record["status"], record["message"]))
             said = record.get("notes")
-            notes.extend((source, note) for note in (said if isinstance(said, list) else []) if isinstance(note, str))
+            notes.extend((source, n) for n in (said if isinstance(said, list) else []) if isinstance(n, str))
             if time.monotonic() - last_summary > SUMMARY_EVERY_S:  # a long run shows its progress
                 write_summary(out_dir, inputs, scorer.codes, digest)
                 last_summary = time.monotonic()
