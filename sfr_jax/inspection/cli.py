@@ -120,11 +120,12 @@ def main(argv) -> int:
     options = options_from(args)
     left_out = []
     inputs, problems = sources.expand(args.videos, exclude=[args.out], left_out=left_out)
-    for pattern, why in problems + [(p, sources.describe_left_out(files)) for p, files in left_out]:
+    said = problems + [(p, sources.describe_left_out(files)) for p, files in left_out]
+    if not inputs:  # one line: what each argument held
+        raise MissingInput(f"no video found (no file FFmpeg opens as a video, no folder of frames named by time) "
+                           f"in {'; '.join(f'{pattern}: {why}' for pattern, why in said) or ' '.join(args.videos)}")
+    for pattern, why in said:
         print(f"sfr-jax inspect: {pattern}: {why}", file=sys.stderr)
-    if not inputs:
-        raise MissingInput(f"no video found in {' '.join(args.videos)} (no file FFmpeg opens as a video, "
-                           "no folder of frames named by time)")
     distances = check_before_loading(args, inputs, options)
     scorer = load_scorer(args)
     print(f"sfr-jax inspect: decisions: {scorer.decisions.source}", file=sys.stderr)
