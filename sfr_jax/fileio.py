@@ -5,20 +5,64 @@ content is written under a hidden temporary name beside the target, in the targe
 missing), and renamed onto the target only when complete. A writer killed half-way leaves at most a
 temporary `.NAME.tmp-HOST-PID-XXXX`, which the next write of the same target removes once its writer is
 gone. Problems a user can fix (the target is a folder, the folder is read-only) are `OutputError`s.
+
+A file name made from user text (a video's name, a class code) goes through `safe_name`, and every output
+path made from one goes through `path_under`, which refuses a path that would leave its output folder.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
 import socket
 import tempfile
+import unicodedata
 
 from sfr_jax.errors import OutputError
 
 TEMP_MARK = ".tmp-"
+SAFE_NAME_BYTES = 100  # UTF-8 bytes; leaves room under NAME_MAX (255) for suffixes and the temporary prefix
+_SAFE_PUNCTUATION = "-_.+=@,()[] "
+
+
+def safe_name(text: str, max_bytes: int = SAFE_NAME_BYTES) -> str:
+    """A file name (no folder) from user text: letters and digits of any script and -_.+=@,()[] and space
+    kept, every other character (/, \\, NUL, controls, undecodable bytes) made `_`; no leading dot (no
+    hidden, `.` or `..` name), no trailing dot or space; longer than `max_bytes` of UTF-8: cut, with `-` and 8
+    hex digits of the text's SHA-1 so that long names stay distinct. Never empty."""
+    text = unicodedata.normalize("NFC", str(text))
+    kept = "".join(c if (c.isalnum() and c.isprintable()) or c in _SAFE_PUNCTUATION else "_" for c in text)
+    kept = kept.strip(" ").rstrip(". ")
+    kept = "_" * (len(kept) - len(kept.lstrip("."))) + kept.lstrip(".")
+    kept = kept or "_"
+    if len(kept.encode("utf-8")) > max_bytes:
+        tag = "-" + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        cut = kept.encode("utf-8")[:max_bytes - len(tag)].decode("utf-8", "ignore").rstrip(". ")
+        kept = cut + tag
+    return kept
+
+
+def display_path(path: str) -> str:
+    """A path as text that any UTF-8 writer takes: bytes of a file name that are not UTF-8 (which Python
+    holds as surrogates) shown as \\xNN, so that the name is still recognisable."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def path_under(root: str, *parts: str) -> str:
+    """os.path.join(root, *parts), made absolute; an OutputError when it would not lie strictly inside
+    `root` (a `..`, an absolute part) or holds a NUL byte. The one check of every output path made from
+    user text."""
+    if any("\0" in str(p) for p in (root, *parts)):
+        raise OutputError(f"output name {os.path.join(root, *parts)!r} holds a NUL byte")
+    base = os.path.abspath(root)
+    path = os.path.abspath(os.path.join(base, *parts))
+    if path == base or os.path.commonpath([base, path]) != base:
+        raise OutputError(f"output path {os.path.join(root, *parts)!r} would lie outside the output folder "
+                          f"{root}")
+    return path
 
 
 def _temp_prefix(path: str) -> str:

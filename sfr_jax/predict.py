@@ -5,7 +5,9 @@
     sfr-jax predict --checkpoint FILE.pth|EXPORT_DIR IMAGES... [...]
 
 IMAGES are files, folders (their images, recursively) or globs; every image goes through the one image
-loader (sfr_jax.data.images). Unreadable images are reported, counted and skipped. With --classes, the given
+loader (sfr_jax.data.images). A folder's file is an image when PIL takes it for one (images.is_image_file:
+any format PIL opens, by extension or content); the other files are counted and named, hidden ones (.name)
+are not looked at. Unreadable images are reported, counted and skipped. With --classes, the given
 classes' descriptions are encoded, GR's adjacency is rebuilt from their phrases with the trained text encoder,
 and every class is scored zero-shot (the calibration's unseen-class rule gives their thresholds). Every format
 carries per image the probability of each class, the classes that fire and `normal` (none fires); JSON also
@@ -28,7 +30,16 @@ from sfr_jax.data import images as images_lib
 from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.fileio import write_text
 from sfr_jax.serve.backends import open_scorer
-from sfr_jax.text.classes import MODES
+from sfr_jax.text.classes import MODES, check_class_file
+
+
+def _files_under(folder: str) -> list:
+    """Every file under `folder`, sorted; hidden files and folders (.name) are not looked at."""
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files.extend(os.path.join(root, f) for f in names if not f.startswith("."))
+    return sorted(files)
 
 
 def collect_images(patterns) -> tuple[list, list]:
@@ -43,10 +54,15 @@ def collect_images(patterns) -> tuple[list, list]:
 
     for pattern in patterns:
         if os.path.isdir(pattern):
-            found = sorted(os.path.join(root, f) for root, _, files in os.walk(pattern) for f in files
-                           if f.lower().endswith(images_lib.IMAGE_EXTENSIONS))
+            files = _files_under(pattern)
+            found = [f for f in files if images_lib.is_image_file(f)]
             if not found:
                 problems.append((pattern, "folder holds no image files"))
+            if len(found) < len(files):
+                taken = set(found)
+                others = [os.path.basename(f) for f in files if f not in taken]
+                problems.append((pattern, f"{len(others)} other file(s) left out, not images PIL opens: "
+                                          f"{', '.join(others[:5])}" + (" ..." if len(others) > 5 else "")))
             for f in found:
                 add(f)
         elif os.path.isfile(pattern):
@@ -170,6 +186,8 @@ def main(argv) -> int:
     if args.out:  # refuse an impossible output now, not after scoring everything
         if os.path.isdir(args.out):
             raise InputError(f"--out {args.out} is a folder; give a file name")
+    if args.classes:  # the cheap checks before the model's load
+        check_class_file(args.classes)
     source = cli.model_source(args, classes=args.classes, mode=args.mode)
     scorer, class_set_name = open_scorer(source, args.batch)
     if not scorer.decisions.calibrated:

@@ -67,9 +67,27 @@ CASES = [
     ("inspect: no videos", ["inspect", "--checkpoint", "{pth}", "{tmp}/novideo*.mp4", "--out", "{tmp}/ins1"], 2, r"novideo"),
     ("inspect: zero-byte video", ["inspect", "--checkpoint", "{pth}", "{empty_video}", "--out", "{tmp}/ins2", "--no-progress"], 2, r"failed 1 of 1"),
     ("inspect: bad --shard", ["inspect", "--checkpoint", "{pth}", "{empty_video}", "--out", "{tmp}/ins3", "--shard", "3/2"], 2, r"--shard"),
+    # issue 25, inspect/predict classes
+    ("inspect: --fps inf", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25a", "--fps", "inf"], 2, r"argument --fps: 'inf' is not a finite number"),
+    ("inspect: --every 1e-320", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25a", "--every", "1e-320"], 2, r"argument --every: '1e-320' must be between 0.001 and 10000 s"),
+    ("inspect: --merge-gap nan", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25a", "--merge-gap", "nan"], 2, r"argument --merge-gap: 'nan' is not a finite number"),
+    ("inspect: --margin 1", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25a", "--margin", "1"], 2, r"argument --margin: '1' must be >= 0 and < 1"),
+    ("inspect: --batch 0", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25a", "--batch", "0"], 2, r"argument --batch: '0' must be >= 1"),
+    ("inspect: class code with ../", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25b", "--classes", "{i25_code_path}"], 2, r"invalid class file: .*code_path.csv: line 3: code 'a/../../x' is not allowed"),
+    ("predict: class code with a backslash", ["predict", "--checkpoint", "{pth}", "{png}", "--classes", "{i25_code_backslash}"], 2, r"code_backslash.yaml: class #2: code 'a\\+b' is not allowed"),
+    ("predict: class CSV value under no column", ["predict", "--checkpoint", "{pth}", "{png}", "--classes", "{i25_stray_value}"], 2, r"stray_value.csv: line 2: value 'oops' under a column without a name"),
+    ("predict: class CSV not UTF-8", ["predict", "--checkpoint", "{pth}", "{png}", "--classes", "{i25_latin1}"], 2, r"latin1.csv: not UTF-8 text .*CSV UTF-8"),
+    ("inspect: --out is a file", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{text_file}"], 2, r"--out .*notes.txt is a file; give a folder"),
+    ("inspect: distance CSV malformed", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25c", "--distance", "{i25_bad_distance}"], 2, r"bad_distance.csv: line 3: distance_m 'x' is not a number"),
+    ("inspect: named file not a video", ["inspect", "--checkpoint", "{pth}", "{text_file}", "--out", "{tmp}/i25d"], 2, r"no video found .* in .*notes.txt: not a video file: FFmpeg finds no video stream in it"),
 ]
 # Cases that must succeed, with a line their stderr must hold (a fault survived or a silent change said).
 NOTED = [
+    # issue 25, inspect/predict classes
+    ("inspect: distance folder without the video's CSV", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25e", "--distance", "{i25_distance_dir}", "--no-progress"], 0, r"pipe25.mp4: no distances: the --distance folder .* has no pipe25.csv"),
+    ("inspect: distance CSV after the video", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25f", "--distance", "{i25_late_distance}", "--no-progress"], 0, r"no distances: .*late.csv covers 100-200 s"),
+    ("inspect: other files in the folder are named", ["inspect", "--checkpoint", "{pth}", "{i25_video_dir}", "--out", "{tmp}/i25g", "--no-progress"], 0, r"of 1 video\(s\) -> .*; 1 other file\(s\) left out"),
+    ("predict: Excel class file (BOM, CRLF, trailing columns)", ["predict", "--checkpoint", "{pth}", "{png}", "--classes", "{i25_excel_classes}"], 0, r"no calibration for this model"),
     ("predict: output folder created", ["predict", "--checkpoint", "{pth}", "{png}", "--out", "{tmp}/new/dir/p.txt"], 0, r"scored 1 image\(s\) \(0 skipped\) -> .*new/dir/p.txt"),
     ("predict: a corrupt image among good ones", ["predict", "--checkpoint", "{pth}", "{png}", "{broken_png}"], 0, r"scored 1 image\(s\), 1 skipped"),
     ("predict: uncalibrated says so once", ["predict", "--checkpoint", "{pth}", "{png}", "--format", "json"], 0, r"no calibration for this model"),
@@ -92,6 +110,7 @@ def build_inputs(root) -> dict:
     _trained_workdir(root, clip, data, inputs)
     inputs["resume_args"] = cli_args(clip, data, inputs["workdir"], "--config.train.epochs=1")
     _files(root, tmp, inputs)
+    _issue25_inspect_files(root, inputs)
     return inputs
 
 
@@ -167,3 +186,37 @@ def argv(case_argv, inputs) -> list:
 
 
 __all__ = ["CASES", "NOTED", "argv", "build_inputs", "random_batch", "tiny_config"]
+
+
+def _issue25_inspect_files(root, inputs):
+    """The files of the issue 25 inspect/predict cases: a real tiny video with a note beside it, class files
+    with bad codes and Excel's habits, distance sidecars that do not fit."""
+    from sfr_jax.data import synthetic_video as sv
+
+    folder = os.path.join(root, "i25")
+    spec = sv.VideoSpec(seed=1, duration_s=1.0, fps=10, size=(32, 32), draw_height=32)
+    video = sv.write_video(os.path.join(folder, "videos", "pipe25.mp4"), spec, "h264")
+    files = {
+        "videos/pipe25.txt": "surveyed upstream\n",
+        "code_path.csv": "code,phrase,description,seen\nXA,Thing,a pipe thing,false\na/../../x,Other,a pipe,false\n",
+        "code_backslash.yaml": "classes:\n  - {code: XA, phrase: a, description: a pipe, seen: false}\n"
+                               "  - {code: 'a\\\\b', phrase: b, description: b pipe, seen: false}\n",
+        "stray_value.csv": "code,phrase,description,seen,\nXA,Thing,a pipe thing,false,oops\n",
+        "bad_distance.csv": "time_s,distance_m\n0,1\n1,x\n",
+        "late.csv": "time_s,distance_m\n100,5\n200,9\n",
+        "distances/other.csv": "time_s,distance_m\n0,0\n1,1\n",
+    }
+    for name, text in files.items():
+        os.makedirs(os.path.dirname(os.path.join(folder, name)), exist_ok=True)
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+            f.write(text)
+    with open(os.path.join(folder, "latin1.csv"), "w", encoding="cp1252") as f:
+        f.write("code,phrase,description,seen\nXA,Sch\u00e4den,a damaged pipe,false\n")
+    with open(os.path.join(folder, "excel.csv"), "w", encoding="utf-8-sig", newline="") as f:
+        f.write("code,phrase,description,seen,,\r\nXA,Thing, a pipe thing,false,,\r\nXB,Other,a pipe,false,,\r\n")
+    named = {"distance_dir": "distances", "late_distance": "late.csv", "bad_distance": "bad_distance.csv",
+             "excel_classes": "excel.csv", "code_path": "code_path.csv", "code_backslash": "code_backslash.yaml",
+             "stray_value": "stray_value.csv", "latin1": "latin1.csv"}
+    inputs.update(i25_video=video, i25_video_dir=os.path.dirname(video),
+                  **{f"i25_{key}": os.path.join(folder, name) for key, name in named.items()})
+

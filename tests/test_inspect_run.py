@@ -220,8 +220,10 @@ def test_cli_exit_code_and_messages(mixed_videos, tmp_path, monkeypatch, capsys)
     # only the good videos: exit 0; a second run skips them
     good = ["--checkpoint", "x.pth", mixed_videos["a"], mixed_videos["d"], "--out", str(tmp_path / "good"),
             "--no-progress"]
-    assert cli.run("sfr-jax inspect", inspect_cli.main, good + ["--batch", "3", "--classes", "my.yaml"]) == 0
-    assert opened[-1] == (None, "my.yaml", 3)
+    mine = tmp_path / "my.yaml"  # read (cheaply) before the model loads, so it must exist
+    mine.write_text("classes:\n  - {code: RB, phrase: Cracks, description: a cracked pipe, seen: true}\n")
+    assert cli.run("sfr-jax inspect", inspect_cli.main, good + ["--batch", "3", "--classes", str(mine)]) == 0
+    assert opened[-1] == (None, str(mine), 3)
     assert cli.run("sfr-jax inspect", inspect_cli.main, good) == 0
     assert "inspected 2, already done 0" in capsys.readouterr().err  # other classes: other results
     assert cli.run("sfr-jax inspect", inspect_cli.main, good) == 0

@@ -104,3 +104,27 @@ def from_array(frame: np.ndarray, size: int, method: str = "bilinear") -> np.nda
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"expected an [H, W, 3] uint8 RGB frame, got {frame.dtype} {frame.shape}")
     return np.asarray(resize(Image.fromarray(frame, "RGB"), size, method), dtype=np.uint8)
+
+
+def is_image_file(path: str) -> bool:
+    """Whether PIL takes `path` for an image: its extension is one of a format PIL opens (PIL's registry, so
+    .ppm, .jfif, .tga, ... too), else PIL recognises its content. Whether it then loads is `load`'s word."""
+    if path.lower().endswith(_pil_extensions()):
+        return True
+    try:
+        with Image.open(path):
+            return True
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
+
+
+def _pil_extensions() -> tuple:
+    global _PIL_EXTENSIONS
+    if _PIL_EXTENSIONS is None:
+        Image.init()  # registers every plugin
+        _PIL_EXTENSIONS = tuple(sorted({ext.lower() for ext, fmt in Image.registered_extensions().items()
+                                        if fmt in Image.OPEN} | set(IMAGE_EXTENSIONS)))
+    return _PIL_EXTENSIONS
+
+
+_PIL_EXTENSIONS = None

@@ -4,6 +4,12 @@ Sidecar: a CSV with the header `time_s,distance_m` (more columns are ignored), o
 times strictly increasing, both numbers finite. Distances may go down (the camera backs up). Between two
 readings the distance is interpolated linearly; outside the table's time range there is no distance (None),
 rather than a guess. --length START:END: distance = START + (END - START) * t / duration.
+
+Side files that do not fit are said per video, never silently dropped: a --distance folder without the
+video's CSV, a table whose times miss the video's samples (all or some), or --length on a video of unknown
+duration each give a note (`plan` before any work, `fit` once the video's times are known), which goes into
+the video's record, summary.csv and report and on stderr; the source named in the report is the one that
+gave the distances, or "none".
 """
 from __future__ import annotations
 
@@ -68,6 +74,47 @@ class DistanceTable:
         if time_s is None or not self.times[0] <= time_s <= self.times[-1]:
             return None
         return float(np.interp(time_s, self.times, self.distances))
+
+
+def plan(videos: list, sidecar: str | None) -> dict:
+    """{video name: (DistanceTable or None, note)} for --distance SIDECAR (a file for one video, or a folder
+    of <video name>.csv), every CSV read and validated now, before any model is loaded."""
+    if sidecar is None:
+        return {}
+    if os.path.isdir(sidecar):
+        found = {}
+        for video in videos:
+            names = dict.fromkeys((video.stem, video.name))  # the video's own name, else its output name
+            paths = [os.path.join(sidecar, name + ".csv") for name in names]
+            path = next((p for p in paths if os.path.isfile(p)), None)
+            found[video.name] = (DistanceTable.from_csv(path), "") if path else \
+                (None, f"no distances: the --distance folder {sidecar} has no {' or '.join(n + '.csv' for n in names)}")
+        return found
+    if len(videos) > 1:
+        raise InputError(f"--distance {sidecar}: one sidecar file fits one video, and {len(videos)} are "
+                         "given; for many videos give a folder holding <video name>.csv for each")
+    table = DistanceTable.from_csv(sidecar)
+    return {video.name: (table, "") for video in videos}
+
+
+def fit(distance, times, duration_s) -> tuple:
+    """(the distance source to use, or None; a note when it does not fit) for sample `times` of a video of
+    `duration_s` (None: unknown)."""
+    times = np.asarray(times, dtype=np.float64)
+    if isinstance(distance, LinearLength):
+        if not distance.duration_s:
+            return None, "no distances: --length needs the video's duration, which is unknown"
+        return distance, ""
+    if distance is None or not len(times):
+        return distance, ""
+    inside = int(((times >= distance.times[0]) & (times <= distance.times[-1])).sum())
+    if inside == len(times):
+        return distance, ""
+    span = f"{distance.source} covers {distance.times[0]:g}-{distance.times[-1]:g} s, the video's samples " \
+           f"{times[0]:g}-{times[-1]:g} s" + (f" (of {duration_s:g} s)" if duration_s else "")
+    if inside == 0:
+        return None, f"no distances: {span}"
+    return distance, f"distances for {inside} of {len(times)} samples only: {span}"
 
 
 class LinearLength:

@@ -5,13 +5,17 @@ Per input, under OUT/<name>/:
     events.csv    one row per event (events.py), events.json the same with the settings
     thumbnails/   the key frame of each event, JPEG
     report.html   the self-contained page (report.py)
-    record.json   written last: status, counts, and what the results depend on (the input's size and
-                  modification time, a digest of model, classes, thresholds and settings)
+    record.json   written last: status, counts, the outputs above with their sizes, and what the results
+                  depend on (the input's size and modification time, a digest of model, classes,
+                  thresholds and settings)
 The folder is built under a temporary name and put in place whole (fileio.atomic_directory), so a folder
-under its own name is always complete. A later run skips an input whose record matches; a changed input
-or setting, a folder without a record, or an interrupted run is done again. OUT/summary.csv has one row per
-input of the whole list (all shards): done ones from their records, the others "pending"; each run
-rewrites it from the records present, so the last shard to finish (or any rerun) leaves it complete.
+under its own name is always complete. A later run skips an input whose record matches and whose named
+outputs are all there at their recorded sizes; a changed input or setting, a missing or altered output
+(say, a deleted frames.csv), a folder without a record, or an interrupted run is done again.
+OUT/summary.csv has one row per input of the whole list (all shards): done ones from their records, the
+others "pending"; each run rewrites it from the records present, so the last shard to finish (or any
+rerun) leaves it complete. Its `distance` column names where distances came from (or "none" and why), its
+`notes` column what was done to time or picture (video.py) and sidecars that did not fit (distance.py).
 """
 from __future__ import annotations
 
@@ -32,16 +36,15 @@ from tqdm import tqdm
 
 from sfr_jax import fileio
 from sfr_jax.data import images
-from sfr_jax.errors import InputError
 from sfr_jax.inspection import events as ev
+from sfr_jax.inspection import distance as dist
 from sfr_jax.inspection import quality, report, thumbs, video
-from sfr_jax.inspection.distance import DistanceTable, LinearLength
 from sfr_jax.inspection.sources import Source, shard
 from sfr_jax.serve.scorer import pad_batches
 
 RECORD, SUMMARY, FRAMES, EVENTS_CSV, EVENTS_JSON, REPORT = (
     "record.json", "summary.csv", "frames.csv", "events.csv", "events.json", "report.html")
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # 2: the record names its outputs (1 did not, so its outputs cannot be checked)
 PENDING = "pending"
 SUMMARY_EVERY_S = 30.0  # rewriting summary.csv reads every record, so not after each of many short videos
 PREPARE_WORKERS = min(4, os.cpu_count() or 1)  # PIL's resize and JPEG work run outside the GIL
@@ -73,31 +76,38 @@ class Summary:
     failed: list  # [(Source, status, message)]
     done: list  # names inspected in this run
     skipped: list  # names already finished by an earlier run
+    notes: list = dataclasses.field(default_factory=list)  # [(Source, note)]: time, picture, side files
 
 
-def inspect_videos(scorer, inputs: list, out_dir: str, options: InspectOptions = InspectOptions()) -> Summary:
-    """Inspect this shard's share of `inputs` (sources.Source) with `scorer` (the Scorer protocol)."""
+def inspect_videos(scorer, inputs: list, out_dir: str, options: InspectOptions = InspectOptions(),
+                   distances: dict | None = None) -> Summary:
+    """Inspect this shard's share of `inputs` (sources.Source) with `scorer` (the Scorer protocol);
+    `distances` is distance.plan's answer when the caller read the sidecars already (before the model)."""
     share = shard(inputs, *options.shard)
-    distances = _distance_sources(share, options)
+    if distances is None:
+        distances = dist.plan(share, options.distance)
     digest = _digest(scorer, options)
-    done, skipped, failed = [], [], []
+    done, skipped, failed, notes = [], [], [], []
     last_summary = time.monotonic()
     try:
         for source in share:
             record = finished_record(out_dir, source, digest)
             if record is None:
-                record = _inspect_one(scorer, source, out_dir, options, digest, distances.get(source.name))
+                record = _inspect_one(scorer, source, out_dir, options, digest, distances.get(source.name,
+                                                                                              (None, "")))
                 done.append(source.name)
             else:
                 skipped.append(source.name)
             if record["status"] != video.OK:
                 failed.append((source, record["status"], record["message"]))
+            said = record.get("notes")
+            notes.extend((source, n) for n in (said if isinstance(said, list) else []) if isinstance(n, str))
             if time.monotonic() - last_summary > SUMMARY_EVERY_S:  # a long run shows its progress
                 write_summary(out_dir, inputs, scorer.codes, digest)
                 last_summary = time.monotonic()
     finally:  # also after Ctrl-C: the summary shows what is done
         rows = write_summary(out_dir, inputs, scorer.codes, digest)
-    return Summary(rows, failed, done, skipped)
+    return Summary(rows, failed, done, skipped, notes)
 
 
 def fingerprint(source: Source) -> list:
@@ -141,34 +151,40 @@ def _path_stamp(path: str) -> list:
 
 def finished_record(out_dir: str, source: Source, digest: str):
     """The record of a finished, still valid result of `source` under out_dir, else None."""
-    path = os.path.join(out_dir, source.name, RECORD)
+    path = fileio.path_under(out_dir, source.name, RECORD)
     try:
         with open(path, encoding="utf-8") as handle:
             record = json.load(handle)
     except (OSError, ValueError):
         return None
-    if record.get("format") != RECORD_FORMAT or record.get("digest") != digest or \
-            record.get("fingerprint") != fingerprint(source):
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or \
+            record.get("digest") != digest or record.get("fingerprint") != fingerprint(source):
         return None
-    return record
+    return record if _outputs_intact(os.path.dirname(path), record.get("outputs")) else None
 
 
-def _distance_sources(share: list, options: InspectOptions) -> dict:
-    """name -> DistanceTable of the inputs that have one, read and validated before any work starts."""
-    if options.distance is None:
-        return {}
-    if os.path.isdir(options.distance):
-        found = {}
-        for source in share:
-            path = os.path.join(options.distance, source.name + ".csv")
-            if os.path.isfile(path):
-                found[source.name] = DistanceTable.from_csv(path)
-        return found
-    if len(share) > 1:
-        raise InputError(f"--distance {options.distance}: one sidecar file fits one video, and {len(share)} are "
-                         "given; for many videos give a folder holding <video name>.csv for each")
-    table = DistanceTable.from_csv(options.distance)
-    return {source.name: table for source in share}
+def _outputs(folder: str) -> dict:
+    """{relative path: size} of every file under a finished video's folder (the record itself excepted)."""
+    found = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            full = os.path.join(root, name)
+            relative = os.path.relpath(full, folder).replace(os.sep, "/")
+            if relative != RECORD:
+                found[relative] = os.path.getsize(full)
+    return found
+
+
+def _outputs_intact(folder: str, outputs) -> bool:
+    """Whether every output a record names is there at its recorded size (a record read back is not trusted
+    to be well formed: any oddity means "redo")."""
+    if not isinstance(outputs, dict) or not outputs:
+        return False
+    try:
+        return all(isinstance(size, int) and os.path.getsize(fileio.path_under(folder, name)) == size
+                   for name, size in outputs.items())
+    except (OSError, TypeError, ValueError):
+        return False
 
 
 def _score(scorer, pending: list, batch: int) -> np.ndarray:
@@ -232,9 +248,9 @@ def _decode_and_score(scorer, source, options, spool, batch) -> tuple:
     return reader, got
 
 
-def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, digest: str, table) -> dict:
+def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, digest: str, planned) -> dict:
     """Inspect one input into OUT/<name>/ (atomically); returns its record."""
-    final = os.path.join(out_dir, source.name)
+    final = fileio.path_under(out_dir, source.name)
     stamp = fingerprint(source)  # before reading: a file that changes meanwhile is read again next time
     codes = tuple(scorer.codes)
     batch = int(options.batch or scorer.batch_size)
@@ -246,38 +262,44 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
             logits = np.concatenate(got.logits) if got.logits else np.zeros((0, len(codes)), np.float32)
             probabilities = scorer.decisions.probabilities(logits) if len(logits) else np.zeros((0, len(codes)))
             flagged = np.asarray([q.flagged for q in got.qualities], dtype=bool)
-            distance = LinearLength(*options.length, status.duration_s) if options.length else table
+            table, note = planned
+            distance = dist.LinearLength(*options.length, status.duration_s) if options.length else table
+            distance, fit_note = dist.fit(distance, times, status.duration_s)
+            note = note or fit_note
             found = ev.find_events(times, probabilities, np.asarray(scorer.decisions.threshold), codes,
                                    ~flagged, options.events, distance)
             key_frames = {}
             for number, event in enumerate(found):
-                event.thumbnail = f"{number + 1:03d}_{event.code}_{event.peak_s:.1f}s.jpg"
+                event.thumbnail = fileio.safe_name(f"{number + 1:03d}_{event.code}_{event.peak_s:.1f}s.jpg")
                 key_frames[number] = spool.get(event.peak_sample)
-                with fileio.atomic_write(os.path.join(tmp, "thumbnails", event.thumbnail), "wb") as handle:
+                with fileio.atomic_write(fileio.path_under(tmp, "thumbnails", event.thumbnail), "wb") as handle:
                     handle.write(key_frames[number])
         flag_counts = {name: int(sum(getattr(q, name) for q in got.qualities)) for name in quality.FLAGS}
-        settings = _settings(scorer, options, distance)
+        settings = _settings(scorer, options, distance, note)
+        if status.notes:
+            settings["time and picture"] = "; ".join(status.notes)
         _write_frames(os.path.join(tmp, FRAMES), codes, times, got.qualities, probabilities, distance)
         _write_events(tmp, source, status, codes, scorer.decisions, found, settings)
         data = report.ReportData(
-            source.name, source.path, status.state, status.message, status.duration_s or 0.0, codes,
+            source.name, source.shown, status.state, status.message, status.duration_s or 0.0, codes,
             np.asarray(scorer.decisions.threshold), times, probabilities,
             ev.smoothed_probabilities(probabilities, ~flagged, options.events), flagged, flag_counts, found,
             key_frames, settings, _video_src(source, final))
         fileio.write_text(os.path.join(tmp, REPORT), report.render(data))
         counts = {code: sum(e.code == code for e in found) for code in codes}
         record = {
-            "format": RECORD_FORMAT, "name": source.name, "source": source.path, "status": status.state,
+            "format": RECORD_FORMAT, "name": source.name, "source": source.shown, "status": status.state,
             "message": status.message, "duration_s": status.duration_s, "decoded_s": status.last_s,
             "frames": len(times), "flagged": int(flagged.sum()), "flag_counts": flag_counts,
-            "events": counts, "digest": digest, "fingerprint": stamp,
+            "events": counts, "distance": settings["distance"], "notes": status.notes + ([note] if note else []),
+            "digest": digest, "fingerprint": stamp, "outputs": _outputs(tmp),
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         fileio.write_json(os.path.join(tmp, RECORD), record)  # last: its presence means "finished"
     return record
 
 
-def _settings(scorer, options: InspectOptions, distance) -> dict:
+def _settings(scorer, options: InspectOptions, distance, note: str = "") -> dict:
     """The settings a reader of the results needs, as short texts."""
     e, q = options.events, options.quality
     gates = [f"dark < {q.dark_below:g}" if q.dark else "", f"uniform < {q.uniform_below:g}" if q.uniform else "",
@@ -288,7 +310,7 @@ def _settings(scorer, options: InspectOptions, distance) -> dict:
         "event rules": f"median of {e.smooth}, off below {1 - e.margin:g} x threshold, merge gaps <= "
                        f"{e.merge_gap_s:g} s, point below {e.point_below_s:g} s",
         "quality gate": ", ".join(g for g in gates if g) or "off",
-        "distance": distance.source if distance is not None else "none",
+        "distance": (distance.source if distance is not None else "none") + (f" ({note})" if note else ""),
         "model": options.model or "(not named)",
     }
 
@@ -299,7 +321,7 @@ def _video_src(source: Source, report_dir: str) -> str | None:
             not os.path.isfile(source.path):
         return None
     relative = os.path.relpath(source.path, report_dir).replace(os.sep, "/")
-    return urllib.parse.quote(relative)
+    return urllib.parse.quote(os.fsencode(relative))  # bytes: a name that is not UTF-8 is quoted as it is
 
 
 def _csv_text(header: list, rows) -> str:
@@ -332,7 +354,7 @@ def _write_events(folder, source, status, codes, decisions, found, settings) -> 
              "thumbnails/" + e.thumbnail] for n, e in enumerate(found))
     fileio.write_text(os.path.join(folder, EVENTS_CSV), _csv_text(header, rows))
     fileio.write_json(os.path.join(folder, EVENTS_JSON), {
-        "video": source.name, "source": source.path, "status": status.state, "message": status.message,
+        "video": source.name, "source": source.shown, "status": status.state, "message": status.message,
         "duration_s": status.duration_s, "classes": list(codes),
         "thresholds": dict(zip(codes, np.asarray(decisions.threshold, dtype=float).tolist())),
         "settings": settings, "events": [dict(e.as_dict(), thumbnail="thumbnails/" + e.thumbnail) for e in found],
@@ -342,17 +364,18 @@ def _write_events(folder, source, status, codes, decisions, found, settings) -> 
 def write_summary(out_dir: str, inputs: list, codes, digest: str) -> list:
     """OUT/summary.csv from the records present: one row per input, "pending" where none is (yet)."""
     header = ["video", "source", "status", "message", "duration_s", "decoded_s", "frames", "flagged", "events",
-              *(f"events_{code}" for code in codes)]
+              *(f"events_{code}" for code in codes), "distance", "notes"]
     rows = []
     for source in inputs:
         record = finished_record(out_dir, source, digest)
         if record is None:
-            rows.append(dict(zip(header, [source.name, source.path, PENDING] + [""] * (len(header) - 3))))
+            rows.append(dict(zip(header, [source.name, source.shown, PENDING] + [""] * (len(header) - 3))))
             continue
         counts = record["events"]
         rows.append(dict(zip(header, [
-            source.name, source.path, record["status"], record["message"], _fmt(record["duration_s"], 3),
+            source.name, source.shown, record["status"], record["message"], _fmt(record["duration_s"], 3),
             _fmt(record["decoded_s"], 3), record["frames"], record["flagged"], sum(counts.values()),
-            *(counts.get(code, 0) for code in codes)])))
+            *(counts.get(code, 0) for code in codes), record.get("distance", ""),
+            "; ".join(str(n) for n in record.get("notes") or [])])))
     fileio.write_text(os.path.join(out_dir, SUMMARY), _csv_text(header, ([r[h] for h in header] for r in rows)))
     return rows

@@ -2,8 +2,17 @@
 
 Sampling: with a period P (--every P, or --fps F as P = 1/F), the k-th sample is the first frame whose
 presentation time is at or after k * P; a frame serves one sample at most, so a video with fewer frames
-than samples yields every frame once. With no period, every frame is a sample. Times are seconds from
-the start of the video stream (its declared start time, else its first frame), the times a player shows.
+than samples yields every frame once. With no period, every frame is a sample.
+
+Time and picture are the ones a player (ffplay, VLC) shows:
+    times       seconds from the start of the file (FFmpeg's container start time: the earliest stream, so
+                a picture that starts 2 s after its audio has its first frame at 2 s), else from the video
+                stream's declared start, else from its first frame
+    joins       timestamps that jump back (recordings joined with `cat`, whose clocks restart) continue from
+                the frame before, one frame period on, so the whole file is read and scored; each join is
+                named in `Status.notes`
+    picture     turned upright as the stream's display matrix (rotation metadata of phones) says, in steps
+                of 90 degrees as players do, and named in `Status.notes`; mirroring flips are not applied
 
 Outcome (`Status.state`), known once the frames are exhausted:
     ok          decoded to the end
@@ -44,6 +53,8 @@ class Status:
     last_s: float | None = None  # time of the last decoded frame
     frame_period_s: float | None = None  # from the stream's average rate, when known
     skipped: int = 0  # unreadable packets or images
+    notes: list = dataclasses.field(default_factory=list)  # what was done to time or picture (docstring)
+    restarts: int = 0  # timestamp jumps back (joins)
 
     @property
     def ok(self) -> bool:
@@ -51,8 +62,9 @@ class Status:
 
     @property
     def duration_s(self) -> float | None:
-        """The declared duration, else the end of the last decoded frame."""
-        if self.declared_s:
+        """The declared duration, else (also when timestamps restarted, which confuses the header's
+        figure) the end of the last decoded frame."""
+        if self.declared_s and not self.restarts:
             return self.declared_s
         if self.last_s is None:
             return None
@@ -151,7 +163,8 @@ class Reader:
         status.declared_s = _declared_duration(container, stream)
         if stream.average_rate:
             status.frame_period_s = float(1 / stream.average_rate)
-        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
+        start = _origin(container, stream)
+        clock = _Clock(status)
         bad_in_a_row, packets = 0, container.demux(stream)
         while True:
             try:
@@ -173,17 +186,16 @@ class Reader:
                     return
                 continue
             for frame in frames:
-                if frame.time is not None:
-                    time_s = float(frame.time)
-                else:  # no timestamp: count frames at the average rate
+                if frame.time is None:  # no timestamp: count frames at the average rate
                     time_s = status.frames_decoded * (status.frame_period_s or 0.0)
-                if start is None:
-                    start = time_s
-                time_s = max(0.0, time_s - start)
+                else:
+                    start = float(frame.time) if start is None else start
+                    time_s = float(frame.time) - start
+                time_s = clock.shown(time_s)
                 status.frames_decoded += 1
                 status.last_s = time_s
                 if sampler.take(time_s):
-                    yield self._emit(time_s, frame.to_ndarray(format="rgb24"))
+                    yield self._emit(time_s, _upright(frame.to_ndarray(format="rgb24"), frame, status))
 
     def _stop(self, why: str) -> None:
         status = self.status
@@ -200,11 +212,53 @@ class Reader:
             status.message = "no frame decoded" + (f" ({status.message})" if status.message else "")
             return
         end = status.last_s + (status.frame_period_s or 0.0)
-        if status.declared_s and status.declared_s - end > max(1.0, 0.02 * status.declared_s):
+        cut = status.declared_s and status.declared_s - end > max(1.0, 0.02 * status.declared_s)
+        if cut and not status.restarts:  # after a join the header's duration is not the file's
             self._stop("the file ends early (cut short?)")
         elif status.skipped:
             status.state = DAMAGED
             status.message = f"{status.skipped} undecodable packet(s) skipped ({status.message})"
+
+
+class _Clock:
+    """Frame times as a player counts them across joins (module docstring)."""
+
+    def __init__(self, status: Status):
+        self.status, self.offset, self.last = status, 0.0, None
+
+    def shown(self, time_s: float) -> float:
+        status = self.status
+        time_s += self.offset
+        period = status.frame_period_s or 0.04
+        if self.last is not None and time_s < self.last - max(0.5 * period, 1e-3):
+            jump = self.last + period - time_s
+            self.offset += jump
+            time_s += jump
+            status.restarts += 1
+            status.notes.append(f"timestamps restart at {time_s:.2f} s (recordings joined?): times go on from "
+                                "the frame before")
+        time_s = max(0.0, time_s)
+        self.last = time_s
+        return time_s
+
+
+def _origin(container, stream) -> float | None:
+    """Time zero as players count it: the file's start (its earliest stream), else the video stream's."""
+    if container.start_time is not None:
+        return container.start_time / 1_000_000  # AV_TIME_BASE
+    if stream.start_time is not None and stream.time_base is not None:
+        return float(stream.start_time * stream.time_base)
+    return None
+
+
+def _upright(rgb: np.ndarray, frame, status: Status) -> np.ndarray:
+    """The picture turned as its display matrix says (counter-clockwise degrees), in steps of 90."""
+    degrees = getattr(frame, "rotation", 0) or 0
+    turns = int(round(degrees / 90.0)) % 4
+    if turns and not any(n.startswith("picture turned") for n in status.notes):
+        status.notes.append(f"picture turned {turns * 90} degrees counter-clockwise, as its display matrix "
+                            f"({degrees:g} degrees) says")
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 def _reason(error: Exception) -> str:

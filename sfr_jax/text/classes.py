@@ -6,10 +6,19 @@ code, phrase, description, seen (and optionally ciw, Sewer-ML's class-importance
     name: my_pipes                          code,phrase,description,seen
     classes:                                RB,Cracks,"A sewer CCTV image of ...",true
       - {code: RB, phrase: Cracks, description: "A sewer CCTV image of ...", seen: true}
+
+A class code is a token: 1 to 32 ASCII letters, digits, `_` or `-`, starting with a letter or digit
+(CODE_RULE), and no two codes of a set may differ only in case. Codes become parts of file names (thumbnails)
+and column names; `check_code` is the one place that enforces this, for every class set however it is made.
+CSV files may come from Excel: a UTF-8 byte-order mark, CRLF line ends, `;` or tab as the separator, spaces
+after the separators, header names in any case, and trailing empty columns are all read as plain CSV; a value
+under a column without a name is an error, not dropped.
 """
 import csv
 import dataclasses
+import io
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -28,6 +37,8 @@ _OPTIONAL = ("ciw",)
 _BUILTIN = ("sewerml", "wzpipe")
 _TRUE = ("true", "yes", "1", "seen", "y")
 _FALSE = ("false", "no", "0", "unseen", "n")
+CODE_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+CODE_RULE_TEXT = "1-32 ASCII letters, digits, '_' or '-', starting with a letter or digit"
 
 
 class ClassSetError(InputError):
@@ -56,11 +67,14 @@ class ClassSet:
         object.__setattr__(self, "classes", tuple(self.classes))
         if not self.classes:
             raise ClassSetError(f"class set {self.name!r} has no classes")
-        seen = set()
+        seen = {}
         for c in self.classes:
-            if c.code in seen:
-                raise ClassSetError(f"class set {self.name!r}: duplicate code {c.code!r}")
-            seen.add(c.code)
+            check_code(c.code, f"class set {self.name!r}")
+            if c.code.lower() in seen:
+                same = "duplicate code" if seen[c.code.lower()] == c.code else \
+                    f"code {c.code!r} differs from {seen[c.code.lower()]!r} only in case:"
+                raise ClassSetError(f"class set {self.name!r}: {same} {c.code!r}")
+            seen[c.code.lower()] = c.code
 
     @property
     def num_classes(self) -> int:
@@ -160,6 +174,13 @@ class ClassSet:
         write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=1000))
 
 
+def check_code(code, where: str) -> str:
+    """`code` when it is a token by CODE_RULE (module docstring), else a ClassSetError naming `where` and it."""
+    if not isinstance(code, str) or not CODE_RULE.fullmatch(code):
+        raise ClassSetError(f"{where}: code {code!r} is not allowed; a code is {CODE_RULE_TEXT}")
+    return code
+
+
 def _read_lines(path: str, expected: int, what: str) -> list[str]:
     if not os.path.isfile(path):
         raise MissingInput(f"{what} file not found: {path}")
@@ -192,7 +213,7 @@ def _parse_class(row: dict, where: str) -> DefectClass:
         value = row.get(field)
         if value is None or (isinstance(value, str) and not value.strip()):
             raise ClassSetError(f"{where}: missing field {field!r}")
-    code = str(row["code"]).strip()
+    code = check_code(str(row["code"]).strip(), where)
     where = f"{where} (code {code})"
     for field in ("phrase", "description"):
         if not isinstance(row[field], str):
@@ -216,8 +237,9 @@ def _parse_class(row: dict, where: str) -> DefectClass:
     )
 
 
-def class_set_from_dict(data, name: str, source: str = "<dict>") -> ClassSet:
-    """Build a validated ClassSet from {name?, classes: [rows]} or a bare list of rows."""
+def class_set_from_dict(data, name: str, source: str = "<dict>", places=None) -> ClassSet:
+    """Build a validated ClassSet from {name?, classes: [rows]} or a bare list of rows; `places` names each
+    row in errors (default "class #N"; a CSV passes its line numbers)."""
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"name", "classes"})
         if unknown or "classes" not in data:
@@ -227,29 +249,45 @@ def class_set_from_dict(data, name: str, source: str = "<dict>") -> ClassSet:
         rows = data
     if not isinstance(rows, list) or not rows:
         raise ClassSetError(f"{source}: 'classes' must be a non-empty list of classes")
-    classes = [_parse_class(row, f"{source}: class #{i + 1}") for i, row in enumerate(rows)]
+    places = places or [f"class #{i + 1}" for i in range(len(rows))]
+    classes = [_parse_class(row, f"{source}: {place}") for row, place in zip(rows, places)]
     try:
         return ClassSet(name, classes)
     except ClassSetError as error:
         raise ClassSetError(f"{source}: {error}") from None
 
 
-def _read_csv(path: str) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [h for h in _REQUIRED if h not in header]
-        if missing:
-            raise ClassSetError(f"{path}: CSV header {header} lacks column(s) {missing}")
-        rows = []
-        for line_no, row in enumerate(reader, start=2):
-            if None in row:
-                raise ClassSetError(f"{path}: line {line_no} has more values than the header")
-            row = {k.strip(): v for k, v in row.items()}
-            if not any((v or "").strip() for v in row.values()):
-                continue
-            rows.append({k: v for k, v in row.items() if k})
-        return rows
+def _read_csv(path: str) -> tuple[list[dict], list[str]]:
+    """(rows as {field: text}, "line N" of each) of a class CSV, Excel's dialect accidents forgiven."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: Excel's byte-order mark
+            text = f.read()
+    except UnicodeDecodeError as error:
+        raise ClassSetError(f"{path}: not UTF-8 text (byte {error.start}); save it as 'CSV UTF-8'") from None
+    first = text.split("\n", 1)[0]
+    delimiter = next((d for d in (",", ";", "\t") if d in first), ",")  # Excel writes ';' in some locales
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
+    header = [h.strip().lower() for h in next(reader, [])]
+    missing = [h for h in _REQUIRED if h not in header]
+    if missing:
+        raise ClassSetError(f"{path}: CSV header {[h for h in header if h]} lacks column(s) {missing}")
+    rows, places = [], []
+    for values in reader:
+        line = f"line {reader.line_num}"
+        if not any(v.strip() for v in values):
+            continue
+        extra = values[len(header):]
+        if any(v.strip() for v in extra):
+            raise ClassSetError(f"{path}: {line} has more values than the header")
+        named = {}
+        for name, value in zip(header, values):
+            if not name and value.strip():
+                raise ClassSetError(f"{path}: {line}: value {value.strip()!r} under a column without a name")
+            if name:
+                named[name] = value
+        rows.append(named)
+        places.append(line)
+    return rows, places
 
 
 def load_class_set(name_or_path: str, *, descriptions: str | None = None, check_length: bool = True,
@@ -266,21 +304,33 @@ def load_class_set(name_or_path: str, *, descriptions: str | None = None, check_
             raise MissingInput(f"class set {path!r} is neither a built-in ({', '.join(_BUILTIN)}) nor a file")
         stem, ext = os.path.splitext(os.path.basename(path))
         if ext.lower() in (".yaml", ".yml"):
-            with open(path, encoding="utf-8") as f:
+            places = None
+            with open(path, encoding="utf-8-sig") as f:
                 try:
                     data = yaml.safe_load(f)
                 except yaml.YAMLError as error:
                     raise ClassSetError(f"{path}: not valid YAML ({error})") from None
+                except UnicodeDecodeError as error:
+                    raise ClassSetError(f"{path}: not UTF-8 text (byte {error.start})") from None
         elif ext.lower() == ".csv":
-            data = _read_csv(path)
+            data, places = _read_csv(path)
         else:
             raise ClassSetError(f"{path}: class set files must end in .yaml, .yml or .csv")
-        class_set = class_set_from_dict(data, stem, path)
+        class_set = class_set_from_dict(data, stem, path, places)
     if descriptions is not None:
         class_set = class_set.with_descriptions(descriptions, check_length=False)
     if check_length:
         class_set.check_lengths(tokenizer, source=descriptions or name_or_path)
     return class_set
+
+
+def check_class_file(path: str) -> ClassSet:
+    """A user's class file read and validated but for token lengths (they need the model's tokenizer): the
+    cheap check a verb runs before it loads a model; errors say "invalid class file", as the load's do."""
+    try:
+        return load_class_set(path, check_length=False)
+    except ClassSetError as error:
+        raise ClassSetError(f"invalid class file: {error}") from None
 
 
 def sewerml() -> ClassSet:
