@@ -128,6 +128,9 @@ def _counter_font(height: int, style: CounterStyle):
     pixels = max(8, int(round(height * style.size)))
     if FONTS[style.font] is None:
         return ImageFont.load_default(size=pixels)
+    if not dejavu_fonts_present():
+        raise FileNotFoundError(f"counter font {style.font!r}: no DejaVu fonts in {DEJAVU} (apt-get install "
+                                "fonts-dejavu-core), or use font='default'")
     return ImageFont.truetype(os.path.join(DEJAVU, FONTS[style.font]), pixels)
 
 
