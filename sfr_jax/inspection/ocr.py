@@ -118,7 +118,10 @@ class CounterReader:
                     self.region, self.frame_size = found[0], (frame.shape[1], frame.shape[0])
             return found[1]
         x0, y0, x1, y1 = region
-        text, score = recognise(frame[y0:y1, x0:x1])
+        crop = frame[y0:y1, x0:x1]
+        if min(crop.shape[:2]) < 4:  # a smaller frame than the one the region was found in (a frame folder)
+            return None
+        text, score = recognise(crop)
         value, _ = parse_number(text)
         return value if score >= MIN_SCORE else None
 
