@@ -4,7 +4,8 @@ during planted intervals, a distance counter burnt into the picture, encoded wit
 Frame i (at time i / fps) is a pure function of the `VideoSpec` and i: the scene (wall, joints, colour
 cast, sensor noise) comes from the seed alone and the camera position from the speed profile, so the
 pixels of a frame can be rendered again to compare with what a decoder returns. A planted interval
-(code, start_s, end_s) shows the class's motif in every frame with start_s <= t < end_s.
+(code, start_s, end_s) shows the class's motif in every frame with start_s <= t < end_s. The counter's look
+(font, size, corner, units, decimals, box, hidden spans, glitches) is a CounterStyle; the default is the demo's.
 """
 from __future__ import annotations
 
