@@ -17,7 +17,7 @@ import threading
 
 import numpy as np
 
-ENGINE = "RapidOCR PP-OCRv4 (rapidocr-onnxruntime)"
+ENGINE = "RapidOCR PP-OCRv4, rapidocr-onnxruntime"
 BAND = 0.25  # the top and bottom fractions of the frame searched for the counter
 LOCATE_FIRST = 5  # samples searched before the search backs off to the 2^k-th sample
 MIN_SCORE = 0.6  # the recogniser's confidence below which a text is not taken as a number
