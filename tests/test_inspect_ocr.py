@@ -182,3 +182,22 @@ def test_default_counter_is_drawn_as_the_demo_always_drew_it():
         draw.rectangle([x - 4, y + top - 3, x + right + 4, y + bottom + 3], fill=(0, 0, 0))
         draw.text((x, y), text, fill=(235, 235, 235), font=font)
         np.testing.assert_array_equal(sv.render_frame(spec, index), np.asarray(image))
+
+
+def test_the_verb_reads_the_counter_and_falls_back_on_length(tmp_path, monkeypatch):
+    monkeypatch.setattr(inspect_cli, "open_scorer", lambda *args, **kwargs: (ConstantScorer(), None))
+    with_counter = sv.write_video(str(tmp_path / "videos" / "a.mp4"), _spec(sv.CounterStyle(), duration_s=3.0))
+    without = sv.write_video(str(tmp_path / "videos" / "b.mp4"),
+                             dataclasses.replace(_spec(sv.CounterStyle(), duration_s=3.0), counter=False))
+    argv = ["--checkpoint", "x.pth", with_counter, without, "--out", str(tmp_path / "out"), "--every", "0.5",
+            "--distance", "auto", "--length", "0:3", "--counter-range", "90:110", "--no-progress"]
+    assert cli.run("sfr-jax inspect", inspect_cli.main, argv) == 0
+    for name, source in (("a", "ocr"), ("b", "length")):
+        with open(tmp_path / "out" / name / "frames.csv", newline="") as handle:
+            assert {row["distance_source"] for row in csv.DictReader(handle)} == {source}
+    # a counter outside --counter-range is rejected as a whole: the fallback, with the count said
+    argv[argv.index("90:110")] = "0:50"
+    argv[argv.index(str(tmp_path / "out"))] = str(tmp_path / "out2")
+    assert cli.run("sfr-jax inspect", inspect_cli.main, argv) == 0
+    said = json.load(open(tmp_path / "out2" / "a" / "events.json"))["settings"]["distance"]
+    assert "0 of 6 samples read" in said and "rejected: 6 range" in said and "--length 0:3" in said
