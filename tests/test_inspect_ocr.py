@@ -201,3 +201,13 @@ def test_the_verb_reads_the_counter_and_falls_back_on_length(tmp_path, monkeypat
     assert cli.run("sfr-jax inspect", inspect_cli.main, argv) == 0
     said = json.load(open(tmp_path / "out2" / "a" / "events.json"))["settings"]["distance"]
     assert "0 of 6 samples read" in said and "rejected: 6 range" in said and "--length 0:3" in said
+
+
+def test_search_backs_off_to_every_32nd_sample_until_a_counter_is_found(monkeypatch):
+    searched = []
+    monkeypatch.setattr(ocr, "locate", lambda frame: searched.append(int(frame[0, 0, 0])))
+    reader = ocr.CounterReader()
+    for sample in range(100):
+        assert reader.read(np.full((8, 8, 3), sample, np.uint8)) is None
+    assert searched == [0, 1, 2, 3, 4, 8, 16, 32, 64, 96] and reader.searches == 10
+    assert reader.describe() == "no counter found (10 frame(s) searched)"
