@@ -3,6 +3,7 @@ whole of inspect beside the model's eval step alone, measured in one run.
 
     python benchmarks/inspect_rate.py [--seconds 20] [--fps 25] [--codec h264|mpeg2|mpeg4] [--image-size 224]
     python benchmarks/inspect_rate.py --model vit_b16 --seconds 30 --fps 5 --batch 32
+    python benchmarks/inspect_rate.py --model vit_b16 --batch 32 --distance ocr   # inspect with and without OCR
 
 Three rates, each over the whole video, best of --repeats:
   decode       inspection.video.Reader at every frame: demux, decode, RGB conversion
@@ -15,6 +16,9 @@ With --model vit_b16 (a random-weight ViT-B/16 SFR-Net, 17 classes, the jitted e
 at --batch), after those: `eval step` = the scorer alone on the video's frames already decoded and resized
 in memory; `inspect` = run.inspect_videos on the video file, every frame sampled (decode, quality gate,
 thumbnails and outputs overlapped with the model); the ratio is inspect's frames/s over the eval step's.
+With --distance ocr, the prep line `prep+ocr` adds the counter's reading (inspection/ocr.py) to the per-sample
+work, and inspect runs alternately without and with `--distance ocr` (--repeats times each, in one process,
+so both see the same machine): frames/s and CPU-seconds per frame of each, and the ratio of their rates.
 (Not named inspect.py:
 a script's folder comes first on sys.path, and numpy's `import inspect` would load it in place of the
 standard library's, breaking every script here.)
@@ -47,6 +51,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", choices=("none", "vit_b16"), default="none")
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--distance", choices=("none", "ocr"), default="none")
     args = parser.parse_args(argv)
 
     from sfr_jax.data import images
@@ -72,17 +77,29 @@ def main(argv=None) -> int:
                 return count
             return go
 
-        def prepared(every, workers):
+        def prepared(every, workers, read_counter=False):
             def prepare(sample):
+                reading = counter.read(sample.frame) if read_counter else None
                 return (images.from_array(sample.frame, args.image_size), quality.assess(sample.frame),
-                        thumbs.thumbnail_jpeg(sample.frame))
-            return lambda: sum(1 for _ in video.ahead(video.Reader(source, every), 64, prepare, workers))
+                        thumbs.thumbnail_jpeg(sample.frame), reading)
+
+            def go():
+                nonlocal counter
+                counter = ocr.CounterReader() if read_counter else None
+                return sum(1 for _ in video.ahead(video.Reader(source, every), 64, prepare, workers))
+            counter = None
+            return go
 
         n = run.PREPARE_WORKERS
-        for label, fn, unit in (("decode", decode(None), "frames"), ("decode 1/s", decode(1.0), "samples"),
-                                ("prep 1/s x1", prepared(1.0, 1), "samples"),
-                                ("prep all x1", prepared(None, 1), "frames"),
-                                (f"prep all x{n}", prepared(None, n), "frames")):
+        cases = [("decode", decode(None), "frames"), ("decode 1/s", decode(1.0), "samples"),
+                 ("prep 1/s x1", prepared(1.0, 1), "samples"), ("prep all x1", prepared(None, 1), "frames"),
+                 (f"prep all x{n}", prepared(None, n), "frames")]
+        if args.distance == "ocr":
+            from sfr_jax.inspection import ocr
+
+            ocr.engine()  # models loaded before the clock starts
+            cases.append((f"prep+ocr x{n}", prepared(None, n, True), "frames"))
+        for label, fn, unit in cases:
             wall, cpu, count = _timed(fn, args.repeats)
             video_s = spec.num_frames / spec.fps
             print(f"{label:<12} {count:5d} {unit:<8} wall {wall:6.2f} s: {count / wall:8.1f} {unit}/s, "
@@ -116,16 +133,34 @@ def model_rates(source, args, tmp):
     scorer.logits(frames)
     step_rate = len(frames) / (time.perf_counter() - started)
     inputs, _ = sources.expand([source.path])
-    started = time.perf_counter()
-    summary = run.inspect_videos(scorer, inputs, os.path.join(tmp, "out"),
-                                 run.InspectOptions(every_s=None, batch=args.batch, progress=False))
-    wall = time.perf_counter() - started
-    assert not summary.failed, summary
+    modes = [None, "ocr"] if args.distance == "ocr" else [None]
+    if args.distance == "ocr":
+        from sfr_jax.inspection import ocr
+
+        ocr.engine()  # models loaded before the clock starts
+    took = {mode: [] for mode in modes}
+    for repeat in range(args.repeats if len(modes) > 1 else 1):
+        for mode in modes:  # alternately, so that both see the same load on a shared machine
+            wall, cpu = time.perf_counter(), time.process_time()
+            summary = run.inspect_videos(scorer, inputs, os.path.join(tmp, f"out-{mode}-{repeat}"),
+                                         run.InspectOptions(every_s=None, batch=args.batch, progress=False,
+                                                            distance=mode))
+            took[mode].append((time.perf_counter() - wall, time.process_time() - cpu))
+            assert not summary.failed, summary
     print(f"eval step    {len(frames):5d} frames   {step_rate:8.2f} frames/s (ViT-B/16 SFR-Net, batch {args.batch}, "
           f"frames in memory)")
-    print(f"inspect      {len(frames):5d} frames   {len(frames) / wall:8.2f} frames/s (decode + gate + model + "
-          f"events + report, {wall:.1f} s)")
-    print(f"inspect / eval step: {len(frames) / wall / step_rate:.3f}")
+    rates = {}
+    for mode, runs in took.items():
+        wall = sum(w for w, _ in runs)
+        cpu = sum(c for _, c in runs)
+        rates[mode] = len(frames) * len(runs) / wall
+        label = "inspect" if mode is None else "inspect+ocr"
+        print(f"{label:<12} {len(frames):5d} frames   {rates[mode]:8.2f} frames/s (decode + gate + model + events + "
+              f"report, {len(runs)} run(s): {', '.join(f'{w:.1f}' for w, _ in runs)} s), "
+              f"{cpu / len(runs) / len(frames) * 1000:.0f} cpu-ms/frame")
+    print(f"inspect / eval step: {rates[None] / step_rate:.3f}")
+    if "ocr" in rates:
+        print(f"inspect --distance ocr / inspect: {rates['ocr'] / rates[None]:.3f}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ during planted intervals, a distance counter burnt into the picture, encoded wit
 Frame i (at time i / fps) is a pure function of the `VideoSpec` and i: the scene (wall, joints, colour
 cast, sensor noise) comes from the seed alone and the camera position from the speed profile, so the
 pixels of a frame can be rendered again to compare with what a decoder returns. A planted interval
-(code, start_s, end_s) shows the class's motif in every frame with start_s <= t < end_s.
+(code, start_s, end_s) shows the class's motif in every frame with start_s <= t < end_s. The counter's look
+(font, size, corner, units, decimals, box, hidden spans, glitches) is a CounterStyle; the default is the demo's.
 """
 from __future__ import annotations
 
@@ -58,6 +59,11 @@ class VideoSpec:
     start_m: float = 0.0
     water_level: int = 10  # percent of the pipe height
     counter: bool = True  # the distance counter overlay
+    counter_style: "CounterStyle" = None  # None: CounterStyle() (the demo's)
+
+    def __post_init__(self):
+        if self.counter_style is None:
+            object.__setattr__(self, "counter_style", CounterStyle())
 
     @property
     def num_frames(self) -> int:
@@ -75,8 +81,76 @@ def labels_at(spec: VideoSpec, t: float) -> dict:
     return {p.code: 1 for p in spec.planted if p.start_s <= t < p.end_s}
 
 
-def _counter_font(height: int):
-    return ImageFont.load_default(size=max(8, int(round(height * 0.045))))
+@dataclasses.dataclass(frozen=True)
+class CounterStyle:
+    """How the distance counter is burnt in. The defaults are the demo's counter (bottom left, PIL's default
+    font at 4.5 % of the frame height, light text on a black box, `  12.34 m`)."""
+
+    font: str = "default"  # a key of FONTS
+    size: float = 0.045  # text height as a fraction of the frame height
+    corner: str = "bottom-left"  # top-left, top-right, bottom-left, bottom-right
+    units: str = "m"  # written after the number with a space; "" for none
+    decimals: int = 2
+    box: str = "dark"  # "dark": light text on a black box; "light": dark text on a white box
+    hidden: tuple = ()  # (start_s, end_s) intervals in which no counter is drawn
+    shown: tuple = ()  # (start_s, end_s, metres): a wrong value on screen (a glitch) in that interval
+
+    def __post_init__(self):
+        if self.font not in FONTS or self.corner not in CORNERS or self.box not in ("dark", "light") or \
+                not 0 <= self.decimals <= 3 or self.units not in ("m", ""):
+            raise ValueError(f"bad counter style {self}: font in {tuple(FONTS)}, corner in {CORNERS}, box dark "
+                             "or light, 0-3 decimals, units m or empty")
+
+    def text(self, metres: float) -> str:
+        """The counter's text at `metres`, right-aligned in 7 characters as the demo's is."""
+        return f"{metres:7.{self.decimals}f}" + (f" {self.units}" if self.units else "")
+
+    def value_at(self, t: float, metres: float) -> float | None:
+        """What the counter shows at time t (None: hidden)."""
+        if any(a <= t < b for a, b in self.hidden):
+            return None
+        return next((m for a, b, m in self.shown if a <= t < b), metres)
+
+
+# Fonts that need nothing fetched: PIL's own default (Aileron, inside Pillow) and Debian's fonts-dejavu-core,
+# used only where installed (dejavu_fonts_present()).
+DEJAVU = "/usr/share/fonts/truetype/dejavu"
+FONTS = {"default": None, "dejavu-sans": "DejaVuSans.ttf", "dejavu-sans-bold": "DejaVuSans-Bold.ttf",
+         "dejavu-mono": "DejaVuSansMono.ttf"}
+CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+
+def dejavu_fonts_present() -> bool:
+    """Whether Debian's DejaVu fonts (fonts-dejavu-core) are installed where FONTS expects them."""
+    return all(os.path.isfile(os.path.join(DEJAVU, f)) for f in FONTS.values() if f)
+
+
+def _counter_font(height: int, style: CounterStyle):
+    pixels = max(8, int(round(height * style.size)))
+    if FONTS[style.font] is None:
+        return ImageFont.load_default(size=pixels)
+    if not dejavu_fonts_present():
+        raise FileNotFoundError(f"counter font {style.font!r}: no DejaVu fonts in {DEJAVU} (apt-get install "
+                                "fonts-dejavu-core), or use font='default'")
+    return ImageFont.truetype(os.path.join(DEJAVU, FONTS[style.font]), pixels)
+
+
+def draw_counter(image: Image.Image, metres: float, t: float, style: CounterStyle) -> None:
+    """Burn the counter into `image` (in place) as `style` says, unless it is hidden at time t."""
+    value = style.value_at(t, metres)
+    if value is None:
+        return
+    width, height = image.size
+    draw = ImageDraw.Draw(image)
+    text = style.text(value)
+    font = _counter_font(height, style)
+    _, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    left_side, top_side = style.corner.endswith("left"), style.corner.startswith("top")
+    x = int(width * 0.04) if left_side else int(width * 0.96) - right
+    y = int(height * 0.06) - top if top_side else int(height * 0.94) - (bottom - top)
+    fill, ink = ((0, 0, 0), (235, 235, 235)) if style.box == "dark" else ((240, 240, 240), (15, 15, 15))
+    draw.rectangle([x - 4, y + top - 3, x + right + 4, y + bottom + 3], fill=fill)
+    draw.text((x, y), text, fill=ink, font=font)
 
 
 def render_frame(spec: VideoSpec, index: int) -> np.ndarray:
@@ -88,14 +162,7 @@ def render_frame(spec: VideoSpec, index: int) -> np.ndarray:
                              defect_rng=np.random.default_rng([spec.seed, 1]))
     image = image.resize(tuple(spec.size), Image.BILINEAR)
     if spec.counter:
-        width, height = image.size
-        draw = ImageDraw.Draw(image)
-        text = f"{metres:7.2f} m"
-        font = _counter_font(height)
-        _, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        x, y = int(width * 0.04), int(height * 0.94) - (bottom - top)
-        draw.rectangle([x - 4, y + top - 3, x + right + 4, y + bottom + 3], fill=(0, 0, 0))
-        draw.text((x, y), text, fill=(235, 235, 235), font=font)
+        draw_counter(image, metres, t, spec.counter_style)
     return np.asarray(image, dtype=np.uint8)
 
 

@@ -1,7 +1,8 @@
 """`sfr-jax inspect`: inspection videos -> per-class defect events, frames.csv and a report per video.
 
     sfr-jax inspect (--workdir W [--step N | --best] | --checkpoint X.pth|DIR) VIDEOS... --out DIR
-                    [--every SECONDS | --fps F] [--classes FILE] [--distance SIDECAR.csv|DIR | --length A:B]
+                    [--every SECONDS | --fps F] [--classes FILE] [--distance SIDECAR.csv|DIR|ocr|auto]
+                    [--length A:B] [--counter-range MIN:MAX] [--counter-max-speed M_PER_S]
                     [--batch B] [--shard I/N]
 
 VIDEOS are video files (anything FFmpeg reads: mp4, avi, mkv, mpg, mov, wmv, mxf, ...), folders (searched
@@ -9,6 +10,11 @@ recursively; files that are not videos are counted and named), globs, or folders
 time (000012.500.png, t=12.5s.jpg). Results go to DIR/<video name>/ and DIR/summary.csv; a rerun skips
 finished videos whose outputs are all there. A video that is cut short or unreadable
 yields what decoded and a status, the others go on; the exit code is then 2.
+
+Distance along the pipe: --distance SIDECAR (time_s,distance_m) or a folder of <video name>.csv; --distance ocr
+reads the counter burnt into the picture (RapidOCR, sfr_jax/inspection/ocr.py and odometer.py) and falls back
+on --length when it finds none; --distance auto takes a sidecar beside the video (videos/a.mp4 -> videos/a.csv)
+when there is one, else does as ocr. frames.csv and events say each distance's source.
 """
 from __future__ import annotations
 
@@ -19,8 +25,8 @@ import sys
 
 from sfr_jax import cli, options
 from sfr_jax.errors import InputError, MissingInput, OutputError
-from sfr_jax.inspection import distance, events, quality, run, sources
-from sfr_jax.inspection.distance import parse_length
+from sfr_jax.inspection import distance, events, odometer, quality, run, sources
+from sfr_jax.inspection.distance import AUTO, OCR, parse_length
 from sfr_jax.serve.backends import open_scorer
 from sfr_jax.text.classes import check_class_file
 
@@ -43,11 +49,18 @@ def build_parser():
     rate.add_argument("--fps", type=options.float_between(1 / MAX_EVERY_S, 1 / MIN_EVERY_S), default=None,
                       help="score F frames per second (--every 1/F)")
     ap.add_argument("--classes", default=None, help="your own classes (.yaml/.csv), scored zero-shot")
-    where = ap.add_mutually_exclusive_group()
-    where.add_argument("--distance", default=None, metavar="SIDECAR",
-                       help="time_s,distance_m CSV of one video, or a folder of <video name>.csv")
-    where.add_argument("--length", default=None, metavar="START:END",
-                       help="metres at each video's start and end, linear in time")
+    ap.add_argument("--distance", default=None, metavar="SIDECAR|ocr|auto",
+                    help="time_s,distance_m CSV of one video, a folder of <video name>.csv, ocr (read the "
+                         "counter in the picture) or auto (a sidecar beside the video, else ocr)")
+    ap.add_argument("--length", default=None, metavar="START:END",
+                    help="metres at each video's start and end, linear in time (with ocr/auto: the fallback)")
+    counter = ap.add_argument_group("distance off the picture (--distance ocr|auto; see inspection/odometer.py)")
+    plausible = odometer.OdometerConfig()
+    counter.add_argument("--counter-range", default=f"{plausible.min_m:g}:{plausible.max_m:g}", metavar="MIN:MAX",
+                         help="readings outside these metres are rejected (default %(default)s)")
+    counter.add_argument("--counter-max-speed", type=options.finite_float, default=plausible.max_speed_m_s, metavar="M_PER_S",
+                         help="a reading the camera could not have reached at this speed is rejected "
+                              "(default %(default)s)")
     ap.add_argument("--batch", type=options.positive_int, default=None,
                     help="images per model call (default: the model's)")
     ap.add_argument("--shard", default="0/1", metavar="I/N", help="do only every N-th video from the I-th "
@@ -89,7 +102,19 @@ def options_from(args, model_source) -> run.InspectOptions:
     return run.InspectOptions(
         every_s=every, batch=args.batch, quality=quality_config, events=event_config, distance=args.distance,
         length=parse_length(args.length) if args.length else None, shard=sources.parse_shard(args.shard),
-        progress=not args.no_progress, model=model_source.describe())
+        progress=not args.no_progress, model=model_source.describe(), odometer=_odometer(args))
+
+
+def _odometer(args) -> odometer.OdometerConfig:
+    """The counter's plausibility rules; --length beside a sidecar is a contradiction, not a fallback."""
+    if args.distance not in (None, OCR, AUTO) and args.length:
+        raise InputError(f"--distance {args.distance} and --length: give one (a sidecar's distances, or a "
+                         "linear run); --length is the fallback only of --distance ocr or auto")
+    low, high = parse_length(args.counter_range, "--counter-range")
+    if not args.counter_max_speed > 0 or not low < high:
+        raise InputError(f"--counter-range {args.counter_range} / --counter-max-speed {args.counter_max_speed}: "
+                         "need MIN < MAX and a speed > 0")
+    return odometer.OdometerConfig(min_m=low, max_m=high, max_speed_m_s=args.counter_max_speed)
 
 
 def load_scorer(source, batch: int | None):

@@ -1,4 +1,6 @@
-"""Time -> distance along the pipe: a sidecar CSV (--distance) or a linear run over the video (--length).
+"""Time -> distance along the pipe: a sidecar CSV (--distance FILE|DIR), the counter read off the picture
+(--distance ocr, see ocr.py and odometer.py), or a linear run over the video (--length). Each says where a
+distance came from (`source_at`): sidecar, ocr, interpolated (between two counter readings) or length.
 
 Sidecar: a CSV with the header `time_s,distance_m` (more columns are ignored), one row per reading,
 times strictly increasing, both numbers finite. Distances may go down (the camera backs up). Between two
@@ -20,8 +22,11 @@ import os
 import numpy as np
 
 from sfr_jax.errors import InputError, MissingInput
+from sfr_jax.inspection.odometer import INTERPOLATED, OCR
 
 HEADER = ("time_s", "distance_m")
+AUTO = "auto"  # --distance modes besides a sidecar path: OCR ("ocr") and AUTO (a file named so: write ./ocr)
+SIDECAR, LENGTH = "sidecar", "length"
 
 
 class DistanceTable:
@@ -75,12 +80,36 @@ class DistanceTable:
             return None
         return float(np.interp(time_s, self.times, self.distances))
 
+    def source_at(self, time_s: float) -> str:
+        """Where the distance at time_s comes from ("" where there is none)."""
+        return SIDECAR if self.at(time_s) is not None else ""
+
+
+class CounterDistance(DistanceTable):
+    """Distances read off the picture's counter (odometer.clean): the samples' times with their accepted or
+    interpolated distances; between samples, linear."""
+
+    def __init__(self, times, cleaned, source: str):
+        times = np.asarray(times, dtype=np.float64)
+        have = np.isfinite(cleaned.distances)
+        super().__init__(times[have], cleaned.distances[have], source)
+        self.read_at = {float(t) for t, kind in zip(times, cleaned.kinds) if kind == OCR}
+
+    def source_at(self, time_s: float) -> str:
+        if self.at(time_s) is None:
+            return ""
+        return OCR if time_s in self.read_at else INTERPOLATED
+
 
 def plan(videos: list, sidecar: str | None) -> dict:
     """{video name: (DistanceTable or None, note)} for --distance SIDECAR (a file for one video, or a folder
-    of <video name>.csv), every CSV read and validated now, before any model is loaded."""
-    if sidecar is None:
+    of <video name>.csv) or auto (a sidecar beside the video, videos/a.mp4 -> videos/a.csv, where there is
+    one: the others are read off the picture), every CSV read and validated now, before any model is loaded."""
+    if sidecar is None or sidecar == OCR:
         return {}
+    if sidecar == AUTO:
+        beside = {video.name: os.path.splitext(video.path)[0] + ".csv" for video in videos}
+        return {name: (DistanceTable.from_csv(path), "") for name, path in beside.items() if os.path.isfile(path)}
     if os.path.isdir(sidecar):
         found = {}
         for video in videos:
@@ -129,14 +158,17 @@ class LinearLength:
             return None
         return self.start_m + (self.end_m - self.start_m) * time_s / self.duration_s
 
+    def source_at(self, time_s: float) -> str:
+        return LENGTH if self.at(time_s) is not None else ""
 
-def parse_length(text: str) -> tuple[float, float]:
-    """'START:END' in metres -> (start, end)."""
+
+def parse_length(text: str, flag: str = "--length") -> tuple[float, float]:
+    """'START:END' in metres -> (start, end); `flag` names the option in the error."""
     parts = (text or "").split(":")
     try:
         start, end = (float(p) for p in parts) if len(parts) == 2 else (None, None)
     except ValueError:
         start = end = None
     if start is None or not (math.isfinite(start) and math.isfinite(end)):
-        raise InputError(f"--length {text!r}: expected START:END in metres, e.g. --length 0:48.5")
+        raise InputError(f"{flag} {text!r}: expected START:END in metres, e.g. {flag} 0:48.5")
     return start, end

@@ -54,6 +54,8 @@ class Event:
     samples: int  # usable samples within the event
     start_m: float | None = None
     end_m: float | None = None
+    start_m_source: str = ""  # where start_m comes from: sidecar, ocr, interpolated, length ("": no distance)
+    end_m_source: str = ""
     thumbnail: str = ""  # file name under thumbnails/, set when written
 
     @property
@@ -109,7 +111,8 @@ def find_events(times, probabilities, thresholds, codes, usable=None, config: Ev
     """Events of every class, sorted by start time then class order.
 
     times [N] seconds, probabilities [N, c], thresholds [c] (probability space), usable [N] bool (False:
-    flagged by the quality gate), distance: an object with .at(time_s) -> metres or None.
+    flagged by the quality gate), distance: an object with .at(time_s) -> metres or None and .source_at(time_s)
+    -> where that distance comes from (distance.py).
     """
     times = np.asarray(times, dtype=np.float64)
     probabilities = np.asarray(probabilities, dtype=np.float64).reshape(len(times), len(codes))
@@ -126,6 +129,7 @@ def find_events(times, probabilities, thresholds, codes, usable=None, config: Ev
                           float(p[peak, c]), float(t[peak]), int(keep[peak]), last - first + 1)
             if distance is not None:
                 event.start_m, event.end_m = distance.at(start), distance.at(end)
+                event.start_m_source, event.end_m_source = distance.source_at(start), distance.source_at(end)
             events.append(event)
     order = {code: i for i, code in enumerate(codes)}
     return sorted(events, key=lambda e: (e.start_s, order[e.code]))

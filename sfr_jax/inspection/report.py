@@ -52,6 +52,12 @@ def _num(value, digits: int = 2, unit: str = "") -> str:
     return f"{value:.{digits}f}{unit}"
 
 
+def _metres(value, source: str) -> str:
+    """A distance with where it came from (ocr, interpolated, sidecar, length) in small type."""
+    return _num(value, 2, " m") + (f' <small class="source">{_e(source)}</small>' if source and value is not None
+                                   else "")
+
+
 def clock(seconds: float) -> str:
     """H:MM:SS.s of a time in seconds."""
     if seconds is None:
@@ -163,7 +169,8 @@ def _event_rows(data: ReportData, has_video: bool) -> str:
             f'<tr id="event-{number + 1}"><td>{number + 1}</td><td class="code">{_e(event.code)}</td>'
             f'<td>{_e(event.kind)}</td><td>{seek(event.start_s, clock(event.start_s))}</td>'
             f'<td>{seek(event.end_s, clock(event.end_s))}</td><td>{_num(event.duration_s, 1, " s")}</td>'
-            f'<td>{_num(event.start_m, 2, " m")}</td><td>{_num(event.end_m, 2, " m")}</td>'
+            f'<td>{_metres(event.start_m, event.start_m_source)}</td>'
+            f'<td>{_metres(event.end_m, event.end_m_source)}</td>'
             f'<td>{event.peak_probability:.3f}</td><td>{seek(event.peak_s, clock(event.peak_s))}</td>'
             f'<td>{image}</td></tr>')
     if not rows:
@@ -188,7 +195,7 @@ svg .flagged { stroke: #555; stroke-width: 1; }
 svg.axis line { stroke: #888; } svg.axis text { font-size: 11px; fill: #555; }
 table.events { border-collapse: collapse; } .events th, .events td { border-bottom: 1px solid #ddd;
   padding: 4px 8px; text-align: left; vertical-align: middle; }
-.events img { width: 160px; display: block; } .none { color: #666; } .note { color: #666; }
+.events img { width: 160px; display: block; } .none { color: #666; } .note { color: #666; } .source { color: #666; }
 """
 
 _SCRIPT = """

@@ -1,7 +1,8 @@
 """`inspect_videos`: videos -> sampled frames -> quality gate -> scores -> events -> files, for many videos.
 
 Per input, under OUT/<name>/:
-    frames.csv    one row per sample: time, distance, quality measures and flags, probability per class
+    frames.csv    one row per sample: time, distance and its source, the counter's reading (with --distance
+                  ocr/auto), quality measures and flags, probability per class
     events.csv    one row per event (events.py), events.json the same with the settings
     thumbnails/   the key frame of each event, JPEG
     report.html   the self-contained page (report.py)
@@ -38,7 +39,7 @@ from sfr_jax import fileio
 from sfr_jax.data import images
 from sfr_jax.inspection import events as ev
 from sfr_jax.inspection import distance as dist
-from sfr_jax.inspection import quality, report, thumbs, video
+from sfr_jax.inspection import odometer, quality, report, thumbs, video
 from sfr_jax.inspection.sources import Source, shard
 from sfr_jax.serve.scorer import pad_batches
 
@@ -59,8 +60,9 @@ class InspectOptions:
     batch: int | None = None  # None: the scorer's batch_size
     quality: quality.QualityConfig = quality.QualityConfig()
     events: ev.EventConfig = ev.EventConfig()
-    distance: str | None = None  # a time_s,distance_m CSV (one input), or a folder of <name>.csv
-    length: tuple | None = None  # (start_m, end_m), linear in time over each video
+    distance: str | None = None  # a time_s,distance_m CSV (one input), a folder of <name>.csv, "ocr" or "auto"
+    length: tuple | None = None  # (start_m, end_m), linear in time over each video; with ocr/auto the fallback
+    odometer: odometer.OdometerConfig = odometer.OdometerConfig()  # plausibility of counter readings
     shard: tuple = (0, 1)  # (index, count)
     progress: bool = True
     model: str = ""  # names the model (and class file) in the resume digest
@@ -133,7 +135,8 @@ def _digest(scorer, options: InspectOptions) -> str:
                       np.asarray(decisions.shift).tolist(), np.asarray(decisions.threshold).tolist()],
         "every_s": options.every_s, "quality": dataclasses.asdict(options.quality),
         "events": dataclasses.asdict(options.events), "length": options.length,
-        "distance": _path_stamp(options.distance) if options.distance else None,
+        "distance": _path_stamp(options.distance) if options.distance not in (None, dist.OCR, dist.AUTO) else options.distance,
+        "odometer": dataclasses.asdict(options.odometer) if options.distance in (dist.OCR, dist.AUTO) else None,
     }
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -216,28 +219,31 @@ class _Collected:
     """Per-sample results of one input, in sample order."""
 
     def __init__(self):
-        self.times, self.qualities, self.logits = [], [], []
+        self.times, self.qualities, self.logits, self.readings = [], [], [], []
 
 
-def _decode_and_score(scorer, source, options, spool, batch) -> tuple:
-    """(Reader with its final status, _Collected): decode ahead, gate, thumbnail, score in batches."""
+def _decode_and_score(scorer, source, options, spool, batch, counter=None) -> tuple:
+    """(Reader with its final status, _Collected): decode ahead, gate, thumbnail, read the counter (an
+    ocr.CounterReader, or None), score in batches."""
     reader = video.Reader(source, options.every_s)
     size = int(scorer.image_size)
 
     def prepare(sample: video.Sample):
+        reading = counter.read(sample.frame) if counter is not None else None
         return (sample.index, sample.time_s, images.from_array(sample.frame, size),
-                quality.assess(sample.frame, options.quality), thumbs.thumbnail_jpeg(sample.frame))
+                quality.assess(sample.frame, options.quality), thumbs.thumbnail_jpeg(sample.frame), reading)
 
     got, pending = _Collected(), []
     with _progress(source, options) as bar:
-        for index, time_s, pixels, measured, jpeg in video.ahead(reader, options.prefetch, prepare,
-                                                                      options.prepare_workers):
+        for index, time_s, pixels, measured, jpeg, reading in video.ahead(reader, options.prefetch, prepare,
+                                                                               options.prepare_workers):
             if bar.total is None and reader.status.declared_s:
                 bar.total = _expected_samples(reader.status, options.every_s)
                 bar.refresh()
             spool.add(index, jpeg)
             got.times.append(time_s)
             got.qualities.append(measured)
+            got.readings.append(np.nan if reading is None else reading)
             pending.append(pixels)
             if len(pending) == batch:
                 got.logits.append(_score(scorer, pending, batch))
@@ -256,14 +262,19 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
     batch = int(options.batch or scorer.batch_size)
     with fileio.atomic_directory(final) as tmp:
         with thumbs.Spool(os.path.join(tmp, ".spool")) as spool:
-            reader, got = _decode_and_score(scorer, source, options, spool, batch)
+            table, note = planned
+            counter = None
+            if options.distance in (dist.OCR, dist.AUTO) and table is None:
+                from sfr_jax.inspection import ocr  # RapidOCR and its OpenCV load only when asked for
+
+                counter = ocr.CounterReader()
+            reader, got = _decode_and_score(scorer, source, options, spool, batch, counter)
             status = reader.status
             times = np.asarray(got.times, dtype=np.float64)
             logits = np.concatenate(got.logits) if got.logits else np.zeros((0, len(codes)), np.float32)
             probabilities = scorer.decisions.probabilities(logits) if len(logits) else np.zeros((0, len(codes)))
             flagged = np.asarray([q.flagged for q in got.qualities], dtype=bool)
-            table, note = planned
-            distance = dist.LinearLength(*options.length, status.duration_s) if options.length else table
+            distance, note = _distance(options, table, note, status, times, got.readings, counter)
             distance, fit_note = dist.fit(distance, times, status.duration_s)
             note = note or fit_note
             found = ev.find_events(times, probabilities, np.asarray(scorer.decisions.threshold), codes,
@@ -278,7 +289,8 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
         settings = _settings(scorer, options, distance, note)
         if status.notes:
             settings["time and picture"] = "; ".join(status.notes)
-        _write_frames(os.path.join(tmp, FRAMES), codes, times, got.qualities, probabilities, distance)
+        _write_frames(os.path.join(tmp, FRAMES), codes, times, got.qualities, probabilities, distance,
+                      got.readings if counter is not None else None)
         _write_events(tmp, source, status, codes, scorer.decisions, found, settings)
         data = report.ReportData(
             source.name, source.shown, status.state, status.message, status.duration_s or 0.0, codes,
@@ -297,6 +309,33 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
         }
         fileio.write_json(os.path.join(tmp, RECORD), record)  # last: its presence means "finished"
     return record
+
+
+def _distance(options: InspectOptions, table, note: str, status, times, readings, counter) -> tuple:
+    """(the video's distances, a note): its sidecar, else the counter read off the picture (when asked for and
+    at least one reading is accepted), else --length, else None; a fallback says why in the note or source."""
+    if table is not None:
+        return table, note
+    why = ""
+    if counter is not None:
+        cleaned = odometer.clean(times, readings, options.odometer)
+        rejected = ", ".join(f"{n} {reason}" for reason, n in cleaned.rejected.items() if n)
+        counts = (f"{cleaned.accepted} of {len(times)} samples read, "
+                  f"{sum(k == odometer.INTERPOLATED for k in cleaned.kinds)} interpolated, "
+                  f"{sum(k == odometer.NONE for k in cleaned.kinds)} without; "
+                  f"{cleaned.read} numbers seen, rejected: {rejected or 'none'}")
+        if cleaned.accepted:
+            from sfr_jax.inspection import ocr
+
+            return dist.CounterDistance(times, cleaned, f"ocr ({ocr.ENGINE}): {counter.describe()}; {counts}"), note
+        why = f"ocr: {counter.describe()}, {counts}; "
+    if options.length:
+        length = dist.LinearLength(*options.length, status.duration_s)
+        length.source = why + length.source
+        return length, note
+    if why:
+        return None, why + "no --length to fall back on"
+    return None, note
 
 
 def _settings(scorer, options: InspectOptions, distance, note: str = "") -> dict:
@@ -336,21 +375,26 @@ def _fmt(value, digits: int = 6) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def _write_frames(path, codes, times, qualities, probabilities, distance) -> None:
-    header = ["sample", "time_s", "distance_m", "flagged", *quality.FLAGS, "luma_mean", "luma_std",
-              "blur_effect", *codes]
-    rows = ([i, _fmt(t), _fmt(distance.at(t) if distance is not None else None, 3), int(q.flagged),
+def _write_frames(path, codes, times, qualities, probabilities, distance, readings=None) -> None:
+    """frames.csv; `readings` (the counter's raw numbers, NaN: none) add a column counter_m."""
+    header = ["sample", "time_s", "distance_m", "distance_source", *(["counter_m"] if readings is not None else []),
+              "flagged", *quality.FLAGS, "luma_mean", "luma_std", "blur_effect", *codes]
+    raw = ([[_fmt(None if math.isnan(r) else r, 3)] for r in readings] if readings is not None
+           else [[]] * len(times))
+    rows = ([i, _fmt(t), _fmt(distance.at(t) if distance is not None else None, 3),
+             distance.source_at(t) if distance is not None else "", *counter, int(q.flagged),
              *(int(getattr(q, f)) for f in quality.FLAGS), _fmt(q.luma_mean, 2), _fmt(q.luma_std, 2),
              _fmt(q.blur_effect, 4), *(_fmt(p) for p in row)]
-            for i, (t, q, row) in enumerate(zip(times, qualities, probabilities)))
+            for i, (t, q, row, counter) in enumerate(zip(times, qualities, probabilities, raw)))
     fileio.write_text(path, _csv_text(header, rows))
 
 
 def _write_events(folder, source, status, codes, decisions, found, settings) -> None:
-    header = ["event", "class", "kind", "start_s", "end_s", "duration_s", "start_m", "end_m",
-              "peak_probability", "peak_s", "samples", "thumbnail"]
+    header = ["event", "class", "kind", "start_s", "end_s", "duration_s", "start_m", "end_m", "start_m_source",
+              "end_m_source", "peak_probability", "peak_s", "samples", "thumbnail"]
     rows = ([n + 1, e.code, e.kind, _fmt(e.start_s, 3), _fmt(e.end_s, 3), _fmt(e.duration_s, 3),
-             _fmt(e.start_m, 3), _fmt(e.end_m, 3), _fmt(e.peak_probability), _fmt(e.peak_s, 3), e.samples,
+             _fmt(e.start_m, 3), _fmt(e.end_m, 3), e.start_m_source, e.end_m_source, _fmt(e.peak_probability),
+             _fmt(e.peak_s, 3), e.samples,
              "thumbnails/" + e.thumbnail] for n, e in enumerate(found))
     fileio.write_text(os.path.join(folder, EVENTS_CSV), _csv_text(header, rows))
     fileio.write_json(os.path.join(folder, EVENTS_JSON), {
