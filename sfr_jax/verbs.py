@@ -22,6 +22,7 @@ VERBS = {
     "import": ("sfr_jax.convert.cli", "import_main", "reference SFR-Net .pth -> a workdir"),
     "predict": ("sfr_jax.predict", "main", "score images, including user-described defect classes"),
     "inspect": ("sfr_jax.inspection.cli", "main", "inspection videos -> defect events per video and an HTML report"),
+    "review": ("sfr_jax.review.cli", "main", "serve inspect reports for a person to accept, reject, relabel, move, add"),
     "demo": ("sfr_jax.demo.run", "main", "the whole story on an embedded miniature, on a CPU"),
 }
 
