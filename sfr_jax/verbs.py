@@ -13,7 +13,8 @@ from typing import Sequence
 # verb -> (module, function, one-line help)
 VERBS = {
     "convert-clip": ("sfr_jax.convert.cli", "convert_clip_main", "Hugging Face / OpenAI CLIP weights -> our format"),
-    "prepare": ("sfr_jax.data.prepare", "main", "Sewer-ML / WZ-Pipe / synthetic images -> TFRecord shards"),
+    "prepare": ("sfr_jax.review.prepare", "main",
+                "Sewer-ML / WZ-Pipe / synthetic images, or reviewed inspection videos -> TFRecord shards"),
     "synth": ("sfr_jax.data.synthetic", "main", "write a synthetic mini Sewer-ML in the real raw format"),
     "train": ("sfr_jax.train.cli", "train_main", "train SFR-Net data-parallel on every device of every host"),
     "eval": ("sfr_jax.evaluate", "eval_main", "evaluate a saved step: ML-ZSL and ML-GZSL tables"),
