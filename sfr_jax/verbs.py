@@ -24,6 +24,7 @@ VERBS = {
     "predict": ("sfr_jax.predict", "main", "score images, including user-described defect classes"),
     "inspect": ("sfr_jax.inspection.cli", "main", "inspection videos -> defect events per video and an HTML report"),
     "review": ("sfr_jax.review.cli", "main", "serve inspect reports for a person to accept, reject, relabel, move, add"),
+    "labelstudio": ("sfr_jax.review.labelstudio", "main", "inspect events <-> Label Studio video tasks and its export"),
     "demo": ("sfr_jax.demo.run", "main", "the whole story on an embedded miniature, on a CPU"),
 }
 
