@@ -135,3 +135,17 @@ def test_a_malformed_confident_threshold_is_refused():
     record["classes"][2]["confident_threshold"] = "high"
     with pytest.raises(InputError, match=r"\['classes'\]\[2\]\['confident_threshold'\]"):
         rec.validate_record(record)
+
+
+def test_an_event_is_confident_when_its_peak_reaches_the_confident_threshold():
+    from sfr_jax.inspection import events as ev
+    times = np.arange(40) * 0.5
+    p = np.full((40, 2), 0.1)
+    p[5:15, 0] = 0.95  # peak above A's confident threshold 0.9
+    p[20:30, 0] = 0.7  # fires (>= 0.5) but stays below 0.9: review
+    p[5:15, 1] = 0.99  # B is never confident (inf)
+    found = ev.find_events(times, p, np.array([0.5, 0.5]), ("A", "B"), confident=np.array([0.9, np.inf]))
+    assert [(e.code, e.start_s, e.tier) for e in found] == [("A", 2.5, "confident"), ("B", 2.5, "review"),
+                                                          ("A", 10.0, "review")]
+    one_tier = ev.find_events(times, p, np.array([0.5, 0.5]), ("A", "B"))
+    assert {e.tier for e in one_tier} == {"review"}
