@@ -8,6 +8,7 @@ import json
 import os
 
 import numpy as np
+import yaml
 from PIL import Image
 
 from sfr_jax.data import images, synthetic_video, tfrecords
@@ -73,18 +74,34 @@ def test_prepare_reviewed_labels_frames_by_the_decisions(tmp_path):
     assert [r["Unknown"] for r in rows] == ["RB FO OB"] * 2 and rows[0]["IN"] == "0" and rows[0]["Video"] == "b"
     rows = list(csv.DictReader(open(out / "raw" / "SewerML_Train.csv")))
     assert {r["Unknown"] for r in rows} == {""} and sum(r["Defect"] == "1" for r in rows) == 7
+    # FO and IN were unseen: FO has reviewed positives in the training split and trains as seen from now
+    # on; IN was only rejected and stays unseen.
+    seen = {c["code"]: c["seen"] for c in yaml.safe_load(open(out / "classes.yaml"))["classes"]}
+    assert seen == {"RB": True, "FO": True, "IN": False, "OB": True}
+
+    # Mixed with another prepared data set (here the first output): 0.5 of its frames per reviewed one.
+    mixed_out = tmp_path / "mixed"
+    assert run("prepare", ["reviewed", "--reports", str(reports), "--out", str(mixed_out), "--val-fraction", "0.5",
+                           "--class-set", _class_file(tmp_path), "--image-size", "32", "--mix", str(out),
+                           "--mix-ratio", "0.5"]) == 0
+    mixed = _records(mixed_out / "train", prefix="mix__")
+    assert len(mixed) == 6 and tfrecords.read_info(str(mixed_out / "train"))["num_examples"] == 11 + 6
+    for key, (labels, pixels) in mixed.items():  # the drawn frames keep their labels and pixels
+        assert labels == got["train"][key][0]
+        np.testing.assert_array_equal(pixels, got["train"][key][1])
 
 
 def _class_file(tmp_path):
     path = tmp_path / "classes.yaml"
     path.write_text("name: mine\nclasses:\n" + "".join(
-        f"  - {{code: {c}, phrase: {c.lower()} defect, description: a {c.lower()} defect, seen: true}}\n"
-        for c in CODES))
+        f"  - {{code: {c}, phrase: {c.lower()} defect, description: a {c.lower()} defect, "
+        f"seen: {'false' if c in ('FO', 'IN') else 'true'}}}\n" for c in CODES))
     return str(path)
 
 
-def _records(split_dir):
-    """{(video, time): (labels, decoded pixels)} of a prepared split."""
+def _records(split_dir, prefix=""):
+    """{(video, time): (labels, decoded pixels)} of a prepared split (only file names with `prefix`,
+    which is taken off)."""
     tf = tf_cpu()
     info = tfrecords.read_info(str(split_dir))
     spec = tfrecords.feature_spec(len(info["codes"]))
@@ -92,6 +109,9 @@ def _records(split_dir):
     for raw in tf.data.TFRecordDataset(tfrecords.shard_paths(str(split_dir), info)):
         example = tf.io.parse_single_example(raw, spec)
         name = example["filename"].numpy().decode()
+        if not name.startswith(prefix):
+            continue
+        name = name[len(prefix):]
         video_name, time_text = name[:-len(".png")].split("__")
         pixels = np.asarray(Image.open(io.BytesIO(example["image"].numpy())).convert("RGB"))
         out[(video_name, float(time_text))] = (example["labels"].numpy().tolist(), pixels)

@@ -15,19 +15,27 @@ Frames are written as PNG (lossless) under DATA/raw/images with DATA/raw/SewerML
 SewerML_Val.csv (the official header, plus Video, Time_s, Unknown), then converted by `prepare`'s own
 split writer (the one image loader, the same TFRecord format) into DATA/train and DATA/val. The
 validation split is carved by video, not by frame: the last videos by name.
+
+`--mix DATA --mix-ratio R` adds R frames of DATA/train (a prepared data set, e.g. the original training
+data) per reviewed training frame, drawn at random (`--seed`), with their own labels, so that fine-tuning
+does not forget what the model knew. DATA/classes.yaml is the class set with every class that has reviewed
+positives in the training split marked seen: fine-tuning trains it as seen from then on
+(`--config.data.class_set=DATA/classes.yaml`), the others stay as they were.
 """
 from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import sys
 
 import numpy as np
+import yaml
 from PIL import Image
 
 from sfr_jax import cli, fileio
-from sfr_jax.data import prepare, raw
+from sfr_jax.data import prepare, raw, tfrecords
 from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.inspection import sources, video
 from sfr_jax.review import record
@@ -133,7 +141,7 @@ def write_csv(path: str, rows, codes) -> str:
     for filename, labels, name, t, unknown in rows:
         by_code = dict(zip(codes, labels.tolist()))
         cells = {"Filename": filename, "WaterLevel": 0, "Defect": int(labels.any()), "Video": name,
-                 "Time_s": f"{t:.3f}", "Unknown": " ".join(unknown)}
+                 "Time_s": "" if math.isnan(t) else f"{t:.3f}", "Unknown": " ".join(unknown)}
         writer.writerow([cells.get(column, by_code.get(column, 0)) for column in header])
     return fileio.write_text(path, buffer.getvalue())
 
@@ -149,7 +157,55 @@ def build_parser():
     ap.add_argument("--format", choices=["jpeg", "png"], default="png", dest="image_format")
     ap.add_argument("--quality", type=int, default=95, help="JPEG quality")
     ap.add_argument("--shard-size", type=int, default=1024, help="images per shard")
+    ap.add_argument("--mix", default=None, help="a prepared data folder (e.g. the original training data) whose "
+                                                "train split is mixed into the training frames")
+    ap.add_argument("--mix-ratio", type=float, default=1.0,
+                    help="frames of --mix per reviewed training frame (default 1.0)")
+    ap.add_argument("--seed", type=int, default=0, help="which --mix frames are drawn")
     return ap
+
+
+def mix_rows(data_dir: str, count: int, codes, image_dir: str, seed: int) -> list:
+    """`count` frames of data_dir/train drawn at random, written as PNG into image_dir; CSV rows with their
+    labels in `codes` order (a code the data set lacks is 0 and named Unknown)."""
+    from sfr_jax.tfcpu import tf_cpu
+
+    split_dir = os.path.join(data_dir, "train")
+    info = tfrecords.read_info(split_dir)
+    theirs = list(info["codes"])
+    missing = [c for c in codes if c not in theirs]
+    total = int(info["num_examples"])
+    if count > total:
+        print(f"--mix {data_dir}: {count} frames wanted, its train split has {total}: all taken", file=sys.stderr)
+    chosen = set(np.random.default_rng(seed).choice(total, size=min(count, total), replace=False).tolist())
+    tf = tf_cpu()
+    spec = tfrecords.feature_spec(len(theirs))
+    rows = []
+    for i, raw_record in enumerate(tf.data.TFRecordDataset(tfrecords.shard_paths(split_dir, info))):
+        if i not in chosen:
+            continue
+        example = tf.io.parse_single_example(raw_record, spec)
+        labels = example["labels"].numpy()
+        name = "mix__" + os.path.splitext(example["filename"].numpy().decode("utf-8"))[0] + ".png"
+        image = Image.open(io.BytesIO(example["image"].numpy())).convert("RGB")
+        with fileio.atomic_write(os.path.join(image_dir, name), "wb") as handle:
+            image.save(handle, format="PNG")
+        row = np.array([labels[theirs.index(c)] if c in theirs else 0 for c in codes], np.uint8)
+        rows.append((name, row, "(mixed: " + os.path.basename(os.path.abspath(data_dir)) + ")", math.nan, missing))
+    return rows
+
+
+def promoted(class_set, rows) -> tuple:
+    """(the class set as a YAML dict with every class that has a positive among `rows` marked seen, the
+    codes promoted)."""
+    positive = np.any([labels for _, labels, *_ in rows], axis=0) if rows else np.zeros(len(class_set.codes), bool)
+    classes, promoted_codes = [], []
+    for c, has in zip(class_set.classes, positive):
+        if has and not c.seen:
+            promoted_codes.append(c.code)
+        classes.append({"code": c.code, "phrase": c.phrase, "description": c.description,
+                        "seen": bool(c.seen or has)})
+    return {"name": f"{class_set.name}+reviewed", "classes": classes}, promoted_codes
 
 
 def split_videos(names: list, fraction: float) -> tuple:
@@ -189,6 +245,17 @@ def main(argv) -> int:
               f"{counts['missing']} not decoded; fully reviewed: {'yes' if counts['fully_reviewed'] else 'no'})")
     if unreviewed:
         print(f"not used ({len(unreviewed)} not reviewed): {' '.join(unreviewed)}", file=sys.stderr)
+    classes, promoted_codes = promoted(class_set, rows["train"])
+    if args.mix:
+        if not args.mix_ratio >= 0:
+            raise InputError(f"--mix-ratio {args.mix_ratio}: must be >= 0")
+        mixed = mix_rows(args.mix, int(round(args.mix_ratio * len(rows["train"]))), codes, image_dir, args.seed)
+        rows["train"] += mixed
+        print(f"train: {len(mixed)} frames of {args.mix}/train mixed in (ratio {args.mix_ratio:g})")
+    class_path = fileio.write_text(os.path.join(args.out, "classes.yaml"),
+                                   yaml.safe_dump(classes, sort_keys=False, allow_unicode=True))
+    print(f"class set -> {class_path} (seen from now on, for reviewed positives: "
+          f"{' '.join(promoted_codes) or 'none new'})")
     options = {"dataset": "reviewed", "image_size": args.image_size, "image_format": args.image_format,
                "quality": args.quality, "shard_size": args.shard_size, "codes": codes, "zero_shot": False,
                "resize": "bilinear"}
