@@ -254,3 +254,24 @@ def test_two_tabs_lose_neither_decisions(served):
         thread.join()
     saved = decisions(root, "seg1")
     assert sorted((d["event"], d["end_s"]) for d in saved) == sorted((e, float(n)) for e in "12" for n in range(15))
+
+
+def test_host_needs_the_token_printed_at_start(tmp_path):
+    """`sfr-jax review --host`: the URL printed at start carries a token; without it every request is 403."""
+    root = write_reports(str(tmp_path / "reports"), video=False)
+    env = dict(os.environ, PYTHONPATH=REPO)
+    process = subprocess.Popen([sys.executable, "-m", "sfr_jax.main", "review", root, "--host", "127.0.0.1",
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        line = ""
+        while "open http" not in line:
+            line = process.stdout.readline()
+            assert line, "the server did not start"
+        url = line.split("open ")[1].split()[0]
+        base, token = url.split("/?token=")
+        assert len(token) >= 24
+        assert _request(base, "GET", "/api/state/seg1")[0] == 403
+        assert _request(base, "GET", f"/api/state/seg1?token={token}")[0] == 200
+    finally:
+        process.kill()
+        process.wait(timeout=30)
