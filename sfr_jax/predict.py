@@ -142,7 +142,8 @@ def render(fmt: str, codes, paths, logits, top_k: int, mode: str, class_set_name
         for i, name in enumerate(names):
             lines.append(f"{name:<{width}}  " + "  ".join(f"{prob[i, j]:>{w}.3f}{mark(i, j)}"
                                                           for j, w in enumerate(cols)) + f"  {verdict[i]}")
-    lines.append(f"(* fires, ? for review; probabilities and thresholds: {decisions.source})")
+    lines.append(f"(* fires; probabilities and thresholds: {decisions.source}; a class marked ? in the decision "
+                 "is for review, below its confident threshold)")
     return "\n".join(lines)
 
 
