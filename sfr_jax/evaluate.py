@@ -4,12 +4,13 @@ saved config.
     sfr-jax eval --workdir DIR [--step N | --best] [--recompute-adjacency] [--data-dir D] [--split S]
                  [--batch B] [--name NAME] [--write-scores]
     sfr-jax calibrate --workdir DIR [--step N | --best] [--split val] [--objective f2|f1|recall=0.9]
-                      [--rule zscore|global]
+                      [--rule zscore|global] [--confident-precision 0.9]
 
 eval writes DIR/eval/NAME.{json,md} and prints the tables (F2-CIW / F1-Normal at 0.5 and, when the step has
 a calibration, at its thresholds); --write-scores also writes DIR/eval/<split>_sigmoid.csv for the Sewer-ML
 benchmark's scoring script. calibrate fits per-class decision thresholds and probabilities on a labelled
-split and writes DIR/calibration/<step>.json, which predict, eval, inspect and export then use.
+split (a recall-oriented threshold by --objective and a precision-oriented one, the `confident` tier) and
+writes DIR/calibration/<step>.json, which predict, eval, inspect and export then use.
 """
 from __future__ import annotations
 
@@ -58,6 +59,9 @@ def build_calibrate_parser():
     ap.add_argument("--rule", choices=calibration.RULES, default=calibration.DEFAULT_RULE,
                     help="how unseen classes (no labels) get thresholds: zscore (per-class standardised scores) "
                          "or global (one threshold over all seen classes)")
+    ap.add_argument("--confident-precision", type=float, default=calibration.DEFAULT_CONFIDENT_PRECISION,
+                    help="the `confident` tier: per class the lowest threshold with at least this precision on "
+                         "the split (default 0.9); decisions between the two thresholds are for `review`")
     return ap
 
 
@@ -122,6 +126,7 @@ def calibrate_main(argv) -> int:
     """Fit decision thresholds and Platt probabilities of a saved step on a labelled split."""
     args = build_calibrate_parser().parse_args(argv)
     objective = calibration.parse_objective(args.objective)
+    confident_precision = calibration.check_precision(args.confident_precision)
     config, run = open_step(args)
     if args.split == config.data.train_split:
         print(f"sfr-jax calibrate: warning: --split {args.split} is the training split: its scores are "
@@ -134,7 +139,8 @@ def calibrate_main(argv) -> int:
         raise InputError(f"split {evaluator.split_dir} has no positive label of any seen class: calibration "
                          "needs a labelled split")
     record = calibration_record.calibrate(logits["gzsl"], labels, class_set, step=run.step, split=args.split,
-                                          filenames=filenames, objective=objective, rule=args.rule)
+                                          filenames=filenames, objective=objective, rule=args.rule,
+                                          confident_precision=confident_precision)
     path = calibration_record.write_record(run.workdir.calibration_file(run.step), record)
     print(calibration_summary(record))
     print(f"\nwritten: {path}")
@@ -146,11 +152,21 @@ def calibration_summary(record: dict) -> str:
     lines = [f"calibration of step {record['step']} on split {record['split']['name']} "
              f"({record['split']['images']} images), objective {record['objective']}, unseen classes: "
              f"{record['unseen_rule']} rule", "",
-             f"{'class':<6} {'seen':<5} {'threshold':>9} {'fitted':<11} {'support':>7} {'P':>6} {'R':>6} {'F2':>6}"]
+             f"{'class':<6} {'seen':<5} {'threshold':>9} {'fitted':<11} {'support':>7} {'P':>6} {'R':>6} {'F2':>6}"
+             + (f" {'confident':>9} {'P':>6} {'R':>6}" if calibration_record.has_tiers(record) else "")]
     for c in record["classes"]:
         v = c["validation"]
-        lines.append(f"{c['code']:<6} {'yes' if c['seen'] else 'no':<5} {c['threshold']:>9.3f} {c['fitted']:<11} "
-                     f"{v['support']:>7d} {v['precision']:>6.3f} {v['recall']:>6.3f} {v['f2']:>6.3f}")
+        line = (f"{c['code']:<6} {'yes' if c['seen'] else 'no':<5} {c['threshold']:>9.3f} {c['fitted']:<11} "
+                f"{v['support']:>7d} {v['precision']:>6.3f} {v['recall']:>6.3f} {v['f2']:>6.3f}")
+        if calibration_record.has_tiers(record):
+            w = c["confident_validation"]
+            at = "none" if c["confident_threshold"] is None else f"{c['confident_threshold']:.3f}"
+            line += f" {at:>9} {w['precision']:>6.3f} {w['recall']:>6.3f}"
+        lines.append(line)
+    if calibration_record.has_tiers(record):
+        lines += ["", f"confident: the lowest threshold with precision >= {record['confident_precision']:g} on "
+                  "the split ('none': no threshold reaches it, so that class is never confident); decisions "
+                  "between the two thresholds are for review"]
     ece = record.get("ece") or {}
     if ece:
         lines += ["", f"expected calibration error ({ece.get('bins', calibration.ECE_BINS)} bins, held-out half): "

@@ -104,16 +104,19 @@ def score(scorer, paths: list):
 
 def render(fmt: str, codes, paths, logits, top_k: int, mode: str, class_set_name: str, decisions) -> str:
     """The results as an aligned table (fired classes marked *), CSV or JSON: per image the probability of
-    every class, the classes that fire (`labels`) and `normal` (none fires)."""
+    every class, the classes that fire (`labels`), their tier (`confident` or `review`) and `normal` (none
+    fires)."""
     decided = decisions.apply(logits)
-    prob, fired, normal = decided["prob"], decided["fired"], decided["normal"]
+    prob, fired, normal, tier = decided["prob"], decided["fired"], decided["normal"], decided["tier"]
     labels = [[codes[j] for j in np.flatnonzero(row)] for row in fired]
+    confident = [[codes[j] for j in np.flatnonzero(row == "confident")] for row in tier]
     k = min(top_k, len(codes)) if top_k else 0
     order = np.argsort(-prob, axis=1, kind="stable")
     if fmt == "json":
         items = []
         for i, path in enumerate(paths):
             item = {"path": path, "labels": labels[i], "normal": bool(normal[i]),
+                    "tiers": {codes[j]: str(tier[i, j]) for j in np.flatnonzero(fired[i])},
                     "prob": {c: float(p) for c, p in zip(codes, prob[i])},
                     "scores": [float(v) for v in prob[i]], "logits": [float(v) for v in logits[i]]}
             if k:
@@ -121,25 +124,28 @@ def render(fmt: str, codes, paths, logits, top_k: int, mode: str, class_set_name
             items.append(item)
         return json.dumps({"class_set": class_set_name, "mode": mode, "classes": list(codes),
                            "thresholds": {c: float(t) for c, t in zip(codes, decisions.threshold)},
-                           "decisions": decisions.source, "images": items}, indent=1)
+                           "confident_thresholds": _confident_thresholds(codes, decisions),
+                           "decisions": decisions.source, "tiers": decisions.tier_note, "images": items}, indent=1)
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         if k:
             writer.writerow(["path"] + [f"top{r + 1}{s}" for r in range(k) for s in ("", "_score")]
-                            + ["labels", "normal"])
+                            + ["labels", "normal", "confident"])
             for i, path in enumerate(paths):
                 writer.writerow([path] + [v for j in order[i, :k] for v in (codes[j], f"{prob[i, j]:.6f}")]
-                                + [" ".join(labels[i]), str(bool(normal[i])).lower()])
+                                + [" ".join(labels[i]), str(bool(normal[i])).lower(), " ".join(confident[i])])
         else:
-            writer.writerow(["path"] + list(codes) + ["labels", "normal"])
+            writer.writerow(["path"] + list(codes) + ["labels", "normal", "confident"])
             for i, path in enumerate(paths):
                 writer.writerow([path] + [f"{v:.6f}" for v in prob[i]]
-                                + [" ".join(labels[i]), str(bool(normal[i])).lower()])
+                                + [" ".join(labels[i]), str(bool(normal[i])).lower(), " ".join(confident[i])])
         return buf.getvalue().rstrip("\n")
     names = [os.path.relpath(p) if not os.path.relpath(p).startswith("..") else p for p in paths]
     width = max([len(n) for n in names] + [5])
-    verdict = ["normal" if normal[i] else " ".join(labels[i]) for i in range(len(paths))]
+    # A class for review carries a "?" in the decision: a person should look before it is recorded.
+    verdict = ["normal" if normal[i] else " ".join(codes[j] + ("" if tier[i, j] == "confident" else "?")
+                                                   for j in np.flatnonzero(fired[i])) for i in range(len(paths))]
     mark = lambda i, j: "*" if fired[i, j] else " "  # noqa: E731
     if k:
         lines = [f"{'image':<{width}}  " + "  ".join(f"top{r + 1:<11}" for r in range(k)) + "  decision"]
@@ -152,8 +158,16 @@ def render(fmt: str, codes, paths, logits, top_k: int, mode: str, class_set_name
         for i, name in enumerate(names):
             lines.append(f"{name:<{width}}  " + "  ".join(f"{prob[i, j]:>{w}.3f}{mark(i, j)}"
                                                           for j, w in enumerate(cols)) + f"  {verdict[i]}")
-    lines.append(f"(* fires; probabilities and thresholds: {decisions.source})")
+    lines.append(f"(* fires; probabilities and thresholds: {decisions.source}; a class marked ? in the decision "
+                 "is for review, below its confident threshold)")
     return "\n".join(lines)
+
+
+def _confident_thresholds(codes, decisions) -> dict:
+    """The confident tier's threshold per class (null: never confident); empty with one tier."""
+    if not decisions.tiered:
+        return {}
+    return {c: (float(t) if np.isfinite(t) else None) for c, t in zip(codes, decisions.confident)}
 
 
 def build_parser():
@@ -193,6 +207,8 @@ def main(argv) -> int:
     if not scorer.decisions.calibrated:
         print("sfr-jax predict: note: no calibration for this model: probabilities are sigmoid(logit) and a "
               "class fires at 0.5; run `sfr-jax calibrate` for decisions you can trust", file=sys.stderr)
+    if not scorer.decisions.tiered:
+        print(f"sfr-jax predict: note: {scorer.decisions.tier_note}", file=sys.stderr)
     logits, paths, failed = score(scorer, images)
     for path, why in failed:
         print(f"sfr-jax predict: skipped: {why}", file=sys.stderr)

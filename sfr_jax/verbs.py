@@ -13,8 +13,9 @@ from typing import Sequence
 # verb -> (module, function, one-line help)
 VERBS = {
     "convert-clip": ("sfr_jax.convert.cli", "convert_clip_main", "Hugging Face / OpenAI CLIP weights -> our format"),
-    "prepare": ("sfr_jax.data.prepare", "main", "Sewer-ML / WZ-Pipe / synthetic images -> TFRecord shards"),
-    "synth": ("sfr_jax.data.synthetic", "main", "write a synthetic mini Sewer-ML in the real raw format"),
+    "prepare": ("sfr_jax.review.prepare", "main",
+                "Sewer-ML / WZ-Pipe / synthetic images, or reviewed inspection videos -> TFRecord shards"),
+    "synth": ("sfr_jax.data.synthetic_cli", "main", "write a synthetic mini Sewer-ML in the real raw format"),
     "train": ("sfr_jax.train.cli", "train_main", "train SFR-Net data-parallel on every device of every host"),
     "eval": ("sfr_jax.evaluate", "eval_main", "evaluate a saved step: ML-ZSL and ML-GZSL tables"),
     "calibrate": ("sfr_jax.evaluate", "calibrate_main", "fit decision thresholds and probabilities on a labelled split"),
@@ -22,6 +23,8 @@ VERBS = {
     "import": ("sfr_jax.exchange", "import_main", "reference SFR-Net .pth -> a workdir"),
     "predict": ("sfr_jax.predict", "main", "score images, including user-described defect classes"),
     "inspect": ("sfr_jax.inspection.cli", "main", "inspection videos -> defect events per video and an HTML report"),
+    "review": ("sfr_jax.review.cli", "main", "serve inspect reports for a person to accept, reject, relabel, move, add"),
+    "labelstudio": ("sfr_jax.review.labelstudio", "main", "inspect events <-> Label Studio video tasks and its export"),
     "demo": ("sfr_jax.demo.run", "main", "the whole story on an embedded miniature, on a CPU"),
 }
 

@@ -4,13 +4,14 @@ import csv
 import numpy as np
 from PIL import Image
 
+from sfr_jax import verbs
 from sfr_jax.data import raw, synthetic
 from sfr_jax.text.classes import load_class_set
 
 
 def test_real_format_and_deterministic(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    assert synthetic.main(["--out", str(a), "--num-images", "10", "--seed", "1", "--draw-size", "24"]) == 0
+    assert verbs.run("synth", ["--out", str(a), "--num-images", "10", "--seed", "1", "--draw-size", "24"]) == 0
     synthetic.write(str(b), 10, 1, draw_size=24)
     synthetic.write(str(c), 10, 2, draw_size=24)
     with open(a / "SewerML_Train.csv", newline="") as handle:

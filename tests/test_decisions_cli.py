@@ -54,6 +54,11 @@ def test_predict_json_carries_calibrated_labels_normal_and_prob(calibrated, tmp_
         np.testing.assert_allclose([item["prob"][c] for c in result["classes"]], want_prob, rtol=1e-9)
         want = [c for c, p in zip(result["classes"], want_prob) if p >= by_code[c]["threshold"]]
         assert item["labels"] == want and item["normal"] == (not want)
+        # each firing class's tier, by the record's confident thresholds (null: never confident)
+        sure = {c: by_code[c]["confident_threshold"] for c in want}
+        assert item["tiers"] == {c: ("confident" if sure[c] is not None and p >= sure[c] else "review")
+                                 for c, p in zip(result["classes"], want_prob) if c in sure}
+    assert result["confident_thresholds"] == {c: by_code[c]["confident_threshold"] for c in result["classes"]}
 
 
 def test_export_carries_the_calibration_and_decides_as_the_workdir(calibrated, tmp_path):
@@ -72,6 +77,7 @@ def test_export_carries_the_calibration_and_decides_as_the_workdir(calibrated, t
     logits = torch.tensor([i["logits"] for i in results["--workdir"]], dtype=torch.float32)
     decided = torch_model.decide(logits, mode="gzsl")
     assert decided["labels"] == [i["labels"] for i in results["--workdir"]]
+    assert decided["tiers"] == [i["tiers"] for i in results["--workdir"]]
 
 
 def test_eval_reports_benchmark_metrics_at_05_and_calibrated_and_writes_the_csv(calibrated, capsys):

@@ -39,8 +39,11 @@ def normalised(images):
 def planted(codes, seed=3):
     rng = np.random.default_rng(seed)
     n = len(codes)
-    return Decisions(tuple(codes), rng.uniform(0.5, 2.0, n), rng.normal(0, 1, n), rng.uniform(0.2, 0.8, n),
-                     "planted test calibration")
+    threshold = rng.uniform(0.2, 0.8, n)
+    confident = threshold + rng.uniform(0.0, 0.15, n)
+    confident[1] = np.inf  # a class that is never confident (its sidecar entry: null)
+    return Decisions(tuple(codes), rng.uniform(0.5, 2.0, n), rng.normal(0, 1, n), threshold,
+                     "planted test calibration", confident)
 
 
 def write_classes(path, classes):
@@ -78,9 +81,14 @@ def test_probabilities_are_the_planted_calibration_of_the_jax_logits(tiny):
     np.testing.assert_allclose(prob, 1 / (1 + np.exp(-z)), atol=1e-5, rtol=0)
     got = scorer.decisions
     assert got.source == d.source and got.codes == d.codes
-    for field in ("scale", "shift", "threshold"):
+    for field in ("scale", "shift", "threshold", "confident"):
         np.testing.assert_allclose(getattr(got, field), getattr(d, field), rtol=1e-12)
     assert got.labels(tiny["want"][7]) == d.labels(tiny["want"][7])
+    # The tiers travel too: the same tier per image and class as the planted decisions give by hand.
+    p = 1 / (1 + np.exp(-z))
+    by_hand = np.where(p >= d.confident, "confident", np.where(p >= d.threshold, "review", ""))
+    np.testing.assert_array_equal(got.apply(tiny["want"][7])["tier"].astype(str), by_hand)
+    assert json.load(open(tiny["meta"]))["classes"][1]["confident_threshold"] is None
 
 
 def test_graph_is_checked_self_contained_with_a_dynamic_batch(tiny):

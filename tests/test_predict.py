@@ -76,7 +76,8 @@ def test_globs_files_modes_topk_and_csv(setup, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0 and "missing.png: no such file" in err and "broken.png" in err
     rows = open(out).read().splitlines()
-    assert rows[0] == "path,top1,top1_score,top2,top2_score,labels,normal"  # every format carries the decision
+    # every format carries the decision and its tier
+    assert rows[0] == "path,top1,top1_score,top2,top2_score,labels,normal,confident"
     assert sorted(os.path.basename(r.split(",")[0]) for r in rows[1:]) == ["a.png", "b.jpg", "d.png"]
     unseen = {setup["classes"].codes[i] for i in setup["classes"].unseen_ids}
     assert all({r.split(",")[1], r.split(",")[3]} <= unseen for r in rows[1:])

@@ -71,7 +71,7 @@ def decisions_for(decisions: Optional[Decisions], codes) -> Decisions:
     at = [decisions.codes.index(c) for c in codes]
     pick = lambda v: np.asarray(v, np.float64)[at]
     return Decisions(codes, pick(decisions.scale), pick(decisions.shift), pick(decisions.threshold),
-                     decisions.source)
+                     decisions.source, None if decisions.confident is None else pick(decisions.confident))
 
 
 def bake(loaded, *, classes: Optional[str] = None, mode: str = "gzsl",
@@ -169,6 +169,9 @@ def make_sidecar(loaded, baked: Baked, onnx_file: str, export_id: str, parity: O
     classes = [{"code": c.code, "phrase": c.phrase, "description": c.description, "seen": bool(c.seen),
                 "threshold": float(d.threshold[i]), "scale": float(d.scale[i]), "shift": float(d.shift[i])}
                for i, c in enumerate(baked.class_set.classes)]
+    if d.tiered:  # null: this class is never confident
+        for i, entry in enumerate(classes):
+            entry["confident_threshold"] = float(d.confident[i]) if np.isfinite(d.confident[i]) else None
     return {
         "format": SIDECAR_FORMAT,
         "onnx": onnx_file,
@@ -183,8 +186,9 @@ def make_sidecar(loaded, baked: Baked, onnx_file: str, export_id: str, parity: O
         "mode": baked.mode,
         "class_set": baked.class_set.name,
         "classes": classes,
-        "decisions": {"source": d.source, "calibrated": d.calibrated,
-                      "rule": "probability = sigmoid(scale * logit + shift); a class fires at >= threshold"},
+        "decisions": {"source": d.source, "calibrated": d.calibrated, "tiers": d.tier_note,
+                      "rule": "probability = sigmoid(scale * logit + shift); a class fires at >= threshold; it is "
+                              "'confident' at >= confident_threshold (when given), else 'review'"},
         "parity": parity,
         "provenance": {"exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        "sfr_jax": sfr_jax.__version__, "exporter": f"torch.onnx (torch.export) {torch.__version__}",

@@ -335,19 +335,27 @@ class SFRNetTorch(nn.Module):
         return scores
 
     def decide(self, logits, mode: str = "gzsl", class_ids: Optional[Sequence[int]] = None) -> dict:
-        """{'prob': [B, c], 'fired': [B, c] bool, 'labels': codes per image, 'normal': [B] bool} of the logits
-        of a mode's classes, by the sidecar's calibration (probability = sigmoid(a * logit + b), fires at
-        >= threshold), else sigmoid and 0.5: the rule of sfr_jax.eval.decisions for the model's classes."""
+        """{'prob': [B, c], 'fired': [B, c] bool, 'labels': codes per image, 'normal': [B] bool, 'tiers':
+        per image {code: 'confident' or 'review'} of the classes that fire} of the logits of a mode's
+        classes, by the sidecar's calibration (probability = sigmoid(a * logit + b), fires at >= threshold,
+        confident at >= confident_threshold), else sigmoid and 0.5 and one tier ('review'): the rule of
+        sfr_jax.eval.decisions for the model's classes."""
         ids = list(class_ids) if class_ids is not None else self.ids(mode)
         fitted = {c["code"]: c for c in (self.sidecar.get("calibration") or {}).get("classes", [])}
         rows = [fitted.get(self.codes[i]) for i in ids]
         a = torch.tensor([r["platt"]["a"] if r else 1.0 for r in rows], dtype=torch.float64)
         b = torch.tensor([r["platt"]["b"] if r else 0.0 for r in rows], dtype=torch.float64)
         t = torch.tensor([r["threshold"] if r else 0.5 for r in rows], dtype=torch.float64)
+        # The confident tier: a record with tiers (null: never confident); none (inf) otherwise.
+        tc = torch.tensor([r["confident_threshold"] if r and r.get("confident_threshold") is not None
+                           else math.inf for r in rows], dtype=torch.float64)
         prob = torch.sigmoid(logits.detach().double() * a + b)
         fired = prob >= t
+        confident = (fired & (prob >= tc)).tolist()
         labels = [[self.codes[i] for i, on in zip(ids, row) if on] for row in fired.tolist()]
-        return {"prob": prob, "fired": fired, "labels": labels, "normal": ~fired.any(dim=1)}
+        tiers = [{self.codes[i]: ("confident" if sure else "review") for i, on, sure in zip(ids, row, sure_row) if on}
+                 for row, sure_row in zip(fired.tolist(), confident)]
+        return {"prob": prob, "fired": fired, "labels": labels, "normal": ~fired.any(dim=1), "tiers": tiers}
 
     def preprocess(self, images_uint8_nhwc):
         """uint8 [B, H, W, 3] at the model's size -> normalised float NCHW."""

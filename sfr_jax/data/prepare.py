@@ -232,7 +232,8 @@ def prepare_split(source: raw.SplitSource, out: str, *, dataset: str, class_set,
 
 def build_parser():
     parser = cli.parser("sfr-jax prepare", __doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=["sewerml", "wzpipe"])
+    parser.add_argument("dataset", choices=["sewerml", "wzpipe"],
+                        help="the raw data set (`sfr-jax prepare reviewed --help`: reviewed inspection videos)")
     parser.add_argument("--root", required=True, help="raw data folder (CSV files and the image folder)")
     parser.add_argument("--out", required=True, help="output folder; gets one sub-folder per split")
     parser.add_argument("--images", default=None, help="image folder (default: found under --root)")

@@ -9,8 +9,11 @@ Unseen classes have no labels, so they get a rule fitted on the seen classes:
 - "zscore": each class's logits standardised by its own mean/std over all images of the split (labels
   are not needed, so unseen classes have them too), one threshold on the pooled seen z-scores.
 
-Their probabilities come from one Platt map shared over the seen classes' z-scores. `fit` does all of it
-in numpy (no JAX here); calibration_record turns a fit into the JSON record that Decisions read.
+Their probabilities come from one Platt map shared over the seen classes' z-scores. Beside that
+recall-oriented threshold, each class also gets a precision-oriented one (the lowest threshold whose
+precision reaches `confident_precision`, 0.9 by default) by the same rules: a decision at or above it is
+`confident`, one between the two is for `review`. `fit` does all of it in numpy (no JAX here);
+calibration_record turns a fit into the JSON record that Decisions read.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ RULES = ("zscore", "global")
 # all three, higher unseen F1 in two.
 DEFAULT_RULE = "global"
 DEFAULT_OBJECTIVE = "f2"
+# The precision a `confident` decision must have on the calibration split (issue 21's default).
+DEFAULT_CONFIDENT_PRECISION = 0.9
 ECE_BINS = 15
 # Platt slopes are kept at or above this, per standard deviation of the logits: a probability must rise
 # with the logit, so that "fires at probability >= threshold" means "fires at logit >= threshold".
@@ -79,19 +84,10 @@ def best_threshold(scores, labels, objective=DEFAULT_OBJECTIVE) -> float:
     lowest score.
     """
     objective = parse_objective(objective)
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    positive = (np.asarray(labels) == 1).ravel()
-    if scores.shape != positive.shape:
-        raise ValueError(f"scores {scores.shape} and labels {positive.shape} differ in size")
-    n_pos = int(positive.sum())
-    if n_pos == 0:
+    ranked = _ranked(scores, labels)
+    if ranked is None:
         return math.nan
-    order = np.argsort(-scores, kind="stable")
-    ranked = scores[order]
-    group_end = np.append(ranked[:-1] != ranked[1:], True)  # the last pair of each run of equal scores
-    values = ranked[group_end]  # distinct scores, high to low
-    tp = np.cumsum(positive[order])[group_end]
-    fired = np.flatnonzero(group_end) + 1
+    values, tp, fired, n_pos = ranked
     if objective.kind == "recall":
         best = int(np.argmax(tp / n_pos >= objective.target))  # recall only grows as the threshold falls
     else:
@@ -99,6 +95,55 @@ def best_threshold(scores, labels, objective=DEFAULT_OBJECTIVE) -> float:
         # F-beta from counts; exact ties compare equal (ratios of integers, correctly rounded), and
         # argmax takes the first, i.e. the highest threshold.
         best = int(np.argmax((1 + beta2) * tp / (beta2 * n_pos + fired)))
+    return _boundary(values, best)
+
+
+def precision_threshold(scores, labels, precision: float = DEFAULT_CONFIDENT_PRECISION) -> float:
+    """The lowest threshold (fires at score >= threshold) whose precision over the pairs given reaches
+    `precision`, placed between candidates as `best_threshold` places it; nan when there is no positive or
+    no threshold reaches it. Precision is not monotone in the threshold: this is the lowest that reaches
+    it, so a dip below `precision` at some higher threshold does not matter (most recall at that precision).
+    """
+    precision = check_precision(precision)
+    ranked = _ranked(scores, labels)
+    if ranked is None:
+        return math.nan
+    values, tp, fired, _ = ranked
+    reaches = np.flatnonzero(tp >= precision * fired)  # tp / fired >= precision, without rounding a ratio
+    if reaches.size == 0:
+        return math.nan
+    return _boundary(values, int(reaches[-1]))
+
+
+def check_precision(value) -> float:
+    """A precision target 0 < P <= 1, else an InputError naming it."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0 < value <= 1:
+        raise InputError(f"confident precision {value!r} is not a number with 0 < P <= 1 (e.g. 0.9)")
+    return value
+
+
+def _ranked(scores, labels):
+    """(distinct scores high to low, true positives and pairs fired at each, positives), or None without
+    a positive: the counts every threshold rule reads."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    positive = (np.asarray(labels) == 1).ravel()
+    if scores.shape != positive.shape:
+        raise ValueError(f"scores {scores.shape} and labels {positive.shape} differ in size")
+    n_pos = int(positive.sum())
+    if n_pos == 0:
+        return None
+    order = np.argsort(-scores, kind="stable")
+    ranked = scores[order]
+    group_end = np.append(ranked[:-1] != ranked[1:], True)  # the last pair of each run of equal scores
+    return ranked[group_end], np.cumsum(positive[order])[group_end], np.flatnonzero(group_end) + 1, n_pos
+
+
+def _boundary(values, best: int) -> float:
+    """Halfway between candidate `best` (the lowest score that fires) and the next lower one."""
     if best + 1 == len(values):
         return float(values[best])
     middle = 0.5 * values[best] + 0.5 * values[best + 1]
@@ -192,7 +237,9 @@ def expected_calibration_error(probs, labels, bins: int = ECE_BINS) -> float:
 class Fit:
     """What `fit` learned, per class in the columns' order: a class fires at logit >= logit_threshold,
     its probability is sigmoid(scale * logit + shift). `own` marks classes fitted on their own labels;
-    the others (unseen, or seen without both positives and negatives in the split) follow `rule`."""
+    the others (unseen, or seen without both positives and negatives in the split) follow `rule`.
+    A firing class is `confident` at logit >= confident_logit_threshold (never below logit_threshold;
+    nan where no threshold reaches `confident_precision`: no decision of that class is confident)."""
 
     objective: Objective
     rule: str
@@ -207,32 +254,51 @@ class Fit:
     z_threshold: float
     global_platt: tuple
     z_platt: tuple
+    confident_precision: float = DEFAULT_CONFIDENT_PRECISION
+    confident_logit_threshold: np.ndarray | None = None
+    own_confident: np.ndarray | None = None
+    global_confident: float = math.nan
+    z_confident: float = math.nan
 
     @property
     def threshold(self) -> np.ndarray:
         """The thresholds in probability space, consistent with the probabilities."""
         return sigmoid(self.logit_threshold * self.scale + self.shift)
 
-    def rule_thresholds(self, rule: str) -> np.ndarray:
-        """The logit threshold every class would get from a transfer rule ('zscore' or 'global')."""
+    @property
+    def confident_threshold(self) -> np.ndarray:
+        """The confident tier's thresholds in probability space (nan: none reaches the precision)."""
+        return sigmoid(self.confident_logit_threshold * self.scale + self.shift)
+
+    def rule_thresholds(self, rule: str, *, confident: bool = False) -> np.ndarray:
+        """The logit threshold every class would get from a transfer rule ('zscore' or 'global'): the
+        recall-oriented one, or with `confident` the precision-oriented one."""
         if check_rule(rule) == "global":
-            return np.full(self.mean.shape, self.global_threshold)
-        return self.mean + self.z_threshold * self.std
+            return np.full(self.mean.shape, self.global_confident if confident else self.global_threshold)
+        return self.mean + (self.z_confident if confident else self.z_threshold) * self.std
 
     def with_rule(self, rule: str) -> "Fit":
         """The same fit with the classes that are not fitted on their own labels following `rule`."""
         thresholds = np.where(self.own, self.logit_threshold, self.rule_thresholds(rule))
-        return dataclasses.replace(self, rule=rule, logit_threshold=thresholds)
+        own_confident = self.own_confident if self.own_confident is not None else np.full(self.own.shape, np.nan)
+        confident = np.where(self.own, own_confident, self.rule_thresholds(rule, confident=True))
+        # A confident decision is one that fires: never below the recall-oriented threshold.
+        confident = np.where(np.isnan(confident), np.nan, np.fmax(confident, thresholds))
+        return dataclasses.replace(self, rule=rule, logit_threshold=thresholds,
+                                   confident_logit_threshold=confident)
 
 
-def fit(logits, labels, seen, objective=DEFAULT_OBJECTIVE, rule: str = DEFAULT_RULE) -> Fit:
+def fit(logits, labels, seen, objective=DEFAULT_OBJECTIVE, rule: str = DEFAULT_RULE,
+        confident_precision: float = DEFAULT_CONFIDENT_PRECISION) -> Fit:
     """Fit thresholds and probabilities on a labelled split: logits and labels [N, C], seen [C] bool.
+    Each threshold comes twice: maximising `objective`, and the lowest reaching `confident_precision`.
 
     Only the seen classes' labels are used. A seen class needs both positives and negatives in the split
     to be fitted on its own labels; one without either follows the unseen rule like an unseen class. The
     pooled fits (rules, shared Platt map) use all seen classes' pairs, negatives of such classes included.
     """
     objective, rule = parse_objective(objective), check_rule(rule)
+    confident_precision = check_precision(confident_precision)
     logits, positive = as_inputs(logits, labels)
     seen = np.asarray(seen, dtype=bool)
     if seen.shape != (logits.shape[1],):
@@ -250,13 +316,17 @@ def fit(logits, labels, seen, objective=DEFAULT_OBJECTIVE, rule: str = DEFAULT_R
     # The shared map on z = (logit - mean) / std, written as a map on the class's own logits.
     scale, shift = z_a / std, z_b - z_a * mean / std
     own_threshold = np.full(logits.shape[1], math.nan)
+    own_confident = np.full(logits.shape[1], math.nan)
     for k in np.flatnonzero(own):
         own_threshold[k] = best_threshold(logits[:, k], positive[:, k], objective)
+        own_confident[k] = precision_threshold(logits[:, k], positive[:, k], confident_precision)
         scale[k], shift[k] = platt_fit(logits[:, k], positive[:, k])
     result = Fit(objective=objective, rule=rule, seen=seen, own=own, logit_threshold=own_threshold,
                  scale=scale, shift=shift, mean=mean, std=std, global_threshold=global_threshold,
                  z_threshold=z_threshold, global_platt=platt_fit(logits[:, seen], positive[:, seen]),
-                 z_platt=(z_a, z_b))
+                 z_platt=(z_a, z_b), confident_precision=confident_precision, own_confident=own_confident,
+                 global_confident=precision_threshold(logits[:, seen], positive[:, seen], confident_precision),
+                 z_confident=precision_threshold(z[:, seen], positive[:, seen], confident_precision))
     return result.with_rule(rule)
 
 

@@ -5,6 +5,8 @@ A record names the step, the class set (digest over codes, phrases, descriptions
 of its filenames and labels), the objective and the unseen-class rule; per class: code, seen, how it was
 fitted, the threshold in probability space and in logit space, the Platt map, the z-statistics and the
 validation figures at the threshold; and ECE before/after calibration on a held-out half of the split.
+Since issue 21 also the precision-oriented tier: `confident_precision` and per class `confident_threshold`
+(null where no threshold reaches that precision). A record without them (older) still loads: one tier.
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ import numpy as np
 
 from sfr_jax import fileio
 from sfr_jax.errors import InputError, MissingInput
-from sfr_jax.eval.calibration import (DEFAULT_OBJECTIVE, DEFAULT_RULE, ECE_BINS, as_inputs, check_rule,
-                                      expected_calibration_error, figures, fit, standardise_stats)
+from sfr_jax.eval.calibration import (DEFAULT_CONFIDENT_PRECISION, DEFAULT_OBJECTIVE, DEFAULT_RULE, ECE_BINS,
+                                      as_inputs, check_precision, check_rule, expected_calibration_error,
+                                      figures, fit, standardise_stats)
 from sfr_jax.eval.metrics import sigmoid
 from sfr_jax.workdir import Workdir
 
@@ -53,7 +56,7 @@ def split_digest(filenames, labels) -> str:
 
 
 def calibrate(logits, labels, class_set, *, step: int, split: str, filenames, objective=DEFAULT_OBJECTIVE,
-              rule: str = DEFAULT_RULE) -> dict:
+              rule: str = DEFAULT_RULE, confident_precision: float = DEFAULT_CONFIDENT_PRECISION) -> dict:
     """The calibration record of a model step on a labelled split: logits and labels [N, C] in
     `class_set` order, `filenames` [N] naming the images (for the split's digest and the ECE hold-out).
 
@@ -69,9 +72,12 @@ def calibrate(logits, labels, class_set, *, step: int, split: str, filenames, ob
         raise ValueError(f"logits {logits.shape} do not fit {len(filenames)} filenames x "
                          f"{class_set.num_classes} classes of {class_set.name!r}")
     seen = np.array([c.seen for c in class_set.classes])
-    result = fit(logits, positive, seen, objective, rule)
+    result = fit(logits, positive, seen, objective, rule, confident_precision)
     figs = figures(logits, positive, result.logit_threshold)
-    threshold = result.threshold
+    # A class with no confident threshold never fires confidently: +inf counts nothing as fired.
+    confident_logit = np.where(np.isnan(result.confident_logit_threshold), np.inf, result.confident_logit_threshold)
+    confident_figs = figures(logits, positive, confident_logit)
+    threshold, confident = result.threshold, result.confident_threshold
     classes = []
     for k, c in enumerate(class_set.classes):
         classes.append({
@@ -82,6 +88,10 @@ def calibrate(logits, labels, class_set, *, step: int, split: str, filenames, ob
             "z": {"mean": float(result.mean[k]), "std": float(result.std[k])},
             "validation": {name: (int(v[k]) if name in ("support", "fired") else float(v[k]))
                            for name, v in figs.items()},
+            "confident_threshold": _finite_or_none(confident[k]),
+            "confident_logit_threshold": _finite_or_none(result.confident_logit_threshold[k]),
+            "confident_validation": {name: (int(v[k]) if name in ("support", "fired") else float(v[k]))
+                                     for name, v in confident_figs.items()},
         })
     return {
         "format": FORMAT,
@@ -90,15 +100,29 @@ def calibrate(logits, labels, class_set, *, step: int, split: str, filenames, ob
         "split": {"name": str(split), "digest": split_digest(filenames, positive), "images": len(filenames)},
         "objective": result.objective.name,
         "unseen_rule": result.rule,
+        "confident_precision": result.confident_precision,
         "rules": {
             "global": {"logit_threshold": result.global_threshold,
+                       "confident_logit_threshold": _finite_or_none(result.global_confident),
                        "platt": {"a": result.global_platt[0], "b": result.global_platt[1]}},
             "zscore": {"z_threshold": result.z_threshold,
+                       "confident_z_threshold": _finite_or_none(result.z_confident),
                        "platt": {"a": result.z_platt[0], "b": result.z_platt[1]}},
         },
         "classes": classes,
         "ece": held_out_ece(logits, positive, seen, filenames, result.objective, result.rule),
     }
+
+
+def _finite_or_none(value):
+    """JSON has no nan: a threshold that does not exist is null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def has_tiers(record: dict) -> bool:
+    """Whether a record holds the precision-oriented tier (records older than issue 21 do not)."""
+    return "confident_precision" in record
 
 
 def held_out_ece(logits, labels, seen, filenames, objective=DEFAULT_OBJECTIVE,
@@ -185,7 +209,32 @@ def validate_record(record, origin: str = "calibration record") -> dict:
         if not ok:
             where = "".join(f"[{key!r}]" for key in keys)
             raise InputError(f"{origin}: {where} is missing or not a finite number; run `sfr-jax calibrate` again")
+    if has_tiers(record):
+        _validate_tiers(record, origin)
     return record
+
+
+def _validate_tiers(record: dict, origin: str) -> None:
+    """The confident tier's numbers: a precision 0 < P <= 1, thresholds finite or null (none reaches P)."""
+    try:
+        check_precision(record["confident_precision"])
+    except InputError:
+        raise InputError(f"{origin}: ['confident_precision'] {record['confident_precision']!r} is not a number "
+                         "with 0 < P <= 1; run `sfr-jax calibrate` again") from None
+    places = [(("rules", "global", "confident_logit_threshold")), ("rules", "zscore", "confident_z_threshold")]
+    places += [("classes", i, "confident_threshold") for i in range(len(record["classes"]))]
+    for keys in places:
+        value = record
+        try:
+            for key in keys:
+                value = value[key]
+            ok = value is None or (isinstance(value, (int, float)) and math.isfinite(value))
+        except (KeyError, IndexError, TypeError):
+            ok = False
+        if not ok:
+            where = "".join(f"[{key!r}]" for key in keys)
+            raise InputError(f"{origin}: {where} is missing or neither a finite number nor null; run "
+                             "`sfr-jax calibrate` again")
 
 
 def check_record(record: dict, *, step: int, class_set, origin: str = "calibration record") -> None:
@@ -202,7 +251,9 @@ def check_record(record: dict, *, step: int, class_set, origin: str = "calibrati
 
 
 def decision_arrays(record: dict, classes, unlabelled_logits=None) -> tuple:
-    """(codes, scale, shift, threshold, notes) for Decisions over `classes` (a ClassSet, or class codes).
+    """(codes, scale, shift, threshold, confident, notes) for Decisions over `classes` (a ClassSet, or
+    class codes). `confident` holds the confident tier's probability thresholds (inf: this class is never
+    confident), or is None for a record without tiers (older than issue 21).
 
     A class found in the record (same code, and same text when `classes` is a ClassSet) keeps its fit.
     Any other class (a user's --classes) follows the unseen rule: with z-statistics from
@@ -218,6 +269,8 @@ def decision_arrays(record: dict, classes, unlabelled_logits=None) -> tuple:
     known = {entry["code"]: entry for entry in record["classes"]}
     n = len(codes)
     scale, shift, threshold = np.zeros(n), np.zeros(n), np.zeros(n)
+    tiers = has_tiers(record)
+    confident = np.full(n, np.inf)
     absent = []
     for k, (code, text) in enumerate(zip(codes, texts)):
         entry = known.get(code)
@@ -226,6 +279,8 @@ def decision_arrays(record: dict, classes, unlabelled_logits=None) -> tuple:
             continue
         scale[k], shift[k] = entry["platt"]["a"], entry["platt"]["b"]
         threshold[k] = entry["threshold"]
+        if tiers and entry["confident_threshold"] is not None:
+            confident[k] = entry["confident_threshold"]
     notes = []
     if absent:
         stats = None
@@ -243,14 +298,26 @@ def decision_arrays(record: dict, classes, unlabelled_logits=None) -> tuple:
             scale[absent], shift[absent] = z_a / std, z_b - z_a * mean / std
             if record["unseen_rule"] == "zscore":
                 logit_threshold = mean + rules["zscore"]["z_threshold"] * std
+                confident_z = rules["zscore"].get("confident_z_threshold")
+                confident_logit = np.full(len(absent), np.inf) if confident_z is None else mean + confident_z * std
             else:
                 logit_threshold = np.full(len(absent), rules["global"]["logit_threshold"])
+                confident_logit = _global_confident(rules, len(absent))
             notes.append(f"{names} not in the calibration: {record['unseen_rule']} rule, z-statistics over "
                          f"{unlabelled.shape[0]} unlabelled images")
         else:
             scale[absent], shift[absent] = rules["global"]["platt"]["a"], rules["global"]["platt"]["b"]
             logit_threshold = np.full(len(absent), rules["global"]["logit_threshold"])
+            confident_logit = _global_confident(rules, len(absent))
             notes.append(f"{names} not in the calibration: global rule (no z-statistics: fewer than "
                          f"{MIN_STAT_IMAGES} unlabelled images)")
         threshold[absent] = sigmoid(logit_threshold * scale[absent] + shift[absent])
-    return codes, scale, shift, threshold, notes
+        with np.errstate(over="ignore", invalid="ignore"):
+            mapped = sigmoid(confident_logit * scale[absent] + shift[absent])
+        confident[absent] = np.where(np.isinf(confident_logit), np.inf, np.fmax(mapped, threshold[absent]))
+    return codes, scale, shift, threshold, (confident if tiers else None), notes
+
+
+def _global_confident(rules: dict, n: int) -> np.ndarray:
+    value = rules["global"].get("confident_logit_threshold")
+    return np.full(n, np.inf if value is None else float(value))

@@ -5,6 +5,10 @@ one rule turns logits into what a user acts on. Without a calibration the rule i
 probability = sigmoid(logit), a class fires at probability >= 0.5 (Sewer-ML's benchmark threshold), and
 `source` says so, so callers can tell the user once. With a calibration record (`sfr-jax calibrate`,
 sfr_jax.eval.calibration_record) the probabilities are Platt maps and the thresholds the fitted ones.
+
+Tiers (issue 21): a class that fires is `confident` at or above its precision-oriented threshold and
+`review` between the two thresholds; below, it does not fire (tier ""). Without a calibration, or with a
+record older than the tiers, there is one tier: everything that fires is `review`, and `source` says so.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from sfr_jax.eval.metrics import sigmoid
 
 DEFAULT_THRESHOLD = 0.5
 UNCALIBRATED = "uncalibrated: sigmoid(logit), threshold 0.5"
+CONFIDENT, REVIEW = "confident", "review"
+ONE_TIER = "one tier (no precision-oriented threshold): every class that fires is 'review'"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +31,7 @@ class Decisions:
     """Per class (in `codes` order): probability = sigmoid(scale * logit + shift), fires at >= threshold.
 
     `scale`/`shift` hold a Platt fit (1 and 0: plain sigmoid); `threshold` is in probability space.
+    `confident` [c] the confident tier's thresholds (probability; inf: never confident), None: one tier.
     """
 
     codes: tuple
@@ -32,6 +39,7 @@ class Decisions:
     shift: np.ndarray
     threshold: np.ndarray
     source: str = UNCALIBRATED
+    confident: np.ndarray | None = None
 
     @classmethod
     def uncalibrated(cls, codes) -> "Decisions":
@@ -60,11 +68,16 @@ class Decisions:
             if isinstance(class_set, str):
                 raise ValueError("give `scored` (the classes to decide on) when class_set is a digest")
             scored = class_set
-        codes, scale, shift, threshold, notes = calibration_record.decision_arrays(record, scored,
-                                                                                    unlabelled_logits)
+        codes, scale, shift, threshold, confident, notes = calibration_record.decision_arrays(
+            record, scored, unlabelled_logits)
         source = (f"calibrated: {origin} (step {record['step']}, split {record['split']['name']}, objective "
                   f"{record['objective']}, unseen classes: {record['unseen_rule']} rule)")
-        return cls(codes, scale, shift, threshold, "; ".join([source] + notes))
+        if confident is None:
+            notes = notes + [ONE_TIER + " (a calibration older than the tiers; run `sfr-jax calibrate` again)"]
+        else:
+            notes = notes + [f"tiers: 'confident' at precision >= {record['confident_precision']:g} on the split, "
+                             "'review' between the two thresholds"]
+        return cls(codes, scale, shift, threshold, "; ".join([source] + notes), confident)
 
     @classmethod
     def for_step(cls, workdir: str, step: int, class_set, *, scored=None,
@@ -82,6 +95,25 @@ class Decisions:
     def calibrated(self) -> bool:
         return self.source != UNCALIBRATED
 
+    @property
+    def tiered(self) -> bool:
+        """Whether there are two tiers (a calibration with a precision-oriented threshold)."""
+        return self.confident is not None
+
+    @property
+    def tier_note(self) -> str:
+        """One line on the tiers, for the tools to say once."""
+        return "tiers: 'confident' and 'review'" if self.tiered else ONE_TIER
+
+    def tiers(self, prob, fired=None) -> np.ndarray:
+        """[N, c] 'confident', 'review' or '' (does not fire) of [N, c] probabilities."""
+        prob = np.asarray(prob, dtype=np.float64)
+        fired = prob >= self.threshold[None] if fired is None else np.asarray(fired, dtype=bool)
+        out = np.where(fired, REVIEW, "").astype(object)
+        if self.tiered:
+            out[fired & (prob >= np.asarray(self.confident, dtype=np.float64)[None])] = CONFIDENT
+        return out
+
     def _check(self, logits) -> np.ndarray:
         logits = np.asarray(logits, dtype=np.float64)
         if logits.ndim != 2 or logits.shape[1] != len(self.codes):
@@ -95,10 +127,11 @@ class Decisions:
         return sigmoid(logits * self.scale[None] + self.shift[None])
 
     def apply(self, logits) -> dict:
-        """{'prob': [N, c] float, 'fired': [N, c] bool, 'normal': [N] bool (no class fires)}."""
+        """{'prob': [N, c] float, 'fired': [N, c] bool, 'normal': [N] bool (no class fires),
+        'tier': [N, c] 'confident' / 'review' / ''}."""
         prob = self.probabilities(logits)
         fired = prob >= self.threshold[None]
-        return {"prob": prob, "fired": fired, "normal": ~fired.any(axis=1)}
+        return {"prob": prob, "fired": fired, "normal": ~fired.any(axis=1), "tier": self.tiers(prob, fired)}
 
     def labels(self, logits) -> list:
         """The codes that fire, per image (class order)."""

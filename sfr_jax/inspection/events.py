@@ -57,6 +57,7 @@ class Event:
     start_m_source: str = ""  # where start_m comes from: sidecar, ocr, interpolated, length ("": no distance)
     end_m_source: str = ""
     thumbnail: str = ""  # file name under thumbnails/, set when written
+    tier: str = "review"  # "confident" when the peak reaches the class's confident threshold (issue 21)
 
     @property
     def duration_s(self) -> float:
@@ -107,12 +108,13 @@ def merge_runs(spans: list, times: np.ndarray, max_gap_s: float) -> list:
 
 
 def find_events(times, probabilities, thresholds, codes, usable=None, config: EventConfig = EventConfig(),
-                distance=None) -> list:
+                distance=None, confident=None) -> list:
     """Events of every class, sorted by start time then class order.
 
     times [N] seconds, probabilities [N, c], thresholds [c] (probability space), usable [N] bool (False:
     flagged by the quality gate), distance: an object with .at(time_s) -> metres or None and .source_at(time_s)
-    -> where that distance comes from (distance.py).
+    -> where that distance comes from (distance.py), confident [c] the confident tier's thresholds (an event
+    whose peak reaches it is `confident`; None: one tier, every event `review`).
     """
     times = np.asarray(times, dtype=np.float64)
     probabilities = np.asarray(probabilities, dtype=np.float64).reshape(len(times), len(codes))
@@ -127,6 +129,8 @@ def find_events(times, probabilities, thresholds, codes, usable=None, config: Ev
             start, end = float(t[first]), float(t[last])
             event = Event(code, POINT if end - start < config.point_below_s else CONTINUOUS, start, end,
                           float(p[peak, c]), float(t[peak]), int(keep[peak]), last - first + 1)
+            if confident is not None and event.peak_probability >= confident[c]:
+                event.tier = "confident"
             if distance is not None:
                 event.start_m, event.end_m = distance.at(start), distance.at(end)
                 event.start_m_source, event.end_m_source = distance.source_at(start), distance.source_at(end)

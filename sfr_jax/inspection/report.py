@@ -40,6 +40,7 @@ class ReportData:
     thumbnails: dict  # event index -> JPEG bytes
     settings: dict  # shown as given: sampling, decisions, events, quality, distance
     video_src: str | None = None
+    confident: np.ndarray | None = None  # [c] the confident tier's thresholds (inf: never); None: one tier
 
 
 def _e(value) -> str:
@@ -121,6 +122,10 @@ def timeline(data: ReportData, c: int) -> str:
     threshold = float(data.thresholds[c])
     shapes.append(f'<line class="threshold" x1="{PAD}" x2="{WIDTH - PAD}" y1="{_y(threshold):.1f}" '
                   f'y2="{_y(threshold):.1f}"/>')
+    if data.confident is not None and np.isfinite(data.confident[c]) and data.confident[c] <= 1:
+        sure = float(data.confident[c])
+        shapes.append(f'<line class="confident" x1="{PAD}" x2="{WIDTH - PAD}" y1="{_y(sure):.1f}" '
+                      f'y2="{_y(sure):.1f}"/>')
     raw_t, raw_v = envelope(data.times, data.probabilities[:, c])
     smooth_t, smooth_v = envelope(data.times, data.smoothed[:, c])
     shapes.append(_polyline(raw_t, raw_v, duration, "raw"))
@@ -172,9 +177,9 @@ def _event_rows(data: ReportData, has_video: bool) -> str:
             f'<td>{_metres(event.start_m, event.start_m_source)}</td>'
             f'<td>{_metres(event.end_m, event.end_m_source)}</td>'
             f'<td>{event.peak_probability:.3f}</td><td>{seek(event.peak_s, clock(event.peak_s))}</td>'
-            f'<td>{image}</td></tr>')
+            f'<td class="tier-{_e(event.tier)}">{_e(event.tier)}</td><td>{image}</td></tr>')
     if not rows:
-        rows.append('<tr><td colspan="11" class="none">no events</td></tr>')
+        rows.append('<tr><td colspan="12" class="none">no events</td></tr>')
     return "\n".join(rows)
 
 
@@ -190,6 +195,8 @@ svg.timeline { background: #f7f7f7; border: 1px solid #ddd; cursor: pointer; }
 svg .raw { fill: none; stroke: #7aa6d6; stroke-width: 1; }
 svg .smooth { fill: none; stroke: #1f4f8a; stroke-width: 2; }
 svg .threshold { stroke: #c0392b; stroke-width: 1; stroke-dasharray: 5 4; }
+svg .confident { stroke: #1e8449; stroke-width: 1; stroke-dasharray: 2 3; }
+td.tier-confident { color: #1e8449; font-weight: 600; }
 svg .event { fill: #f4b942; fill-opacity: 0.45; } svg .event.point { fill: #e0742c; fill-opacity: 0.7; }
 svg .flagged { stroke: #555; stroke-width: 1; }
 svg.axis line { stroke: #888; } svg.axis text { font-size: 11px; fill: #555; }
@@ -243,7 +250,7 @@ def render(data: ReportData) -> str:
                       for c, code in enumerate(data.codes))
     lines += f'\n<tr><td></td><td>{axis(_span(data))}</td></tr>'
     header = ("<tr><th>#</th><th>class</th><th>kind</th><th>start</th><th>end</th><th>duration</th>"
-              "<th>start m</th><th>end m</th><th>peak</th><th>peak at</th><th>key frame</th></tr>")
+              "<th>start m</th><th>end m</th><th>peak</th><th>peak at</th><th>tier</th><th>key frame</th></tr>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(data.name)}: sfr-jax inspect</title>
 <style>{_STYLE}</style></head>
@@ -252,7 +259,8 @@ def render(data: ReportData) -> str:
 <table class="meta">{"".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in meta)}</table>
 {player}
 <h2>Timelines</h2>
-<p class="note">Probability over time per class (thin: per frame, bold: smoothed), the threshold dashed, events
+<p class="note">Probability over time per class (thin: per frame, bold: smoothed), the threshold dashed (red; the
+confident tier's dotted green, when calibrated with tiers: an event whose peak reaches it is `confident`), events
 shaded (darker: point observations), flagged frames ticked at the bottom. Click to seek the video.</p>
 <table class="timelines">{lines}</table>
 <h2>Events</h2>

@@ -132,7 +132,8 @@ def _digest(scorer, options: InspectOptions) -> str:
     payload = {
         "model": options.model, "codes": list(scorer.codes), "image_size": int(scorer.image_size),
         "decisions": [decisions.source, np.asarray(decisions.scale).tolist(),
-                      np.asarray(decisions.shift).tolist(), np.asarray(decisions.threshold).tolist()],
+                      np.asarray(decisions.shift).tolist(), np.asarray(decisions.threshold).tolist(),
+                      None if decisions.confident is None else np.asarray(decisions.confident).tolist()],
         "every_s": options.every_s, "quality": dataclasses.asdict(options.quality),
         "events": dataclasses.asdict(options.events), "length": options.length,
         "distance": _path_stamp(options.distance) if options.distance not in (None, dist.OCR, dist.AUTO) else options.distance,
@@ -278,7 +279,7 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
             distance, fit_note = dist.fit(distance, times, status.duration_s)
             note = note or fit_note
             found = ev.find_events(times, probabilities, np.asarray(scorer.decisions.threshold), codes,
-                                   ~flagged, options.events, distance)
+                                   ~flagged, options.events, distance, scorer.decisions.confident)
             key_frames = {}
             for number, event in enumerate(found):
                 event.thumbnail = fileio.safe_name(f"{number + 1:03d}_{event.code}_{event.peak_s:.1f}s.jpg")
@@ -290,13 +291,13 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
         if status.notes:
             settings["time and picture"] = "; ".join(status.notes)
         _write_frames(os.path.join(tmp, FRAMES), codes, times, got.qualities, probabilities, distance,
-                      got.readings if counter is not None else None)
+                      scorer.decisions, got.readings if counter is not None else None)
         _write_events(tmp, source, status, codes, scorer.decisions, found, settings)
         data = report.ReportData(
             source.name, source.shown, status.state, status.message, status.duration_s or 0.0, codes,
             np.asarray(scorer.decisions.threshold), times, probabilities,
             ev.smoothed_probabilities(probabilities, ~flagged, options.events), flagged, flag_counts, found,
-            key_frames, settings, _video_src(source, final))
+            key_frames, settings, _video_src(source, final), _confident(scorer.decisions))
         fileio.write_text(os.path.join(tmp, REPORT), report.render(data))
         counts = {code: sum(e.code == code for e in found) for code in codes}
         record = {
@@ -346,6 +347,8 @@ def _settings(scorer, options: InspectOptions, distance, note: str = "") -> dict
     return {
         "sampling": f"every {options.every_s:g} s" if options.every_s else "every frame",
         "decisions": scorer.decisions.source,
+        "tiers": scorer.decisions.tier_note + ("; an event is 'confident' when its peak reaches the class's "
+                                               "confident threshold" if scorer.decisions.tiered else ""),
         "event rules": f"median of {e.smooth}, off below {1 - e.margin:g} x threshold, merge gaps <= "
                        f"{e.merge_gap_s:g} s, point below {e.point_below_s:g} s",
         "quality gate": ", ".join(g for g in gates if g) or "off",
@@ -375,32 +378,45 @@ def _fmt(value, digits: int = 6) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def _write_frames(path, codes, times, qualities, probabilities, distance, readings=None) -> None:
-    """frames.csv; `readings` (the counter's raw numbers, NaN: none) add a column counter_m."""
+def _confident(decisions):
+    """The confident thresholds as an array (inf: never confident), None with one tier."""
+    return None if decisions.confident is None else np.asarray(decisions.confident, dtype=np.float64)
+
+
+def _write_frames(path, codes, times, qualities, probabilities, distance, decisions, readings=None) -> None:
+    """frames.csv: per sample its time, distance (and its source), quality and probabilities, and the classes
+    that fire at that sample (unsmoothed) by tier: `confident` and `review`; `readings` (the counter's raw
+    numbers, NaN: none) add a column counter_m."""
     header = ["sample", "time_s", "distance_m", "distance_source", *(["counter_m"] if readings is not None else []),
-              "flagged", *quality.FLAGS, "luma_mean", "luma_std", "blur_effect", *codes]
+              "flagged", *quality.FLAGS, "luma_mean", "luma_std", "blur_effect", *codes, "confident", "review"]
     raw = ([[_fmt(None if math.isnan(r) else r, 3)] for r in readings] if readings is not None
            else [[]] * len(times))
+    tiers = (decisions.tiers(probabilities) if len(probabilities)
+             else np.zeros((0, len(codes)), dtype=object))
+    pick = lambda row, name: " ".join(c for c, tier in zip(codes, row) if tier == name)  # noqa: E731
     rows = ([i, _fmt(t), _fmt(distance.at(t) if distance is not None else None, 3),
              distance.source_at(t) if distance is not None else "", *counter, int(q.flagged),
              *(int(getattr(q, f)) for f in quality.FLAGS), _fmt(q.luma_mean, 2), _fmt(q.luma_std, 2),
-             _fmt(q.blur_effect, 4), *(_fmt(p) for p in row)]
-            for i, (t, q, row, counter) in enumerate(zip(times, qualities, probabilities, raw)))
+             _fmt(q.blur_effect, 4), *(_fmt(p) for p in row), pick(tier, "confident"), pick(tier, "review")]
+            for i, (t, q, row, counter, tier) in enumerate(zip(times, qualities, probabilities, raw, tiers)))
     fileio.write_text(path, _csv_text(header, rows))
 
 
 def _write_events(folder, source, status, codes, decisions, found, settings) -> None:
     header = ["event", "class", "kind", "start_s", "end_s", "duration_s", "start_m", "end_m", "start_m_source",
-              "end_m_source", "peak_probability", "peak_s", "samples", "thumbnail"]
+              "end_m_source", "peak_probability", "peak_s", "samples", "thumbnail", "tier"]
     rows = ([n + 1, e.code, e.kind, _fmt(e.start_s, 3), _fmt(e.end_s, 3), _fmt(e.duration_s, 3),
              _fmt(e.start_m, 3), _fmt(e.end_m, 3), e.start_m_source, e.end_m_source, _fmt(e.peak_probability),
-             _fmt(e.peak_s, 3), e.samples,
-             "thumbnails/" + e.thumbnail] for n, e in enumerate(found))
+             _fmt(e.peak_s, 3), e.samples, "thumbnails/" + e.thumbnail, e.tier] for n, e in enumerate(found))
     fileio.write_text(os.path.join(folder, EVENTS_CSV), _csv_text(header, rows))
     fileio.write_json(os.path.join(folder, EVENTS_JSON), {
         "video": source.name, "source": source.shown, "status": status.state, "message": status.message,
         "duration_s": status.duration_s, "classes": list(codes),
         "thresholds": dict(zip(codes, np.asarray(decisions.threshold, dtype=float).tolist())),
+        # null: never confident; absent with one tier (no calibration, or one older than the tiers)
+        "confident_thresholds": ({c: (float(t) if np.isfinite(t) else None) for c, t in zip(codes, decisions.confident)}
+                                 if decisions.tiered else None),
+        "tiers": decisions.tier_note,
         "settings": settings, "events": [dict(e.as_dict(), thumbnail="thumbnails/" + e.thumbnail) for e in found],
     })
 

@@ -51,14 +51,19 @@ def read_sidecar(path: str) -> dict:
 
 
 def decisions_from_sidecar(side: dict) -> Decisions:
-    """The baked decision rule: per-class scale, shift and threshold, with its source."""
+    """The baked decision rule: per-class scale, shift, threshold and (a sidecar with tiers) the confident
+    threshold, with its source; a sidecar older than the tiers gives one tier."""
     classes = side["classes"]
     codes = tuple(c["code"] for c in classes)
     source = side.get("decisions", {}).get("source", UNCALIBRATED)
     if source == UNCALIBRATED:
         return Decisions.uncalibrated(codes)
     column = lambda key: np.asarray([float(c[key]) for c in classes])
-    return Decisions(codes, column("scale"), column("shift"), column("threshold"), source)
+    confident = None
+    if classes and all("confident_threshold" in c for c in classes):
+        confident = np.asarray([np.inf if c["confident_threshold"] is None else float(c["confident_threshold"])
+                                for c in classes])
+    return Decisions(codes, column("scale"), column("shift"), column("threshold"), source, confident)
 
 
 def _check_graph(path: str, session, side: dict) -> None:

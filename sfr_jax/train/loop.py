@@ -25,7 +25,7 @@ from sfr_jax.eval.evaluator import Evaluator, flat_metrics
 from sfr_jax.fileio import write_text
 from sfr_jax.infer import model as model_lib
 from sfr_jax.train import logging as run_log
-from sfr_jax.train import optim, steps
+from sfr_jax.train import finetune, optim, steps
 from sfr_jax.train.run import Run, checkpoint_meta, checkpoint_tree, checkpoints, input_readers, restore_into, setup, \
     split_dir
 from sfr_jax.workdir import Workdir
@@ -147,7 +147,8 @@ def train(config, workdir: str, *, spe: int | None = None, batches=None) -> Resu
     logs.setup(workdir)
     manager = checkpoints(run)
     try:
-        restore_into(run, manager=manager)
+        if restore_into(run, manager=manager) is None and config.train.init_from:
+            finetune.start_from(run, config.train.init_from)  # a fresh run that fine-tunes another's model
         if jax.process_index() == 0:
             write_text(Workdir(workdir).config_file, config_lib.to_json(config))
         _log_plan(run)
