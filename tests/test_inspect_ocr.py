@@ -90,7 +90,8 @@ def test_no_counter_falls_back_to_length_and_says_why(tmp_path):
     # without --length: no distance, and the settings say why
     frames, events, _ = _inspect(tmp_path / "bare", spec)
     assert all(r["distance_m"] == "" and r["distance_source"] == "" for r in frames)
-    assert events["settings"]["distance"].endswith("no --length to fall back on")
+    said = events["settings"]["distance"]  # "none (why)", as every video without distances says it
+    assert said.startswith("none (ocr: no counter found") and said.endswith("no --length to fall back on)")
 
 
 def test_auto_prefers_a_sidecar_beside_the_video(tmp_path):
