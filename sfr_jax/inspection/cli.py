@@ -16,6 +16,7 @@ import sys
 
 from sfr_jax import cli
 from sfr_jax.errors import InputError, MissingInput
+from sfr_jax.eval import heatmaps
 from sfr_jax.inspection import events, quality, run, sources
 from sfr_jax.convert.cli import add_checkpoint_options
 from sfr_jax.inspection.distance import parse_length
@@ -60,6 +61,12 @@ def build_parser():
     gate.add_argument("--uniform-below", type=float, default=q.uniform_below, help="luma std; negative: off")
     gate.add_argument("--blur-above", type=float, default=q.blur_above,
                       help="blur effect (0 sharp .. 1 blurred); above 1: off")
+    maps = ap.add_argument_group("where in the pipe (see sfr_jax/eval/heatmaps.py)")
+    maps.add_argument("--axis", default="0.5,0.5", metavar="X,Y",
+                      help="the pipe axis in the picture for clock positions, fractions of width and height "
+                           "(default the centre; set it when the camera is off-centre)")
+    maps.add_argument("--no-heatmaps", action="store_true",
+                      help="no key-frame heatmaps, peaks or clock positions")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     return ap
 
@@ -87,7 +94,8 @@ def options_from(args) -> run.InspectOptions:
     return run.InspectOptions(
         every_s=every, batch=args.batch, quality=quality_config, events=event_config, distance=args.distance,
         length=parse_length(args.length) if args.length else None, shard=sources.parse_shard(args.shard),
-        progress=not args.no_progress, model=model)
+        progress=not args.no_progress, model=model, heatmaps=not args.no_heatmaps,
+        axis=heatmaps.parse_axis(args.axis))
 
 
 def load_scorer(args):

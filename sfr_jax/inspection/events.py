@@ -55,6 +55,15 @@ class Event:
     start_m: float | None = None
     end_m: float | None = None
     thumbnail: str = ""  # file name under thumbnails/, set when written
+    # Where in the picture (the key frame's heatmap, when the scorer gives maps): the map's peak as fractions
+    # of the width and height, and the clock position around the pipe axis (from-to for a spread one).
+    peak_x: float | None = None
+    peak_y: float | None = None
+    clock: int | None = None
+    clock_from: int | None = None
+    clock_to: int | None = None
+    heatmap: str = ""  # the key frame with the class's heatmap, under thumbnails/
+    standard_codes: dict = dataclasses.field(default_factory=dict)  # {standard: code}, from the class file
 
     @property
     def duration_s(self) -> float:

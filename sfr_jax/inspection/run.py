@@ -3,7 +3,7 @@
 Per input, under OUT/<name>/:
     frames.csv    one row per sample: time, distance, quality measures and flags, probability per class
     events.csv    one row per event (events.py), events.json the same with the settings
-    thumbnails/   the key frame of each event, JPEG
+    thumbnails/   the key frame of each event, JPEG, and the same with the class's heatmap (*_map.jpg)
     report.html   the self-contained page (report.py)
     record.json   written last: status, counts, and what the results depend on (the input's size and
                   modification time, a digest of model, classes, thresholds and settings)
@@ -28,11 +28,13 @@ import time
 import urllib.parse
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from sfr_jax import fileio
 from sfr_jax.data import images
 from sfr_jax.errors import InputError
+from sfr_jax.eval import heatmaps
 from sfr_jax.inspection import events as ev
 from sfr_jax.inspection import quality, report, thumbs, video
 from sfr_jax.inspection.distance import DistanceTable, LinearLength
@@ -62,6 +64,8 @@ class InspectOptions:
     model: str = ""  # names the model (and class file) in the resume digest
     prefetch: int = 64  # samples decoded ahead of the model
     prepare_workers: int = PREPARE_WORKERS  # threads resizing, gating and thumbnailing decoded frames
+    heatmaps: bool = True  # key frames' heatmaps, peaks and clock positions, when the scorer gives maps
+    axis: tuple = (0.5, 0.5)  # the pipe axis in the picture (fractions), for clock positions
 
 
 @dataclasses.dataclass
@@ -123,6 +127,7 @@ def _digest(scorer, options: InspectOptions) -> str:
         "every_s": options.every_s, "quality": dataclasses.asdict(options.quality),
         "events": dataclasses.asdict(options.events), "length": options.length,
         "distance": _path_stamp(options.distance) if options.distance else None,
+        "heatmaps": _wants_maps(scorer, options), "axis": list(options.axis),
     }
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -170,13 +175,23 @@ def _distance_sources(share: list, options: InspectOptions) -> dict:
     return {source.name: table for source in share}
 
 
-def _score(scorer, pending: list, batch: int) -> np.ndarray:
-    """Logits [n, c] of n images, padded with black images to the batch size (one compiled shape)."""
+def _wants_maps(scorer, options: InspectOptions) -> bool:
+    return bool(options.heatmaps and getattr(scorer, "has_maps", False))
+
+
+def _score(scorer, pending: list, batch: int, maps: list | None = None) -> np.ndarray:
+    """Logits [n, c] of n images, padded with black images to the batch size (one compiled shape); with a
+    `maps` list, their heatmaps [n, c, g, g] (float16: a long video keeps them all) are appended to it."""
     x = np.stack(pending)
     n = len(x)
     if n < batch:
         x = np.concatenate([x, np.zeros((batch - n,) + x.shape[1:], np.uint8)])
-    logits = np.asarray(scorer.logits(x), dtype=np.float32)
+    if maps is None:
+        logits = np.asarray(scorer.logits(x), dtype=np.float32)
+    else:
+        logits, got = scorer.logits_and_maps(x)
+        maps.append(np.asarray(got[:n], np.float16))
+        logits = np.asarray(logits, dtype=np.float32)
     if logits.shape != (len(x), len(scorer.codes)):
         raise RuntimeError(f"the scorer returned logits of shape {logits.shape} for {len(x)} images and "
                            f"{len(scorer.codes)} classes")
@@ -200,7 +215,7 @@ class _Collected:
     """Per-sample results of one input, in sample order."""
 
     def __init__(self):
-        self.times, self.qualities, self.logits = [], [], []
+        self.times, self.qualities, self.logits, self.maps = [], [], [], []
 
 
 def _decode_and_score(scorer, source, options, spool, batch) -> tuple:
@@ -213,6 +228,7 @@ def _decode_and_score(scorer, source, options, spool, batch) -> tuple:
                 quality.assess(sample.frame, options.quality), thumbs.thumbnail_jpeg(sample.frame))
 
     got, pending = _Collected(), []
+    maps = got.maps if _wants_maps(scorer, options) else None
     with _progress(source, options) as bar:
         for index, time_s, pixels, measured, jpeg in video.ahead(reader, options.prefetch, prepare,
                                                                       options.prepare_workers):
@@ -224,11 +240,11 @@ def _decode_and_score(scorer, source, options, spool, batch) -> tuple:
             got.qualities.append(measured)
             pending.append(pixels)
             if len(pending) == batch:
-                got.logits.append(_score(scorer, pending, batch))
+                got.logits.append(_score(scorer, pending, batch, maps))
                 pending = []
             bar.update()
         if pending:
-            got.logits.append(_score(scorer, pending, batch))
+            got.logits.append(_score(scorer, pending, batch, maps))
     return reader, got
 
 
@@ -249,12 +265,20 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
             distance = LinearLength(*options.length, status.duration_s) if options.length else table
             found = ev.find_events(times, probabilities, np.asarray(scorer.decisions.threshold), codes,
                                    ~flagged, options.events, distance)
-            key_frames = {}
+            maps = np.concatenate(got.maps) if got.maps else None
+            key_frames, key_maps = {}, {}
+            standards = getattr(scorer, "standards", None) or {}
             for number, event in enumerate(found):
+                event.standard_codes = dict(standards.get(event.code) or {})
                 event.thumbnail = f"{number + 1:03d}_{event.code}_{event.peak_s:.1f}s.jpg"
                 key_frames[number] = spool.get(event.peak_sample)
                 with fileio.atomic_write(os.path.join(tmp, "thumbnails", event.thumbnail), "wb") as handle:
                     handle.write(key_frames[number])
+                if maps is not None:
+                    key_maps[number] = _locate(event, maps[event.peak_sample, codes.index(event.code)],
+                                               key_frames[number], options.axis)
+                    with fileio.atomic_write(os.path.join(tmp, "thumbnails", event.heatmap), "wb") as handle:
+                        handle.write(key_maps[number])
         flag_counts = {name: int(sum(getattr(q, name) for q in got.qualities)) for name in quality.FLAGS}
         settings = _settings(scorer, options, distance)
         _write_frames(os.path.join(tmp, FRAMES), codes, times, got.qualities, probabilities, distance)
@@ -263,7 +287,7 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
             source.name, source.path, status.state, status.message, status.duration_s or 0.0, codes,
             np.asarray(scorer.decisions.threshold), times, probabilities,
             ev.smoothed_probabilities(probabilities, ~flagged, options.events), flagged, flag_counts, found,
-            key_frames, settings, _video_src(source, final))
+            key_frames, settings, _video_src(source, final), key_maps)
         fileio.write_text(os.path.join(tmp, REPORT), report.render(data))
         counts = {code: sum(e.code == code for e in found) for code in codes}
         record = {
@@ -275,6 +299,20 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
         }
         fileio.write_json(os.path.join(tmp, RECORD), record)  # last: its presence means "finished"
     return record
+
+
+def _locate(event: ev.Event, heat: np.ndarray, key_frame_jpeg: bytes, axis) -> bytes:
+    """Set the event's peak and clock position from its key frame's heatmap; the key frame's JPEG with the
+    map laid over it (the map covers the whole frame: the model sees the frame resized to a square)."""
+    heat = np.asarray(heat, np.float32)
+    top = heatmaps.peak(heat)
+    event.peak_x, event.peak_y = round(top["x"], 4), round(top["y"], 4)
+    position = heatmaps.clock_position(heat, axis)
+    if position:
+        event.clock, event.clock_from, event.clock_to = position["hour"], position["from"], position["to"]
+    event.heatmap = event.thumbnail[:-len(".jpg")] + "_map.jpg"
+    frame = np.asarray(Image.open(io.BytesIO(key_frame_jpeg)).convert("RGB"))
+    return heatmaps.jpeg_bytes(heatmaps.overlay(frame, heat))
 
 
 def _settings(scorer, options: InspectOptions, distance) -> dict:
@@ -290,6 +328,9 @@ def _settings(scorer, options: InspectOptions, distance) -> dict:
         "quality gate": ", ".join(g for g in gates if g) or "off",
         "distance": distance.source if distance is not None else "none",
         "model": options.model or "(not named)",
+        "heatmaps": (f"key frames' MEF patch affinities; clock positions around the axis at "
+                     f"{options.axis[0]:g},{options.axis[1]:g} of the width, height") if _wants_maps(scorer, options)
+        else "off",
     }
 
 
@@ -310,6 +351,10 @@ def _csv_text(header: list, rows) -> str:
     return buffer.getvalue()
 
 
+def _opt(value) -> str:
+    return "" if value is None else str(value)
+
+
 def _fmt(value, digits: int = 6) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -325,17 +370,23 @@ def _write_frames(path, codes, times, qualities, probabilities, distance) -> Non
 
 
 def _write_events(folder, source, status, codes, decisions, found, settings) -> None:
+    named = list(dict.fromkeys(s for e in found for s in e.standard_codes))  # standards, first seen first
     header = ["event", "class", "kind", "start_s", "end_s", "duration_s", "start_m", "end_m",
-              "peak_probability", "peak_s", "samples", "thumbnail"]
+              "peak_probability", "peak_s", "samples", "thumbnail", "clock", "clock_from", "clock_to", "peak_x",
+              "peak_y", "heatmap", *(f"code_{s}" for s in named)]
     rows = ([n + 1, e.code, e.kind, _fmt(e.start_s, 3), _fmt(e.end_s, 3), _fmt(e.duration_s, 3),
              _fmt(e.start_m, 3), _fmt(e.end_m, 3), _fmt(e.peak_probability), _fmt(e.peak_s, 3), e.samples,
-             "thumbnails/" + e.thumbnail] for n, e in enumerate(found))
+             "thumbnails/" + e.thumbnail, _opt(e.clock), _opt(e.clock_from), _opt(e.clock_to),
+             _fmt(e.peak_x, 4), _fmt(e.peak_y, 4), "thumbnails/" + e.heatmap if e.heatmap else "",
+             *(e.standard_codes.get(s, "") for s in named)]
+            for n, e in enumerate(found))
     fileio.write_text(os.path.join(folder, EVENTS_CSV), _csv_text(header, rows))
     fileio.write_json(os.path.join(folder, EVENTS_JSON), {
         "video": source.name, "source": source.path, "status": status.state, "message": status.message,
         "duration_s": status.duration_s, "classes": list(codes),
         "thresholds": dict(zip(codes, np.asarray(decisions.threshold, dtype=float).tolist())),
-        "settings": settings, "events": [dict(e.as_dict(), thumbnail="thumbnails/" + e.thumbnail) for e in found],
+        "settings": settings, "events": [dict(e.as_dict(), thumbnail="thumbnails/" + e.thumbnail,
+                        heatmap="thumbnails/" + e.heatmap if e.heatmap else None) for e in found],
     })
 
 
