@@ -54,3 +54,12 @@ def test_video_frames_return_their_regions_at_any_size():
     plain = []
     np.testing.assert_array_equal(sv.render_frame(spec, 3, planted=plain), sv.render_frame(spec, 3))
     assert [r.code for r in plain] == ["AF"]
+
+
+def test_a_ring_round_the_pipe_spans_the_whole_clock():
+    planted = []
+    _render({"FS": 1}, planted)  # the displaced joint: a ring round the pipe
+    assert planted[0].span_deg > 300
+    planted = []
+    _render({"PB": 1}, planted)  # one connection on a side wall
+    assert planted[0].span_deg < 90

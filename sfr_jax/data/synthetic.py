@@ -225,7 +225,8 @@ def _draw_defect(code, rng, draw: ImageDraw.ImageDraw, scene: _Scene, joints, un
 class Region:
     """Where one defect was drawn. mask: [H, W] bool at the drawing size, the pixels its motif changed;
     box (x0, y0, x1, y1) and axis (x, y) as fractions of the picture (they hold after any resize); the clock
-    position (1-12) of the changed pixels around the axis and the clockwise from-to span of hours they cover."""
+    position (1-12) of the changed pixels around the axis, the clockwise from-to hours of the smallest arc
+    holding them all and that arc in degrees (about 360 for a ring round the pipe: then from and to meet)."""
 
     code: str
     mask: np.ndarray
@@ -235,6 +236,7 @@ class Region:
     clock: int | None
     clock_from: int | None
     clock_to: int | None
+    span_deg: float | None = None
 
     def covers(self, x0: float, y0: float, x1: float, y1: float) -> bool:
         """Whether any drawn pixel lies in the box (fractions of the picture), e.g. a heatmap's patch cell."""
@@ -255,7 +257,8 @@ def _region(code: str, before: np.ndarray, after: np.ndarray, scene: _Scene) -> 
     a = clock.angles(xs + 0.5, ys + 0.5, (scene.cx, scene.cy))
     start, end = clock.covered_arc(a)
     mean = clock.circular_mean(a)
-    return Region(code, mask, box, axis, round(mean, 2), clock.hour(mean), clock.hour(start), clock.hour(end))
+    return Region(code, mask, box, axis, round(mean, 2), clock.hour(mean), clock.hour(start), clock.hour(end),
+                  round((end - start) % 360.0, 2))
 
 
 def _ellipse_box(scene, d):
