@@ -154,3 +154,13 @@ def test_clock_convention():
     assert clock.hour(float(clock.angles([0.0], [1.0], (0.0, 0.0))[0])) == 6  # below (y grows downward)
     assert clock.covered_arc([350, 10, 20]) == (350.0, 20.0)
     assert clock.hour_distance(11, 1) == 2 and clock.hour_distance(12, 6) == 6
+
+
+def test_clock_hour_stays_inside_its_span_when_mass_lies_elsewhere_too():
+    g = 8
+    heat = np.full((g, g), 1.0 / g ** 2)
+    heat[3:5, 7] += 0.2  # the defect at 3 o'clock
+    heat[0, 0] += 0.12  # and lesser mass at 10-11 o'clock (e.g. the camera's overlay in a corner)
+    heat[0, 1] += 0.12  # the mean direction of all the mass would be 2 o'clock
+    pos = heatmaps.clock_position(heat / heat.sum())
+    assert (pos["hour"], pos["from"], pos["to"]) == (3, 3, 3)

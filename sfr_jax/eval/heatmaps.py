@@ -36,8 +36,9 @@ def peak(heat: np.ndarray) -> dict:
 
 def clock_position(heat: np.ndarray, axis=(0.5, 0.5), keep: float = 0.5) -> dict:
     """The map's clock position around `axis` (x, y fractions): from the mass above uniform of the patches
-    away from the axis, {'hour', 'from', 'to', 'angle_deg'}; from == to for a localised defect, a clockwise
-    span for an extended one (hour sectors holding >= keep x the heaviest's mass). None if the map is flat."""
+    away from the axis, {'hour', 'from', 'to', 'angle_deg'}: the clockwise run of hour sectors around the
+    heaviest holding >= keep x its mass (from == to for a localised defect) and the mean direction of the mass
+    in that run. None if the map is flat."""
     heat = np.asarray(heat, np.float64)
     g = heat.shape[0]
     xs, ys = patch_centres(g)
@@ -47,8 +48,12 @@ def clock_position(heat: np.ndarray, axis=(0.5, 0.5), keep: float = 0.5) -> dict
     if not w.sum() > 0:
         return None
     a = clock.angles(xs.ravel(), ys.ravel(), axis)
-    mean = clock.circular_mean(a, w)
     lo, hi = clock.sector_span(a, w, keep)
+    # the hour is the mean direction of the mass inside the span only, so it always lies within from-to
+    # (mass elsewhere, e.g. on the camera's overlay, must not pull it out of the span)
+    hours = np.asarray([clock.hour(v) for v in a])
+    inside = ((hours - lo) % 12) <= ((hi - lo) % 12)
+    mean = clock.circular_mean(a[inside], w[inside])
     return {"hour": clock.hour(mean), "from": lo, "to": hi, "angle_deg": round(mean, 1)}
 
 
