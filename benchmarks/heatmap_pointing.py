@@ -9,7 +9,9 @@ CLIP (adapters' `up` at zero make the adapted CLIP the frozen one, SPEC §2), wh
 CLIP's map. Every planted defect of every test frame is one trial, for its class's map, whether or not the
 class fires:
 - pointing game: a hit when the map's maximum patch (a 1/g x 1/g cell) holds a pixel the renderer drew for
-  that defect; the centre-prior baseline points at the cell of the same size centred in the picture;
+  that defect; the centre-prior baseline points at the cell of the same size centred in the picture; a
+  uniformly random patch hits with the fraction of the g x g cells the defect touches (point_random: its
+  expected rate);
 - clock position (sfr_jax.eval.heatmaps.clock_position, axis = picture centre as `--axis` defaults, and the
   scene's true axis): a hit within +-1 hour of the drawn pixels' clock position, on defects the renderer drew
   within a span of at most MAX_SPAN_H hours (ring-shaped or whole-pipe defects have no one clock position);
@@ -93,6 +95,8 @@ def trial_rows(demo: str, seed: int, draw: int, limit: int | None, batch: int) -
                     row[f"point_{label}"] = region.covers(top["col"] / g, top["row"] / g, (top["col"] + 1) / g,
                                                           (top["row"] + 1) / g)
                 row["point_centre"] = region.covers(0.5 - 0.5 / g, 0.5 - 0.5 / g, 0.5 + 0.5 / g, 0.5 + 0.5 / g)
+                row["point_random"] = float(np.mean([region.covers(c / g, r / g, (c + 1) / g, (r + 1) / g)
+                                                     for r in range(g) for c in range(g)]))  # expected hit rate
                 row["clock_truth"], row["clock_span_deg"] = region.clock, region.span_deg
                 if region.span_deg <= 30 * MAX_SPAN_H:
                     for label, heat in (("sfr", maps[k, j]), ("plain", plain_maps[k, j])):
@@ -105,7 +109,7 @@ def trial_rows(demo: str, seed: int, draw: int, limit: int | None, batch: int) -
 
 
 def rates(rows: list, key: str) -> tuple:
-    values = [bool(r[key]) for r in rows if key in r]
+    values = [float(r[key]) for r in rows if key in r]
     return (100.0 * np.mean(values) if values else float("nan")), len(values)
 
 
@@ -142,7 +146,7 @@ def main(argv=None) -> int:
         print(f"{demo}: {len(got)} planted defects on {len({r['frame'] for r in got})} test frames", file=sys.stderr)
         rows += got
     print("Pointing game (% of planted defects whose class map peaks on the defect):\n")
-    print(table(rows, ["point_sfr", "point_plain", "point_centre"], "class"))
+    print(table(rows, ["point_sfr", "point_plain", "point_centre", "point_random"], "class"))
     print(f"\nClock position within +-1 hour (% of defects drawn within <= {MAX_SPAN_H} hours; chance "
           f"{100 * CHANCE_CLOCK:.0f} %):\n")
     print(table(rows, ["clock_sfr_centre", "clock_plain_centre", "clock_sfr_true_axis", "clock_plain_true_axis"],
