@@ -108,3 +108,16 @@ def test_without_maps_the_fields_stay_empty(video, tmp_path, how):
     events = json.load(open(folder / "events.json"))["events"]
     assert events and all(e["clock"] is None and e["heatmap"] is None for e in events)
     assert 'id="show-maps"' not in (folder / "report.html").read_text()
+
+
+def test_edited_standard_codes_make_a_finished_video_be_done_again(video, tmp_path):
+    inputs, _ = sources.expand([video])
+    times = [i / SPEC.fps for i in range(SPEC.num_frames)]
+    options = run.InspectOptions(every_s=None, progress=False, batch=4)
+    assert run.inspect_videos(MapScorer(times), inputs, str(tmp_path), options).done == ["seg"]
+    assert run.inspect_videos(MapScorer(times), inputs, str(tmp_path), options).skipped == ["seg"]
+    edited = MapScorer(times)
+    edited.standards = {"RB": {"en13508": "BAC"}, "FO": {}}
+    assert run.inspect_videos(edited, inputs, str(tmp_path), options).done == ["seg"]
+    events = json.load(open(tmp_path / "seg" / "events.json"))["events"]
+    assert [e["standard_codes"] for e in events if e["class"] == "RB"] == [{"en13508": "BAC"}]

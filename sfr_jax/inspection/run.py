@@ -128,6 +128,7 @@ def _digest(scorer, options: InspectOptions) -> str:
         "events": dataclasses.asdict(options.events), "length": options.length,
         "distance": _path_stamp(options.distance) if options.distance else None,
         "heatmaps": _wants_maps(scorer, options), "axis": list(options.axis),
+        "standards": getattr(scorer, "standards", None) or {},  # a class file's codes edited: redo
     }
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
