@@ -63,3 +63,27 @@ def test_a_ring_round_the_pipe_spans_the_whole_clock():
     planted = []
     _render({"PB": 1}, planted)  # one connection on a side wall
     assert planted[0].span_deg < 90
+
+
+def test_a_map_that_covers_the_planted_region_gets_its_clock_hour_within_one():
+    # the two halves of a clock reading agree: the renderer's truth (drawn pixels) and heatmaps.clock_position
+    # (patch mass) use one convention, so a perfect map of a local defect reads the drawn hour within +-1
+    from sfr_jax.eval import heatmaps
+
+    g, hits, trials = 8, 0, 0
+    for seed in range(12):
+        for code in ("PB", "GR", "OS", "OK", "BE", "AF"):
+            planted = []
+            synthetic.render(np.random.default_rng([seed, 0]), {code: 1}, 96, "cctv", 10,
+                             defect_rng=np.random.default_rng([seed, 1]), planted=planted)
+            region = planted[0]
+            if region.box is None or region.span_deg > 90:
+                continue
+            h, w = region.mask.shape
+            cells = np.array([[region.mask[r * h // g:(r + 1) * h // g, c * w // g:(c + 1) * w // g].mean()
+                               for c in range(g)] for r in range(g)])
+            heat = 0.5 * cells / cells.sum() + 0.5 / g ** 2  # the region's mass over a uniform floor
+            position = heatmaps.clock_position(heat, region.axis)
+            trials += 1
+            hits += clock.hour_distance(position["hour"], region.clock) <= 1
+    assert trials >= 40 and hits >= 0.95 * trials, (hits, trials)
