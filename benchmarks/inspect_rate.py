@@ -19,6 +19,8 @@ thumbnails and outputs overlapped with the model); the ratio is inspect's frames
 With --distance ocr, the prep line `prep+ocr` adds the counter's reading (inspection/ocr.py) to the per-sample
 work, and inspect runs alternately without and with `--distance ocr` (--repeats times each, in one process,
 so both see the same machine): frames/s and CPU-seconds per frame of each, and the ratio of their rates.
+Heatmaps: `maps step` = the scorer's logits_and_maps alone on the same frames, and inspect is timed with its
+key-frame heatmaps on (the default) and off (--no-heatmaps), alternating, best of --repeats each.
 (Not named inspect.py:
 a script's folder comes first on sys.path, and numpy's `import inspect` would load it in place of the
 standard library's, breaking every script here.)
@@ -129,38 +131,40 @@ def model_rates(source, args, tmp):
     scorer = JaxScorer(loaded, classes.ids("gzsl"), args.batch)
     frames = np.stack([images.from_array(s.frame, 224) for s in video.Reader(source, None)])
     scorer.logits(frames[:args.batch])  # compile
-    started = time.perf_counter()
-    scorer.logits(frames)
-    step_rate = len(frames) / (time.perf_counter() - started)
+    scorer.logits_and_maps(frames[:args.batch])
+    best = {"eval step": None, "maps step": None, "inspect": None, "inspect, no heatmaps": None}
     inputs, _ = sources.expand([source.path])
-    modes = [None, "ocr"] if args.distance == "ocr" else [None]
     if args.distance == "ocr":
         from sfr_jax.inspection import ocr
 
         ocr.engine()  # models loaded before the clock starts
-    took = {mode: [] for mode in modes}
-    for repeat in range(args.repeats if len(modes) > 1 else 1):
-        for mode in modes:  # alternately, so that both see the same load on a shared machine
-            wall, cpu = time.perf_counter(), time.process_time()
-            summary = run.inspect_videos(scorer, inputs, os.path.join(tmp, f"out-{mode}-{repeat}"),
-                                         run.InspectOptions(every_s=None, batch=args.batch, progress=False,
-                                                            distance=mode))
-            took[mode].append((time.perf_counter() - wall, time.process_time() - cpu))
-            assert not summary.failed, summary
-    print(f"eval step    {len(frames):5d} frames   {step_rate:8.2f} frames/s (ViT-B/16 SFR-Net, batch {args.batch}, "
-          f"frames in memory)")
-    rates = {}
-    for mode, runs in took.items():
-        wall = sum(w for w, _ in runs)
-        cpu = sum(c for _, c in runs)
-        rates[mode] = len(frames) * len(runs) / wall
-        label = "inspect" if mode is None else "inspect+ocr"
-        print(f"{label:<12} {len(frames):5d} frames   {rates[mode]:8.2f} frames/s (decode + gate + model + events + "
-              f"report, {len(runs)} run(s): {', '.join(f'{w:.1f}' for w, _ in runs)} s), "
-              f"{cpu / len(runs) / len(frames) * 1000:.0f} cpu-ms/frame")
-    print(f"inspect / eval step: {rates[None] / step_rate:.3f}")
-    if "ocr" in rates:
-        print(f"inspect --distance ocr / inspect: {rates['ocr'] / rates[None]:.3f}")
+        best["inspect+ocr"] = None
+    cpu_of = dict.fromkeys(best)
+    for round_ in range(args.repeats):  # alternating, so a change of machine load hits all alike
+        for number, name in enumerate(best):
+            started, cpu = time.perf_counter(), time.process_time()
+            if name == "eval step":
+                scorer.logits(frames)
+            elif name == "maps step":
+                scorer.logits_and_maps(frames)
+            else:
+                options = run.InspectOptions(every_s=None, batch=args.batch, progress=False,
+                                             heatmaps=name != "inspect, no heatmaps",
+                                             distance="ocr" if name == "inspect+ocr" else None)
+                summary = run.inspect_videos(scorer, inputs, os.path.join(tmp, f"out{round_}-{number}"), options)
+                assert not summary.failed, summary
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+            if best[name] is None or wall < best[name]:
+                best[name], cpu_of[name] = wall, cpu
+    rate = {name: len(frames) / wall for name, wall in best.items()}
+    for name, r in rate.items():
+        print(f"{name:20s} {len(frames):5d} frames   {r:8.2f} frames/s, {cpu_of[name] / len(frames) * 1000:.0f} "
+              f"cpu-ms/frame (ViT-B/16 SFR-Net, batch {args.batch})")
+    print(f"inspect / eval step: {rate['inspect'] / rate['eval step']:.3f}; maps step / eval step: "
+          f"{rate['maps step'] / rate['eval step']:.3f}; inspect with / without heatmaps: "
+          f"{rate['inspect'] / rate['inspect, no heatmaps']:.3f}"
+          + (f"; inspect --distance ocr / inspect: {rate['inspect+ocr'] / rate['inspect']:.3f}" if "inspect+ocr" in rate
+             else ""))
 
 
 if __name__ == "__main__":

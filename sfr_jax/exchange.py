@@ -41,6 +41,8 @@ def export_main(argv) -> int:
                                                      "of the model's own (re-encoded, GR graph rebuilt)")
     ap.add_argument("--mode", choices=MODES, default="gzsl",
                     help="with --format onnx: which of the classes to bake (seen, unseen or all)")
+    ap.add_argument("--heatmaps", action="store_true",
+                    help="with --format onnx: a third output `maps` [batch, c, g, g], MEF's patch affinities")
     cli.add_checkpoint_options(ap)
     cli.add_overwrite(ap)
     args = ap.parse_args(argv)
@@ -84,7 +86,7 @@ def export_onnx(args, source) -> int:
     loaded = _load_for_export(args, source)
     path, meta = onnx_export.export_onnx(loaded, args.to, classes=args.classes, mode=args.mode,
                                          calibration=loaded.calibration, overwrite=args.overwrite,
-                                         provenance=loaded.provenance)
+                                         provenance=loaded.provenance, maps=args.heatmaps)
     with open(meta, encoding="utf-8") as handle:
         side = json.load(handle)
     print(f"wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB, opset {side['opset']}, {len(side['classes'])} "

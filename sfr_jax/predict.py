@@ -2,7 +2,7 @@
 
     sfr-jax predict --workdir DIR [--step N | --best] IMAGES... [--classes my_classes.yaml]
                     [--mode train|zsl|gzsl] [--top-k K] [--format table|csv|json] [--out FILE]
-    sfr-jax predict --checkpoint FILE.pth|EXPORT_DIR IMAGES... [...]
+    sfr-jax predict --checkpoint FILE.pth|EXPORT_DIR IMAGES... [...] [--heatmaps DIR [--heatmaps-all]]
 
 IMAGES are files, folders (their images, recursively) or globs; every image goes through the one image
 loader (sfr_jax.data.images). A folder's file is an image when PIL takes it for one (images.is_image_file:
@@ -12,7 +12,9 @@ classes' descriptions are encoded, GR's adjacency is rebuilt from their phrases 
 and every class is scored zero-shot (the calibration's unseen-class rule gives their thresholds). Every format
 carries per image the probability of each class, the classes that fire and `normal` (none fires); JSON also
 the raw logits. Probabilities and thresholds come from the model's calibration (`sfr-jax calibrate`), else
-sigmoid(logit) and 0.5, which is said once.
+sigmoid(logit) and 0.5, which is said once. --heatmaps DIR writes per image an overlay PNG of where the model
+looked (MEF's patch affinities, sfr_jax.eval.heatmaps) for each class that fires (--heatmaps-all: every class),
+and DIR/heatmaps.json with each map's peak and clock position (--axis X,Y: the pipe axis, default the centre).
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ import numpy as np
 from sfr_jax import cli
 from sfr_jax.data import images as images_lib
 from sfr_jax.errors import InputError, MissingInput
-from sfr_jax.fileio import write_text
+from sfr_jax.eval import heatmaps as heatmaps_lib
+from sfr_jax.fileio import atomic_directory, atomic_write, write_json, write_text
 from sfr_jax.serve.backends import open_scorer
 from sfr_jax.text.classes import MODES, check_class_file
 
@@ -78,13 +81,20 @@ def collect_images(patterns) -> tuple[list, list]:
     return paths, problems
 
 
-def score(scorer, paths: list):
-    """(logits [N, c], readable paths, [(path, error)]) over image paths, read and scored in batches."""
+def score(scorer, paths: list, on_maps=None):
+    """(logits [N, c], readable paths, [(path, error)]) over image paths, read and scored in batches. With
+    on_maps, the batches are scored with their heatmaps and on_maps(paths, images, logits, maps) sees each."""
     logits, ok, failed, pending = [], [], [], []
 
     def flush():
         if pending:
-            logits.append(scorer.logits(np.stack([image for _, image in pending])))
+            batch = np.stack([image for _, image in pending])
+            if on_maps is None:
+                logits.append(scorer.logits(batch))
+            else:
+                got, maps = scorer.logits_and_maps(batch)
+                on_maps([path for path, _ in pending], batch, got, maps)
+                logits.append(got)
             ok.extend(path for path, _ in pending)
             pending.clear()
 
@@ -100,6 +110,52 @@ def score(scorer, paths: list):
     out = np.concatenate(logits) if logits else np.zeros((0, len(scorer.codes)), np.float32)
     return out.astype(np.float32), ok, failed
 
+
+
+class HeatmapWriter:
+    """on_maps for `score`: per image an overlay PNG per class that fires (or every class), and a record of
+    each map's peak and clock position, written as DIR/heatmaps.json by `finish`."""
+
+    def __init__(self, folder: str, codes, decisions, every_class: bool, axis=(0.5, 0.5), scale_to: int = 224):
+        self.folder, self.codes, self.decisions = folder, tuple(codes), decisions
+        self.every_class, self.axis, self.scale_to = every_class, tuple(axis), scale_to
+        self.items, self._stems = [], set()
+
+    def _stem(self, path: str) -> str:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name, n = stem, 1
+        while name in self._stems:  # same file name in two folders
+            n += 1
+            name = f"{stem}_{n}"
+        self._stems.add(name)
+        return name
+
+    def __call__(self, paths, images, logits, maps) -> None:
+        fired = self.decisions.apply(logits)["fired"]
+        for i, path in enumerate(paths):
+            stem = self._stem(path)
+            picture = images[i]
+            if picture.shape[0] < self.scale_to:  # small models' inputs: enlarge so the map is visible
+                picture = images_lib.from_array(picture, self.scale_to)
+            item = {"path": path, "maps": []}
+            for j, code in enumerate(self.codes):
+                if not (self.every_class or fired[i, j]):
+                    continue
+                heat = maps[i, j]
+                name = f"{stem}.{code}.png"
+                with atomic_write(os.path.join(self.folder, name), "wb") as handle:
+                    handle.write(heatmaps_lib.png_bytes(heatmaps_lib.overlay(picture, heat)))
+                position = heatmaps_lib.clock_position(heat, self.axis)
+                item["maps"].append({"code": code, "fires": bool(fired[i, j]), "file": name,
+                                     "peak": heatmaps_lib.peak(heat), "clock": position,
+                                     "clock_text": heatmaps_lib.clock_text(position)})
+            self.items.append(item)
+
+    def finish(self) -> None:
+        write_json(os.path.join(self.folder, "heatmaps.json"), {
+            "classes": list(self.codes), "axis": list(self.axis), "every_class": self.every_class,
+            "what": "MEF's per-class softmax over the image patches; overlays scaled to each map's maximum",
+            "images": self.items})
 
 
 def render(fmt: str, codes, paths, logits, top_k: int, mode: str, class_set_name: str, decisions) -> str:
@@ -182,6 +238,12 @@ def build_parser():
     ap.add_argument("--format", choices=("table", "csv", "json"), default="table")
     ap.add_argument("--out", default=None, help="write the results to this file instead of stdout")
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--heatmaps", default=None, metavar="DIR",
+                    help="write an overlay PNG of where the model looked per image and class that fires, and "
+                         "DIR/heatmaps.json (peaks, clock positions)")
+    ap.add_argument("--heatmaps-all", action="store_true", help="with --heatmaps: an overlay for every class")
+    ap.add_argument("--axis", default="0.5,0.5", metavar="X,Y",
+                    help="the pipe axis for clock positions, fractions of width and height (default the centre)")
     cli.add_checkpoint_options(ap)
     return ap
 
@@ -200,16 +262,31 @@ def main(argv) -> int:
     if args.out:  # refuse an impossible output now, not after scoring everything
         if os.path.isdir(args.out):
             raise InputError(f"--out {args.out} is a folder; give a file name")
+    if args.heatmaps_all and not args.heatmaps:
+        raise InputError("--heatmaps-all needs --heatmaps DIR")
+    if args.heatmaps and os.path.exists(args.heatmaps) and not os.path.isdir(args.heatmaps):
+        raise InputError(f"--heatmaps {args.heatmaps} is a file; give a folder")
+    axis = heatmaps_lib.parse_axis(args.axis)
     if args.classes:  # the cheap checks before the model's load
         check_class_file(args.classes)
     source = cli.model_source(args, classes=args.classes, mode=args.mode)
     scorer, class_set_name = open_scorer(source, args.batch)
+    if args.heatmaps and not getattr(scorer, "has_maps", False):
+        raise InputError(f"--heatmaps: {args.checkpoint} was exported without heatmaps; export it again with "
+                         "--heatmaps")
     if not scorer.decisions.calibrated:
         print("sfr-jax predict: note: no calibration for this model: probabilities are sigmoid(logit) and a "
               "class fires at 0.5; run `sfr-jax calibrate` for decisions you can trust", file=sys.stderr)
     if not scorer.decisions.tiered:
         print(f"sfr-jax predict: note: {scorer.decisions.tier_note}", file=sys.stderr)
-    logits, paths, failed = score(scorer, images)
+    if args.heatmaps:
+        with atomic_directory(args.heatmaps) as tmp:  # the folder appears complete or not at all
+            writer = HeatmapWriter(tmp, scorer.codes, scorer.decisions, args.heatmaps_all, axis)
+            logits, paths, failed = score(scorer, images, writer)
+            writer.finish()
+        print(f"sfr-jax predict: heatmaps of {len(paths)} image(s) -> {args.heatmaps}", file=sys.stderr)
+    else:
+        logits, paths, failed = score(scorer, images)
     for path, why in failed:
         print(f"sfr-jax predict: skipped: {why}", file=sys.stderr)
     if not paths:

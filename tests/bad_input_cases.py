@@ -63,10 +63,14 @@ CASES = [
     ("predict: --top-k -1", ["predict", "--checkpoint", "{pth}", "{png}", "--top-k", "-1"], 2, r"--top-k must be >= 0"),
     ("predict: --step with --checkpoint", ["predict", "--checkpoint", "{pth}", "{png}", "--step", "3"], 2, r"--step / --best select a step of a --workdir"),
     ("predict: onnx without sidecar", ["predict", "--checkpoint", "{onnx_no_sidecar}", "{png}"], 2, r"lonely.onnx|sidecar"),
+    ("predict: --heatmaps-all without --heatmaps", ["predict", "--checkpoint", "{pth}", "{png}", "--heatmaps-all"], 2, r"--heatmaps-all needs --heatmaps DIR"),
+    ("predict: --heatmaps onto a file", ["predict", "--checkpoint", "{pth}", "{png}", "--heatmaps", "{png}"], 2, r"--heatmaps .*frame.png is a file; give a folder"),
+    ("predict: --axis outside the picture", ["predict", "--checkpoint", "{pth}", "{png}", "--heatmaps", "{tmp}/hm", "--axis", "1.5,0.5"], 2, r"--axis '1.5,0.5': X and Y must lie in 0..1"),
     # inspect
     ("inspect: no videos", ["inspect", "--checkpoint", "{pth}", "{tmp}/novideo*.mp4", "--out", "{tmp}/ins1"], 2, r"novideo"),
     ("inspect: zero-byte video", ["inspect", "--checkpoint", "{pth}", "{empty_video}", "--out", "{tmp}/ins2", "--no-progress"], 2, r"failed 1 of 1"),
     ("inspect: bad --shard", ["inspect", "--checkpoint", "{pth}", "{empty_video}", "--out", "{tmp}/ins3", "--shard", "3/2"], 2, r"--shard"),
+    ("inspect: bad --axis", ["inspect", "--checkpoint", "{pth}", "{empty_video}", "--out", "{tmp}/ins4", "--axis", "half"], 2, r"--axis 'half': expected X,Y fractions"),
     # issue 25, inspect/predict classes
     ("inspect: --fps inf", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25a", "--fps", "inf"], 2, r"argument --fps: 'inf' is not a finite number"),
     ("inspect: --every 1e-320", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25a", "--every", "1e-320"], 2, r"argument --every: '1e-320' must be between 0.001 and 10000 s"),

@@ -136,7 +136,8 @@ def make_sidecar(model, class_set, tokenizer=None, *, layout: str, normalization
     clip_cfg["vision_config"]["image_size"] = int(clip.image_size)  # the table is exported at this grid
     mean, std = normalization
     adjacency = model.adjacency[...] if model.adjacency is not None else None
-    classes = [{"code": c.code, "phrase": c.phrase, "description": c.description, "seen": bool(c.seen)}
+    classes = [{"code": c.code, "phrase": c.phrase, "description": c.description, "seen": bool(c.seen),
+                **({"codes": dict(c.standard_codes)} if c.standard_codes else {})}  # inspection standards' codes
                for c in class_set.classes]
     tokens = np.asarray(model.class_tokens[...])
     if tokens.shape[0] != len(classes):

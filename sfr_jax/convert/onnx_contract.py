@@ -12,6 +12,7 @@ OPSET = 18
 SIDECAR_FORMAT = "sfr-jax-onnx/1"
 INPUT = "images"
 OUTPUTS = ("logits", "probabilities")
+MAPS = "maps"  # the optional third output (export --heatmaps): MEF's patch affinities [batch, c, g, g]
 META_FORMAT, META_ID, META_CODES = "sfr_jax.format", "sfr_jax.export_id", "sfr_jax.codes"
 
 

@@ -4,7 +4,9 @@ class set, which onnxruntime (or OpenVINO, TensorRT) runs without JAX, torch or 
 Graph (opset 18): input `images` uint8 [batch, S, S, 3] (RGB, NHWC, resized as sfr_jax.data.images does);
 it normalises with the run's mean/std, runs the image tower with its adapters, then MEF and GR with the classes'
 text features [c, E] and adjacency block [c, c] as constants; outputs `logits` [batch, c] and `probabilities`
-= sigmoid(scale * logit + shift) [batch, c] with the calibration baked in (plain sigmoid when there is none).
+= sigmoid(scale * logit + shift) [batch, c] with the calibration baked in (plain sigmoid when there is none);
+with maps=True (`export --heatmaps`) a third output `maps` [batch, c, g, g], MEF's per-class softmax over the
+g x g patches (the heatmaps predict and inspect draw), checked against the JAX model's like the logits.
 
 Path: our weights -> torch_model.FixedClassNet -> torch.onnx's torch.export-based exporter. Exporting from JAX
 with jax2onnx gave the same parity (benchmarks/README.md) but needs packages that pin an older orbax than ours,
@@ -30,8 +32,8 @@ from flax import nnx
 
 import sfr_jax
 from sfr_jax.convert import export
-from sfr_jax.convert.onnx_contract import (INPUT, META_CODES, META_FORMAT, META_ID, OPSET, OUTPUTS, SIDECAR_FORMAT,
-                                           read_class_file, sidecar_path)
+from sfr_jax.convert.onnx_contract import (INPUT, MAPS, META_CODES, META_FORMAT, META_ID, OPSET, OUTPUTS,
+                                           SIDECAR_FORMAT, read_class_file, sidecar_path)
 from sfr_jax.errors import InputError, OutputError
 from sfr_jax.eval.decisions import Decisions
 from sfr_jax.fileio import atomic_write
@@ -39,6 +41,7 @@ from sfr_jax.infer.model import with_classes
 from sfr_jax.text.classes import MODES, ClassSet
 
 PARITY_TOLERANCE = 1e-4  # max |logit difference| to the JAX model accepted at export (fp32)
+MAP_TOLERANCE = 1e-5  # max |heatmap difference| (softmax weights, about 1/patches each) accepted at export
 VERIFY_BATCH = 3  # not the batch the graph is traced with, so the check also exercises the dynamic batch
 TRACE_BATCH = 2  # torch.export specialises batches of 0 and 1
 
@@ -97,8 +100,9 @@ def bake(loaded, *, classes: Optional[str] = None, mode: str = "gzsl",
     return Baked(model, class_set, subset, ids, text, adjacency, decisions_for(decisions, subset.codes), mode)
 
 
-def torch_graph(loaded, baked: Baked):
-    """The torch module the graph is traced from (torch_model.FixedClassNet with our weights)."""
+def torch_graph(loaded, baked: Baked, maps: bool = False):
+    """The torch module the graph is traced from (torch_model.FixedClassNet with our weights); maps=True adds
+    the heatmaps output."""
     import torch  # lazy: only exports need it
     from sfr_jax.convert.torch_model import FixedClassNet, SFRNetTorch  # torch at its module level
 
@@ -109,11 +113,12 @@ def torch_graph(loaded, baked: Baked):
     net = SFRNetTorch(side).eval()
     net.load_state_dict({k: torch.from_numpy(np.array(v, copy=True)) for k, v in state.items()}, strict=True)
     d = baked.decisions
-    return FixedClassNet(net, baked.text_features, baked.adjacency, d.scale, d.shift).eval()
+    return FixedClassNet(net, baked.text_features, baked.adjacency, d.scale, d.shift, maps=maps).eval()
 
 
 def to_onnx(graph, image_size: int):
-    """Trace `graph` with torch.onnx's torch.export-based exporter: an onnx.ModelProto, dynamic batch."""
+    """Trace `graph` with torch.onnx's torch.export-based exporter: an onnx.ModelProto, dynamic batch (outputs
+    OUTPUTS, and MAPS when the graph returns maps)."""
     import contextlib
     import io
     import logging
@@ -129,45 +134,70 @@ def to_onnx(graph, image_size: int):
     try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # the exporter narrates
             warnings.simplefilter("ignore", FutureWarning)
-            program = torch.onnx.export(graph, (example,), None, input_names=[INPUT], output_names=list(OUTPUTS),
+            program = torch.onnx.export(graph, (example,), None, input_names=[INPUT], output_names=output_names(graph),
                                         dynamic_shapes={"images": {0: batch}}, opset_version=OPSET, dynamo=True)
     finally:
         registry.setLevel(level)
     return program.model_proto
 
 
-def jax_reference(baked: Baked, mean, std):
-    """uint8 [B, S, S, 3] -> logits [B, c] of the JAX model on the exported classes (the graph's reference)."""
+def output_names(graph) -> list:
+    """The graph's output names: OUTPUTS, then MAPS when it returns heatmaps."""
+    return list(OUTPUTS) + ([MAPS] if getattr(graph, "maps", False) else [])
+
+
+def jax_reference(baked: Baked, mean, std, maps: bool = False):
+    """uint8 [B, S, S, 3] -> logits [B, c] of the JAX model on the exported classes (the graph's reference);
+    maps=True: (logits, heatmaps [B, c, g, g])."""
+    from sfr_jax.infer.steps import maps_to_grid
+
     ids, text = baked.ids, jnp.asarray(baked.text_features)
-    forward = nnx.jit(lambda m, x, t: m(x, ids, text_features=t))
+    if maps:
+        forward = nnx.jit(lambda m, x, t: (lambda s, w: (s, maps_to_grid(w)))(
+            *m(x, ids, text_features=t, with_maps=True)))
+    else:
+        forward = nnx.jit(lambda m, x, t: m(x, ids, text_features=t))
     mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
-    def logits(images):
+    def run(images):
         x = (np.asarray(images, np.float32) / np.float32(255.0) - mean) / std
-        return np.asarray(forward(baked.model, jnp.asarray(x), text), np.float32)
-    return logits
+        out = forward(baked.model, jnp.asarray(x), text)
+        return tuple(np.asarray(o, np.float32) for o in out) if maps else np.asarray(out, np.float32)
+    return run
 
 
 def max_logit_difference(onnx_bytes: bytes, reference, image_size: int, batch: int = VERIFY_BATCH,
                          seed: int = 0) -> float:
     """Max |logits(onnxruntime) - reference| on `batch` random uint8 images (CPU provider)."""
+    return max_differences(onnx_bytes, reference, image_size, batch, seed)[0]
+
+
+def max_differences(onnx_bytes: bytes, reference, image_size: int, batch: int = VERIFY_BATCH, seed: int = 0,
+                    maps: bool = False) -> tuple:
+    """(max |logit difference|, max |map difference| or None) of onnxruntime against `reference` (a
+    jax_reference with the same `maps`) on `batch` random uint8 images (CPU provider)."""
     import onnxruntime
 
     images = np.random.default_rng(seed).integers(0, 256, (batch, image_size, image_size, 3), dtype=np.uint8)
     session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    got = session.run([OUTPUTS[0]], {INPUT: images})[0]
-    return float(np.max(np.abs(got - reference(images))))
+    if not maps:
+        got = session.run([OUTPUTS[0]], {INPUT: images})[0]
+        return float(np.max(np.abs(got - reference(images)))), None
+    got, got_maps = session.run([OUTPUTS[0], MAPS], {INPUT: images})
+    want, want_maps = reference(images)
+    return float(np.max(np.abs(got - want))), float(np.max(np.abs(got_maps - want_maps)))
 
 
 def make_sidecar(loaded, baked: Baked, onnx_file: str, export_id: str, parity: Optional[dict] = None,
-                 provenance: Optional[dict] = None) -> dict:
+                 provenance: Optional[dict] = None, maps_grid: Optional[int] = None) -> dict:
     """The JSON that goes with the graph: classes, decisions, input contract, opset, parity, provenance."""
     import onnxruntime
     import torch
 
     d, s = baked.decisions, int(loaded.image_size)
     classes = [{"code": c.code, "phrase": c.phrase, "description": c.description, "seen": bool(c.seen),
-                "threshold": float(d.threshold[i]), "scale": float(d.scale[i]), "shift": float(d.shift[i])}
+                "threshold": float(d.threshold[i]), "scale": float(d.scale[i]), "shift": float(d.shift[i]),
+                **({"codes": dict(c.standard_codes)} if c.standard_codes else {})}
                for i, c in enumerate(baked.class_set.classes)]
     if d.tiered:  # null: this class is never confident
         for i, entry in enumerate(classes):
@@ -181,7 +211,8 @@ def make_sidecar(loaded, baked: Baked, onnx_file: str, export_id: str, parity: O
                   "resize": f"to {s}x{s}, PIL bilinear (sfr_jax.data.images)",
                   "normalization_in_graph": {"mean": [float(v) for v in loaded.mean],
                                              "std": [float(v) for v in loaded.std]}},
-        "outputs": {"logits": ["batch", len(classes)], "probabilities": ["batch", len(classes)]},
+        "outputs": {"logits": ["batch", len(classes)], "probabilities": ["batch", len(classes)],
+                    **({MAPS: ["batch", len(classes), maps_grid, maps_grid]} if maps_grid else {})},
         "image_size": s,
         "mode": baked.mode,
         "class_set": baked.class_set.name,
@@ -210,32 +241,44 @@ def check_targets(path: str, overwrite: bool) -> tuple:
 
 def export_onnx(loaded, path: str, *, classes: Optional[str] = None, mode: str = "gzsl",
                 decisions: Optional[Decisions] = None, calibration: Optional[dict] = None, overwrite: bool = False,
-                verify: bool = True, provenance: Optional[dict] = None) -> tuple:
+                verify: bool = True, provenance: Optional[dict] = None, maps: bool = False) -> tuple:
     """Write `loaded` (an import_reference.Loaded) as PATH.onnx + PATH.json for a fixed class set; returns both
     absolute paths. The graph is checked (onnx.checker, and against the JAX model unless verify=False) before
-    either file is written; an existing one is replaced only with overwrite=True."""
+    either file is written; an existing one is replaced only with overwrite=True. maps=True adds the heatmaps
+    output `maps`."""
     import onnx
 
     path, meta_path = check_targets(path, overwrite)
     baked = bake(loaded, classes=classes, mode=mode, decisions=decisions, calibration=calibration)
-    proto = to_onnx(torch_graph(loaded, baked), int(loaded.image_size))
+    proto = to_onnx(torch_graph(loaded, baked, maps), int(loaded.image_size))
     export_id = uuid.uuid4().hex
     onnx.helper.set_model_props(proto, {META_FORMAT: SIDECAR_FORMAT, META_ID: export_id,
                                         META_CODES: json.dumps(list(baked.class_set.codes))})
     proto.doc_string = (f"SFR-Net, {len(baked.class_set.codes)} classes ({baked.mode}); uint8 NHWC RGB images "
-                        f"-> logits, probabilities; see {os.path.basename(meta_path)}")
+                        f"-> logits, probabilities{', maps' if maps else ''}; see {os.path.basename(meta_path)}")
     onnx.checker.check_model(proto, full_check=True)
     blob = proto.SerializeToString()
     parity = None
     if verify:
-        diff = max_logit_difference(blob, jax_reference(baked, loaded.mean, loaded.std), int(loaded.image_size))
+        size = int(loaded.image_size)
+        if maps:
+            diff, map_diff = max_differences(blob, jax_reference(baked, loaded.mean, loaded.std, maps=True), size,
+                                             maps=True)
+        else:
+            diff, map_diff = max_logit_difference(blob, jax_reference(baked, loaded.mean, loaded.std), size), None
         if not diff <= PARITY_TOLERANCE:
             raise RuntimeError(f"the ONNX graph's logits differ from the JAX model's by {diff:.3g} "
                                f"(> {PARITY_TOLERANCE}); nothing was written")
+        if maps and not map_diff <= MAP_TOLERANCE:
+            raise RuntimeError(f"the ONNX graph's heatmaps differ from the JAX model's by {map_diff:.3g} "
+                               f"(> {MAP_TOLERANCE}); nothing was written")
         parity = {"max_abs_logit_difference": diff, "images": VERIFY_BATCH, "tolerance": PARITY_TOLERANCE,
                   "reference": "the JAX SFRNet, fp32, CPU"}
-    side = json.dumps(make_sidecar(loaded, baked, os.path.basename(path), export_id, parity, provenance),
-                      indent=1) + "\n"
+        if maps:
+            parity.update(max_abs_map_difference=map_diff, map_tolerance=MAP_TOLERANCE)
+    grid = int(loaded.image_size) // baked.model.clip.config.vision.patch_size if maps else None
+    side = json.dumps(make_sidecar(loaded, baked, os.path.basename(path), export_id, parity, provenance,
+                                   maps_grid=grid), indent=1) + "\n"
     # The sidecar is renamed into place last: a sidecar names a complete graph, and export_id catches a pair
     # left mismatched by a crash between the two renames.
     with atomic_write(meta_path) as meta_file:

@@ -311,28 +311,36 @@ class SFRNetTorch(nn.Module):
         """l2-normalised text features [c, E] of the given classes."""
         return F.normalize(self.clip_model.encode_text(self.class_tokens[list(class_ids)]), dim=-1)
 
-    def forward(self, images, mode: str = "gzsl", class_ids: Optional[Sequence[int]] = None):
-        """Logits [B, c] of normalised NCHW float images for a mode's classes (or explicit class ids)."""
+    def forward(self, images, mode: str = "gzsl", class_ids: Optional[Sequence[int]] = None,
+                with_maps: bool = False):
+        """Logits [B, c] of normalised NCHW float images for a mode's classes (or explicit class ids);
+        with_maps: (logits, heatmaps [B, c, g, g]), MEF's softmax over the g x g patches per class."""
         ids = list(class_ids) if class_ids is not None else self.ids(mode)
         adj = None
         if self.use_gr:
             idx = torch.tensor(ids, dtype=torch.long, device=self.adjacency.device)
             adj = self.adjacency[idx][:, idx]  # the mode's block, not renormalised
-        return self.score_tokens(self.clip_model.encode_image(images), self.text_features(ids), adj)
+        return self.score_tokens(self.clip_model.encode_image(images), self.text_features(ids), adj, with_maps)
 
-    def score_tokens(self, tokens, text_features, adjacency=None):
+    def score_tokens(self, tokens, text_features, adjacency=None, with_maps: bool = False):
         """Logits [B, c] from image tokens [B, 1+P, E], l2-normalised text features [c, E] and, with GR, the
-        classes' adjacency block [c, c]: MEF (global + local evidence), then GR."""
+        classes' adjacency block [c, c]: MEF (global + local evidence), then GR. with_maps: (logits, the
+        patch affinities as heatmaps [B, c, g, g]); computed without the MEF head too (plain CLIP's map)."""
         t = text_features
         g = F.normalize(tokens[:, 0], dim=-1)
         scores = g @ t.T
-        if self.use_local:
+        weights = None
+        if self.use_local or with_maps:
             local = F.normalize(tokens[:, 1:], dim=-1)
             weights = (local @ t.T).softmax(dim=1)  # over patches
+        if self.use_local:
             scores = scores + self.mlp(weights.transpose(1, 2) @ local)[..., 0]
         if self.use_gr:
             scores = scores + self.gcn_corrector(scores[..., None], adjacency)[..., 0]
-        return scores
+        if not with_maps:
+            return scores
+        side = int(round((tokens.shape[1] - 1) ** 0.5))  # square images: the patch grid's side
+        return scores, weights.transpose(1, 2).reshape(weights.shape[0], weights.shape[2], side, side)
 
     def decide(self, logits, mode: str = "gzsl", class_ids: Optional[Sequence[int]] = None) -> dict:
         """{'prob': [B, c], 'fired': [B, c] bool, 'labels': codes per image, 'normal': [B] bool, 'tiers':
@@ -367,15 +375,17 @@ class SFRNetTorch(nn.Module):
 
 
 class FixedClassNet(nn.Module):
-    """An SFRNetTorch for one fixed class set: uint8 [B, S, S, 3] RGB images -> (logits, probabilities) [B, c].
+    """An SFRNetTorch for one fixed class set: uint8 [B, S, S, 3] RGB images -> (logits, probabilities) [B, c],
+    and with maps=True a third output, the heatmaps [B, c, g, g] (MEF's patch affinities).
 
     The classes' text features [c, E], their adjacency block [c, c] and the calibration (probability =
     sigmoid(scale * logit + shift), per class) are buffers, so neither the text tower nor a tokenizer runs.
     This is the graph `sfr-jax export --format onnx` writes.
     """
 
-    def __init__(self, net: SFRNetTorch, text_features, adjacency=None, scale=None, shift=None):
+    def __init__(self, net: SFRNetTorch, text_features, adjacency=None, scale=None, shift=None, maps: bool = False):
         super().__init__()
+        self.maps = bool(maps)
         c = len(text_features)
         if net.use_gr and adjacency is None:
             raise ValueError("the model uses GR: pass the classes' adjacency block")
@@ -388,6 +398,9 @@ class FixedClassNet(nn.Module):
 
     def forward(self, images):
         tokens = self.net.clip_model.encode_image(self.net.preprocess(images))
+        if self.maps:
+            logits, maps = self.net.score_tokens(tokens, self.text_features, self.adjacency_block, with_maps=True)
+            return logits, torch.sigmoid(logits * self.scale + self.shift), maps
         logits = self.net.score_tokens(tokens, self.text_features, self.adjacency_block)
         return logits, torch.sigmoid(logits * self.scale + self.shift)
 

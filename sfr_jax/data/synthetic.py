@@ -1,13 +1,16 @@
 """A procedural mini Sewer-ML in the real raw format: PNG frames of real Sewer-ML sizes and official CSVs.
 
 Each frame is a pipe interior seen along its axis (perspective, joints, water at the bottom) with the
-labelled defects drawn as distinct motifs. Frame i depends only on (seed, i). Style 'cctv' is dim, noisy,
+labelled defects drawn as distinct motifs. Frame i depends only on (seed, i). On request the renderer says
+where it drew each defect (`planted=[]`: the pixels each motif changed, their box, and the clock position and
+span around the pipe axis, see `Region`): the ground truth of the heatmap measurements. Style 'cctv' is dim, noisy,
 blurred and vignetted (the target domain); 'web' is the same scene clean and bright (the pre-training
 domain of the demo's tiny CLIP).
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 
@@ -15,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
+from sfr_jax.data import clock
 from sfr_jax.data.raw import SEWERML_CODES, SEWERML_OFFICIAL_HEADER
 from sfr_jax.fileio import atomic_path, atomic_write, ensure_dir, remove_stale_temps_in
 
@@ -215,6 +219,46 @@ def _draw_defect(code, rng, draw: ImageDraw.ImageDraw, scene: _Scene, joints, un
         raise ValueError(f"no motif for class code {code!r}")
 
 
+@dataclasses.dataclass
+class Region:
+    """Where one defect was drawn. mask: [H, W] bool at the drawing size, the pixels its motif changed;
+    box (x0, y0, x1, y1) and axis (x, y) as fractions of the picture (they hold after any resize); the clock
+    position (1-12) of the changed pixels around the axis, the clockwise from-to hours of the smallest arc
+    holding them all and that arc in degrees (about 360 for a ring round the pipe: then from and to meet)."""
+
+    code: str
+    mask: np.ndarray
+    box: tuple | None
+    axis: tuple
+    angle_deg: float | None
+    clock: int | None
+    clock_from: int | None
+    clock_to: int | None
+    span_deg: float | None = None
+
+    def covers(self, x0: float, y0: float, x1: float, y1: float) -> bool:
+        """Whether any drawn pixel lies in the box (fractions of the picture), e.g. a heatmap's patch cell."""
+        h, w = self.mask.shape
+        r0, r1 = int(np.floor(y0 * h)), int(np.ceil(y1 * h))
+        c0, c1 = int(np.floor(x0 * w)), int(np.ceil(x1 * w))
+        return bool(self.mask[max(r0, 0):r1, max(c0, 0):c1].any())
+
+
+def _region(code: str, before: np.ndarray, after: np.ndarray, scene: _Scene) -> Region:
+    mask = np.any(before != after, axis=-1)
+    h, w = mask.shape
+    axis = (scene.cx / w, scene.cy / h)
+    ys, xs = np.nonzero(mask)
+    if not len(xs):  # drawn outside the picture
+        return Region(code, mask, None, axis, None, None, None, None)
+    box = (xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h)
+    a = clock.angles(xs + 0.5, ys + 0.5, (scene.cx, scene.cy))
+    start, end = clock.covered_arc(a)
+    mean = clock.circular_mean(a)
+    return Region(code, mask, box, axis, round(mean, 2), clock.hour(mean), clock.hour(start), clock.hour(end),
+                  round((end - start) % 360.0, 2))
+
+
 def _ellipse_box(scene, d):
     rx, ry = scene.sx * scene.radius(d), scene.sy * scene.radius(d)
     return [scene.cx - rx, scene.cy - ry, scene.cx + rx, scene.cy + ry]
@@ -233,11 +277,12 @@ def sample_labels(rng, normal_fraction: float = 0.4) -> dict:
 
 
 def render(rng, labels: dict, height: int, style: str = "cctv", water_level: int = 0, *, travel: float = 0.0,
-           defect_rng=None) -> Image.Image:
+           defect_rng=None, planted: list | None = None) -> Image.Image:
     """Draw one frame of height `height` (width 1.25x) showing the classes with label 1.
 
     Video hooks: `travel` moves the camera down the pipe (see `_background`); with `defect_rng` the motifs
     (and DE's squash) draw from it, so `rng` gives the same scene, colour cast and noise whatever the labels.
+    With a `planted` list, a Region per drawn defect is appended to it (the pixels are the same either way).
     """
     if style not in ("cctv", "web"):
         raise ValueError(f"unknown style {style!r} (expected 'cctv' or 'web')")
@@ -255,7 +300,10 @@ def render(rng, labels: dict, height: int, style: str = "cctv", water_level: int
     unit = height / 192.0
     for code in CODES:
         if labels.get(code):
+            before = np.asarray(image) if planted is not None else None  # a copy of the pixels so far
             _draw_defect(code, motif_rng, draw, scene, joints, unit)
+            if planted is not None:
+                planted.append(_region(code, before, np.asarray(image), scene))
     pixels = np.asarray(image, np.float32)
     if style == "web":  # clean, bright, contrasty stock-photo look
         pixels = np.clip((pixels - 128) * 1.15 + 150, 0, 255)
@@ -276,12 +324,13 @@ def render(rng, labels: dict, height: int, style: str = "cctv", water_level: int
 
 
 def make_frame(seed: int, index: int, *, draw_size: int = 192, save_size: str = "real", style: str = "cctv",
-               normal_fraction: float = 0.4):
-    """(PIL image, labels dict, water level) of frame `index`; a pure function of (seed, index, options)."""
+               normal_fraction: float = 0.4, planted: list | None = None):
+    """(PIL image, labels dict, water level) of frame `index`; a pure function of (seed, index, options).
+    With a `planted` list, the Region of each drawn defect is appended to it (see render)."""
     rng = np.random.default_rng([seed, index])
     labels = sample_labels(rng, normal_fraction)
     water = int(rng.choice(WATER_LEVELS, p=[0.2, 0.25, 0.2, 0.15, 0.1, 0.06, 0.04]))
-    image = render(rng, labels, draw_size, style, water)
+    image = render(rng, labels, draw_size, style, water, planted=planted)
     if save_size == "real":
         size = REAL_SIZES[rng.choice(len(REAL_SIZES), p=SIZE_WEIGHTS)]
         image = image.resize(size, Image.BILINEAR)

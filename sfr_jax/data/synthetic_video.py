@@ -153,13 +153,14 @@ def draw_counter(image: Image.Image, metres: float, t: float, style: CounterStyl
     draw.text((x, y), text, fill=ink, font=font)
 
 
-def render_frame(spec: VideoSpec, index: int) -> np.ndarray:
-    """[H, W, 3] uint8 RGB of frame `index`, as encoded (before any lossy codec)."""
+def render_frame(spec: VideoSpec, index: int, planted: list | None = None) -> np.ndarray:
+    """[H, W, 3] uint8 RGB of frame `index`, as encoded (before any lossy codec). With a `planted` list, the
+    synthetic.Region of each defect drawn in it is appended (box, clock position: fractions, any frame size)."""
     t = index / spec.fps
     metres = distance_at(spec, t)
     image = synthetic.render(np.random.default_rng([spec.seed, 0]), labels_at(spec, t), spec.draw_height,
                              "cctv", spec.water_level, travel=metres - spec.start_m,
-                             defect_rng=np.random.default_rng([spec.seed, 1]))
+                             defect_rng=np.random.default_rng([spec.seed, 1]), planted=planted)
     image = image.resize(tuple(spec.size), Image.BILINEAR)
     if spec.counter:
         draw_counter(image, metres, t, spec.counter_style)

@@ -53,3 +53,30 @@ def make_eval_step(parts: ModelParts, mesh, shardings: dict, modes: dict, mean, 
     batch_sh = parallel.batch_sharding(mesh)
     return jax.jit(eval_step, in_shardings=(shardings["trainable"], shardings["frozen"], batch_sh, rep),
                    out_shardings=batch_sh)
+
+
+def maps_to_grid(weights):
+    """MEF's affinities W [B, P, c] -> heatmaps [B, c, g, g] (square images: P = g * g patches, row-major)."""
+    b, p, c = weights.shape
+    g = int(round(p ** 0.5))
+    if g * g != p:
+        raise ValueError(f"{p} patches do not form a square grid")
+    return jnp.transpose(weights, (0, 2, 1)).reshape(b, c, g, g)
+
+
+def make_maps_step(parts: ModelParts, mesh, shardings: dict, class_ids, mean, std):
+    """jit(maps_step)(trainable, frozen, images uint8, text_features [c,E]) -> (logits [B, c], maps [B, c, g, g]).
+
+    A separate program from make_eval_step, so asking for heatmaps never changes the step that does not."""
+    ids = tuple(class_ids)
+    mean, std = tuple(mean), tuple(std)
+
+    def maps_step(trainable, frozen, images, text_features):
+        model = parts.merge(trainable, frozen)
+        logits, weights = model(normalise(images, mean, std), ids, text_features=text_features, with_maps=True)
+        return logits.astype(jnp.float32), maps_to_grid(weights.astype(jnp.float32))
+
+    rep = parallel.replicated(mesh)
+    batch_sh = parallel.batch_sharding(mesh)
+    return jax.jit(maps_step, in_shardings=(shardings["trainable"], shardings["frozen"], batch_sh, rep),
+                   out_shardings=(batch_sh, batch_sh))

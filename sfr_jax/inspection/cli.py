@@ -25,6 +25,7 @@ import sys
 
 from sfr_jax import cli, options
 from sfr_jax.errors import InputError, MissingInput, OutputError
+from sfr_jax.eval import heatmaps
 from sfr_jax.inspection import distance, events, odometer, quality, run, sources
 from sfr_jax.inspection.distance import AUTO, OCR, parse_length
 from sfr_jax.serve.backends import open_scorer
@@ -83,6 +84,12 @@ def build_parser():
                       help="luma std; negative: off")
     gate.add_argument("--blur-above", type=options.finite_float, default=q.blur_above,
                       help="blur effect (0 sharp .. 1 blurred); above 1: off")
+    maps = ap.add_argument_group("where in the pipe (see sfr_jax/eval/heatmaps.py)")
+    maps.add_argument("--axis", default="0.5,0.5", metavar="X,Y",
+                      help="the pipe axis in the picture for clock positions, fractions of width and height "
+                           "(default the centre; set it when the camera is off-centre)")
+    maps.add_argument("--no-heatmaps", action="store_true",
+                      help="no key-frame heatmaps, peaks or clock positions")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     return ap
 
@@ -102,7 +109,8 @@ def options_from(args, model_source) -> run.InspectOptions:
     return run.InspectOptions(
         every_s=every, batch=args.batch, quality=quality_config, events=event_config, distance=args.distance,
         length=parse_length(args.length) if args.length else None, shard=sources.parse_shard(args.shard),
-        progress=not args.no_progress, model=model_source.describe(), odometer=_odometer(args))
+        progress=not args.no_progress, model=model_source.describe(), odometer=_odometer(args),
+        heatmaps=not args.no_heatmaps, axis=heatmaps.parse_axis(args.axis))
 
 
 def _odometer(args) -> odometer.OdometerConfig:

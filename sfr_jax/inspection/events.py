@@ -58,6 +58,15 @@ class Event:
     end_m_source: str = ""
     thumbnail: str = ""  # file name under thumbnails/, set when written
     tier: str = "review"  # "confident" when the peak reaches the class's confident threshold (issue 21)
+    # Where in the picture (the key frame's heatmap, when the scorer gives maps): the map's peak as fractions
+    # of the width and height, and the clock position around the pipe axis (from-to for a spread one).
+    peak_x: float | None = None
+    peak_y: float | None = None
+    clock: int | None = None
+    clock_from: int | None = None
+    clock_to: int | None = None
+    heatmap: str = ""  # the key frame with the class's heatmap, under thumbnails/
+    standard_codes: dict = dataclasses.field(default_factory=dict)  # {standard: code}, from the class file
 
     @property
     def duration_s(self) -> float:

@@ -4,7 +4,9 @@ key-frame thumbnails, and links that seek an embedded <video> to each event.
 Timelines are inline SVG: the probability over time (thin), the smoothed probability the events were found
 on (bold), the class's threshold (dashed), events shaded, flagged frames ticked below. Long videos are
 drawn at most MAX_POINTS points per line, each the maximum of its stretch, so that no peak disappears.
-Thumbnails are base64 JPEGs in the page. The <video> element refers to the video by a path relative to the
+Thumbnails are base64 JPEGs in the page; where the scorer gave heatmaps, each key frame also comes with its
+class's heatmap laid over it, shown instead of the plain frame by the "heatmaps" toggle (or the URL's #heatmaps),
+and the events table gives the clock position the map points at. The <video> element refers to the video by a path relative to the
 report, so it plays while the report and the video keep their places (or sit side by side); clicking a
 timeline or an event's time seeks it. Every text from outside (names, paths, messages, codes) is escaped.
 """
@@ -41,6 +43,7 @@ class ReportData:
     settings: dict  # shown as given: sampling, decisions, events, quality, distance
     video_src: str | None = None
     confident: np.ndarray | None = None  # [c] the confident tier's thresholds (inf: never); None: one tier
+    heatmaps: dict = dataclasses.field(default_factory=dict)  # event index -> JPEG of the key frame + its map
 
 
 def _e(value) -> str:
@@ -162,24 +165,37 @@ def axis(duration: float) -> str:
             f'{"".join(parts)}</svg>')
 
 
+def _jpeg(css: str, alt: str, jpeg: bytes | None) -> str:
+    return (f'<img alt="{_e(alt)}" class="{css}" src="data:image/jpeg;base64,'
+            f'{base64.b64encode(jpeg).decode("ascii")}">' if jpeg else "")
+
+
+def clock_span(event) -> str:
+    """The event's clock position: '3', '2-4' (from-to, clockwise) or '' when unknown."""
+    if event.clock is None:
+        return ""
+    return str(event.clock) if event.clock_from == event.clock_to else f"{event.clock_from}-{event.clock_to}"
+
+
 def _event_rows(data: ReportData, has_video: bool) -> str:
     rows = []
     for number, event in enumerate(data.events):
-        jpeg = data.thumbnails.get(number)
-        image = (f'<img alt="key frame at {clock(event.peak_s)}" src="data:image/jpeg;base64,'
-                 f'{base64.b64encode(jpeg).decode("ascii")}">' if jpeg else "")
+        image = _jpeg("frame", f"key frame at {clock(event.peak_s)}", data.thumbnails.get(number)) + \
+            _jpeg("heatmap", f"{event.code} heatmap at {clock(event.peak_s)}", data.heatmaps.get(number))
         seek = (lambda t, text: f'<a href="#t={t:.3f}" onclick="return seek({t:.3f})">{text}</a>') if has_video \
             else (lambda t, text: text)
+        css = ' class="has-map"' if number in data.heatmaps else ""
+        codes = ", ".join(f"{standard} {code}" for standard, code in event.standard_codes.items())
         rows.append(
-            f'<tr id="event-{number + 1}"><td>{number + 1}</td><td class="code">{_e(event.code)}</td>'
-            f'<td>{_e(event.kind)}</td><td>{seek(event.start_s, clock(event.start_s))}</td>'
+            f'<tr id="event-{number + 1}"{css}><td>{number + 1}</td><td class="code">{_e(event.code)}</td>'
+            f'<td>{_e(codes)}</td><td>{_e(event.kind)}</td><td>{seek(event.start_s, clock(event.start_s))}</td>'
             f'<td>{seek(event.end_s, clock(event.end_s))}</td><td>{_num(event.duration_s, 1, " s")}</td>'
             f'<td>{_metres(event.start_m, event.start_m_source)}</td>'
             f'<td>{_metres(event.end_m, event.end_m_source)}</td>'
             f'<td>{event.peak_probability:.3f}</td><td>{seek(event.peak_s, clock(event.peak_s))}</td>'
-            f'<td class="tier-{_e(event.tier)}">{_e(event.tier)}</td><td>{image}</td></tr>')
+            f'<td class="tier-{_e(event.tier)}">{_e(event.tier)}</td><td>{clock_span(event)}</td><td>{image}</td></tr>')
     if not rows:
-        rows.append('<tr><td colspan="12" class="none">no events</td></tr>')
+        rows.append('<tr><td colspan="14" class="none">no events</td></tr>')
     return "\n".join(rows)
 
 
@@ -203,6 +219,8 @@ svg.axis line { stroke: #888; } svg.axis text { font-size: 11px; fill: #555; }
 table.events { border-collapse: collapse; } .events th, .events td { border-bottom: 1px solid #ddd;
   padding: 4px 8px; text-align: left; vertical-align: middle; }
 .events img { width: 160px; display: block; } .none { color: #666; } .note { color: #666; } .source { color: #666; }
+.events img.heatmap { display: none; } body.show-maps .events img.heatmap { display: block; }
+body.show-maps .events tr.has-map img.frame { display: none; }
 """
 
 _SCRIPT = """
@@ -221,6 +239,12 @@ document.querySelectorAll('svg.timeline').forEach(function (svg) {
     seek(Math.max(0, (f - %(pad)d) / (%(width)d - 2 * %(pad)d)) * d);
   });
 });
+var mapToggle = document.getElementById('show-maps');
+function showMaps(on) { document.body.classList.toggle('show-maps', on); if (mapToggle) { mapToggle.checked = on; } }
+if (mapToggle) {
+  mapToggle.addEventListener('change', function () { showMaps(mapToggle.checked); });
+  if (location.hash === '#heatmaps') { showMaps(true); }
+}
 var video = document.getElementById('video');
 if (video) { video.addEventListener('error', function () {
   document.getElementById('video-note').textContent =
@@ -249,8 +273,11 @@ def render(data: ReportData) -> str:
     lines = "\n".join(f'<tr><td class="code">{_e(code)}</td><td>{timeline(data, c)}</td></tr>'
                       for c, code in enumerate(data.codes))
     lines += f'\n<tr><td></td><td>{axis(_span(data))}</td></tr>'
-    header = ("<tr><th>#</th><th>class</th><th>kind</th><th>start</th><th>end</th><th>duration</th>"
-              "<th>start m</th><th>end m</th><th>peak</th><th>peak at</th><th>tier</th><th>key frame</th></tr>")
+    header = ("<tr><th>#</th><th>class</th><th>standard codes</th><th>kind</th><th>start</th><th>end</th><th>duration</th>"
+              "<th>start m</th><th>end m</th><th>peak</th><th>peak at</th><th>tier</th><th>clock</th><th>key frame</th></tr>")
+    toggle = ('<p><label><input type="checkbox" id="show-maps"> heatmaps: show where the model looked in each key '
+              'frame (MEF\'s patch affinities of the event\'s class, bright = most)</label></p>'
+              if data.heatmaps else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(data.name)}: sfr-jax inspect</title>
 <style>{_STYLE}</style></head>
@@ -264,6 +291,7 @@ confident tier's dotted green, when calibrated with tiers: an event whose peak r
 shaded (darker: point observations), flagged frames ticked at the bottom. Click to seek the video.</p>
 <table class="timelines">{lines}</table>
 <h2>Events</h2>
+{toggle}
 <table class="events"><thead>{header}</thead><tbody>
 {_event_rows(data, bool(data.video_src))}
 </tbody></table>

@@ -4,7 +4,7 @@ Per input, under OUT/<name>/:
     frames.csv    one row per sample: time, distance and its source, the counter's reading (with --distance
                   ocr/auto), quality measures and flags, probability per class
     events.csv    one row per event (events.py), events.json the same with the settings
-    thumbnails/   the key frame of each event, JPEG
+    thumbnails/   the key frame of each event, JPEG, and the same with the class's heatmap (*_map.jpg)
     report.html   the self-contained page (report.py)
     record.json   written last: status, counts, the outputs above with their sizes, and what the results
                   depend on (the input's size and modification time, a digest of model, classes,
@@ -33,10 +33,12 @@ import time
 import urllib.parse
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from sfr_jax import fileio
 from sfr_jax.data import images
+from sfr_jax.eval import heatmaps
 from sfr_jax.inspection import events as ev
 from sfr_jax.inspection import distance as dist
 from sfr_jax.inspection import odometer, quality, report, thumbs, video
@@ -68,6 +70,8 @@ class InspectOptions:
     model: str = ""  # names the model (and class file) in the resume digest
     prefetch: int = 64  # samples decoded ahead of the model
     prepare_workers: int = PREPARE_WORKERS  # threads resizing, gating and thumbnailing decoded frames
+    heatmaps: bool = True  # key frames' heatmaps, peaks and clock positions, when the scorer gives maps
+    axis: tuple = (0.5, 0.5)  # the pipe axis in the picture (fractions), for clock positions
 
 
 @dataclasses.dataclass
@@ -138,6 +142,8 @@ def _digest(scorer, options: InspectOptions) -> str:
         "events": dataclasses.asdict(options.events), "length": options.length,
         "distance": _path_stamp(options.distance) if options.distance not in (None, dist.OCR, dist.AUTO) else options.distance,
         "odometer": dataclasses.asdict(options.odometer) if options.distance in (dist.OCR, dist.AUTO) else None,
+        "heatmaps": _wants_maps(scorer, options), "axis": list(options.axis),
+        "standards": getattr(scorer, "standards", None) or {},  # a class file's codes edited: redo
     }
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -191,11 +197,21 @@ def _outputs_intact(folder: str, outputs) -> bool:
         return False
 
 
-def _score(scorer, pending: list, batch: int) -> np.ndarray:
-    """Logits [n, c] of n images, in batches padded with black images to the batch size (one compiled shape)."""
+def _wants_maps(scorer, options: InspectOptions) -> bool:
+    return bool(options.heatmaps and getattr(scorer, "has_maps", False))
+
+
+def _score(scorer, pending: list, batch: int, maps: list | None = None) -> np.ndarray:
+    """Logits [n, c] of n images, in batches padded with black images to the batch size (one compiled shape);
+    with a `maps` list, their heatmaps [n, c, g, g] (float16: a long video keeps them all) are appended to it."""
     out = []
     for x, n in pad_batches(np.stack(pending), batch):
-        logits = np.asarray(scorer.logits(x), dtype=np.float32)
+        if maps is None:
+            logits = np.asarray(scorer.logits(x), dtype=np.float32)
+        else:
+            logits, got = scorer.logits_and_maps(x)
+            maps.append(np.asarray(got[:n], np.float16))
+            logits = np.asarray(logits, dtype=np.float32)
         if logits.shape != (len(x), len(scorer.codes)):
             raise RuntimeError(f"the scorer returned logits of shape {logits.shape} for {len(x)} images and "
                                f"{len(scorer.codes)} classes")
@@ -220,7 +236,7 @@ class _Collected:
     """Per-sample results of one input, in sample order."""
 
     def __init__(self):
-        self.times, self.qualities, self.logits, self.readings = [], [], [], []
+        self.times, self.qualities, self.logits, self.readings, self.maps = [], [], [], [], []
 
 
 def _decode_and_score(scorer, source, options, spool, batch, counter=None) -> tuple:
@@ -235,6 +251,7 @@ def _decode_and_score(scorer, source, options, spool, batch, counter=None) -> tu
                 quality.assess(sample.frame, options.quality), thumbs.thumbnail_jpeg(sample.frame), reading)
 
     got, pending = _Collected(), []
+    maps = got.maps if _wants_maps(scorer, options) else None
     with _progress(source, options) as bar:
         for index, time_s, pixels, measured, jpeg, reading in video.ahead(reader, options.prefetch, prepare,
                                                                                options.prepare_workers):
@@ -247,11 +264,11 @@ def _decode_and_score(scorer, source, options, spool, batch, counter=None) -> tu
             got.readings.append(np.nan if reading is None else reading)
             pending.append(pixels)
             if len(pending) == batch:
-                got.logits.append(_score(scorer, pending, batch))
+                got.logits.append(_score(scorer, pending, batch, maps))
                 pending = []
             bar.update()
         if pending:
-            got.logits.append(_score(scorer, pending, batch))
+            got.logits.append(_score(scorer, pending, batch, maps))
     return reader, got
 
 
@@ -280,12 +297,20 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
             note = note or fit_note
             found = ev.find_events(times, probabilities, np.asarray(scorer.decisions.threshold), codes,
                                    ~flagged, options.events, distance, scorer.decisions.confident)
-            key_frames = {}
+            maps = np.concatenate(got.maps) if got.maps else None
+            key_frames, key_maps = {}, {}
+            standards = getattr(scorer, "standards", None) or {}
             for number, event in enumerate(found):
+                event.standard_codes = dict(standards.get(event.code) or {})
                 event.thumbnail = fileio.safe_name(f"{number + 1:03d}_{event.code}_{event.peak_s:.1f}s.jpg")
                 key_frames[number] = spool.get(event.peak_sample)
                 with fileio.atomic_write(fileio.path_under(tmp, "thumbnails", event.thumbnail), "wb") as handle:
                     handle.write(key_frames[number])
+                if maps is not None:
+                    key_maps[number] = _locate(event, maps[event.peak_sample, codes.index(event.code)],
+                                               key_frames[number], options.axis)
+                    with fileio.atomic_write(os.path.join(tmp, "thumbnails", event.heatmap), "wb") as handle:
+                        handle.write(key_maps[number])
         flag_counts = {name: int(sum(getattr(q, name) for q in got.qualities)) for name in quality.FLAGS}
         settings = _settings(scorer, options, distance, note)
         if status.notes:
@@ -297,7 +322,8 @@ def _inspect_one(scorer, source: Source, out_dir: str, options: InspectOptions, 
             source.name, source.shown, status.state, status.message, status.duration_s or 0.0, codes,
             np.asarray(scorer.decisions.threshold), times, probabilities,
             ev.smoothed_probabilities(probabilities, ~flagged, options.events), flagged, flag_counts, found,
-            key_frames, settings, _video_src(source, final), _confident(scorer.decisions))
+            key_frames, settings, _video_src(source, final), confident=_confident(scorer.decisions),
+            heatmaps=key_maps)
         fileio.write_text(os.path.join(tmp, REPORT), report.render(data))
         counts = {code: sum(e.code == code for e in found) for code in codes}
         record = {
@@ -339,6 +365,20 @@ def _distance(options: InspectOptions, table, note: str, status, times, readings
     return None, note
 
 
+def _locate(event: ev.Event, heat: np.ndarray, key_frame_jpeg: bytes, axis) -> bytes:
+    """Set the event's peak and clock position from its key frame's heatmap; the key frame's JPEG with the
+    map laid over it (the map covers the whole frame: the model sees the frame resized to a square)."""
+    heat = np.asarray(heat, np.float32)
+    top = heatmaps.peak(heat)
+    event.peak_x, event.peak_y = round(top["x"], 4), round(top["y"], 4)
+    position = heatmaps.clock_position(heat, axis)
+    if position:
+        event.clock, event.clock_from, event.clock_to = position["hour"], position["from"], position["to"]
+    event.heatmap = event.thumbnail[:-len(".jpg")] + "_map.jpg"
+    frame = np.asarray(Image.open(io.BytesIO(key_frame_jpeg)).convert("RGB"))
+    return heatmaps.jpeg_bytes(heatmaps.overlay(frame, heat))
+
+
 def _settings(scorer, options: InspectOptions, distance, note: str = "") -> dict:
     """The settings a reader of the results needs, as short texts."""
     e, q = options.events, options.quality
@@ -354,6 +394,9 @@ def _settings(scorer, options: InspectOptions, distance, note: str = "") -> dict
         "quality gate": ", ".join(g for g in gates if g) or "off",
         "distance": (distance.source if distance is not None else "none") + (f" ({note})" if note else ""),
         "model": options.model or "(not named)",
+        "heatmaps": (f"key frames' MEF patch affinities; clock positions around the axis at "
+                     f"{options.axis[0]:g},{options.axis[1]:g} of the width, height") if _wants_maps(scorer, options)
+        else "off",
     }
 
 
@@ -372,6 +415,10 @@ def _csv_text(header: list, rows) -> str:
     writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def _opt(value) -> str:
+    return "" if value is None else str(value)
 
 
 def _fmt(value, digits: int = 6) -> str:
@@ -403,11 +450,16 @@ def _write_frames(path, codes, times, qualities, probabilities, distance, decisi
 
 
 def _write_events(folder, source, status, codes, decisions, found, settings) -> None:
+    named = list(dict.fromkeys(s for e in found for s in e.standard_codes))  # standards, first seen first
     header = ["event", "class", "kind", "start_s", "end_s", "duration_s", "start_m", "end_m", "start_m_source",
-              "end_m_source", "peak_probability", "peak_s", "samples", "thumbnail", "tier"]
+              "end_m_source", "peak_probability", "peak_s", "samples", "thumbnail", "tier", "clock", "clock_from",
+              "clock_to", "peak_x", "peak_y", "heatmap", *(f"code_{s}" for s in named)]
     rows = ([n + 1, e.code, e.kind, _fmt(e.start_s, 3), _fmt(e.end_s, 3), _fmt(e.duration_s, 3),
              _fmt(e.start_m, 3), _fmt(e.end_m, 3), e.start_m_source, e.end_m_source, _fmt(e.peak_probability),
-             _fmt(e.peak_s, 3), e.samples, "thumbnails/" + e.thumbnail, e.tier] for n, e in enumerate(found))
+             _fmt(e.peak_s, 3), e.samples, "thumbnails/" + e.thumbnail, e.tier, _opt(e.clock), _opt(e.clock_from),
+             _opt(e.clock_to), _fmt(e.peak_x, 4), _fmt(e.peak_y, 4), "thumbnails/" + e.heatmap if e.heatmap else "",
+             *(e.standard_codes.get(s, "") for s in named)]
+            for n, e in enumerate(found))
     fileio.write_text(os.path.join(folder, EVENTS_CSV), _csv_text(header, rows))
     fileio.write_json(os.path.join(folder, EVENTS_JSON), {
         "video": source.name, "source": source.shown, "status": status.state, "message": status.message,
@@ -417,7 +469,8 @@ def _write_events(folder, source, status, codes, decisions, found, settings) -> 
         "confident_thresholds": ({c: (float(t) if np.isfinite(t) else None) for c, t in zip(codes, decisions.confident)}
                                  if decisions.tiered else None),
         "tiers": decisions.tier_note,
-        "settings": settings, "events": [dict(e.as_dict(), thumbnail="thumbnails/" + e.thumbnail) for e in found],
+        "settings": settings, "events": [dict(e.as_dict(), thumbnail="thumbnails/" + e.thumbnail,
+                        heatmap="thumbnails/" + e.heatmap if e.heatmap else None) for e in found],
     })
 
 

@@ -140,9 +140,11 @@ class SFRNet(nnx.Module):
         tokens = self.class_tokens[...][np.asarray(class_ids, dtype=np.int32)]
         return l2_normalize(self.clip.encode_text(tokens).astype(jnp.float32))
 
-    def __call__(self, images, class_ids, text_features=None):
+    def __call__(self, images, class_ids, text_features=None, *, with_maps: bool = False):
         """Logits [B, c] of NHWC images for the classes `class_ids`; `text_features` (from .text_features)
-        saves re-encoding a fixed class set at every evaluation batch."""
+        saves re-encoding a fixed class set at every evaluation batch. with_maps (a Python bool, static under
+        jit): (logits, W) with W [B, P, c] MEF's per-class softmax over the P patches (SPEC §3), computed
+        even without the MEF head (then the plain-CLIP map); the logits are the same computation either way."""
         ids = np.asarray(class_ids, dtype=np.int32)
         if text_features is None:
             text_features = self.text_features(class_ids)
@@ -150,15 +152,17 @@ class SFRNet(nnx.Module):
         tokens = self.clip.encode_image(images).astype(jnp.float32)
         g = l2_normalize(tokens[:, 0])
         scores = g @ t.T  # S_glb [B, c]
-        if self.head is not None:
+        weights = None
+        if self.head is not None or with_maps:
             local = l2_normalize(tokens[:, 1:])  # [B, P, E]
             weights = jax.nn.softmax(jnp.einsum("bpe,ce->bpc", local, t), axis=1)  # over patches
+        if self.head is not None:
             evidence = jnp.einsum("bpc,bpe->bce", weights, local)  # class-specific evidence [B, c, E]
             scores = scores + self.head(evidence)
         if self.gcn is not None:
             a = self.adjacency[...][np.ix_(ids, ids)]  # the mode's block, NOT renormalised
             scores = scores + self.gcn(scores, a)
-        return scores
+        return (scores, weights) if with_maps else scores
 
 
 def build_sfr(clip_config: CLIPConfig, config: SFRConfig, class_tokens, adjacency=None, *, phrase_tokens=None,

@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from sfr_jax.convert.onnx_contract import (INPUT, META_CODES, META_ID, OUTPUTS, SIDECAR_FORMAT, read_class_file,
-                                           sidecar_path)
+from sfr_jax.convert.onnx_contract import (INPUT, MAPS, META_CODES, META_ID, OUTPUTS, SIDECAR_FORMAT,
+                                           read_class_file, sidecar_path)
 from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.eval.decisions import UNCALIBRATED, Decisions
 
@@ -110,6 +110,8 @@ class OnnxScorer:
         self.batch_size = int(batch_size)
         self.decisions = decisions_from_sidecar(side)
         self.mode = side.get("mode", "gzsl")
+        self.has_maps = MAPS in {o.name for o in self.session.get_outputs()}  # exported with --heatmaps
+        self.standards = {c["code"]: dict(c.get("codes") or {}) for c in side["classes"]}  # inspection codes
 
     @property
     def providers(self) -> list:
@@ -132,6 +134,18 @@ class OnnxScorer:
     def logits(self, images) -> np.ndarray:
         """Raw logits float32 [B, c] (classes in `codes` order) of uint8 [B, S, S, 3] RGB images."""
         return self.run(images)[0]
+
+    def logits_and_maps(self, images) -> tuple:
+        """(logits [B, c], heatmaps [B, c, g, g]) float32 of a graph exported with --heatmaps."""
+        if not self.has_maps:
+            raise InputError(f"{self.path} was exported without heatmaps; export it again with --heatmaps")
+        images = np.asarray(images)
+        if not len(images):
+            raise InputError("no images to score")
+        self.run(images[:0])  # the input checks of run()
+        parts = [self.session.run([OUTPUTS[0], MAPS], {INPUT: images[i:i + self.batch_size]})
+                 for i in range(0, len(images), self.batch_size)]
+        return tuple(np.concatenate([p[k] for p in parts]).astype(np.float32) for k in range(2))
 
 
 def check_classes(scorer: OnnxScorer, path: str, mode: Optional[str] = None) -> None:

@@ -1,11 +1,16 @@
 """Defect class sets: codes, explicit phrases, detailed descriptions, the seen/unseen split (SPEC §8).
 
 Built-in sets live in sfr_jax/text/data/*.yaml. A user's own set is a YAML or CSV file with the fields
-code, phrase, description, seen (and optionally ciw, Sewer-ML's class-importance weight), e.g.
+code, phrase, description, seen (and optionally ciw, Sewer-ML's class-importance weight, and codes, the
+class's codes in inspection standards), e.g.
 
-    name: my_pipes                          code,phrase,description,seen
-    classes:                                RB,Cracks,"A sewer CCTV image of ...",true
-      - {code: RB, phrase: Cracks, description: "A sewer CCTV image of ...", seen: true}
+    name: my_pipes                          code,phrase,description,seen,codes.en13508,codes.pacp
+    classes:                                RB,Cracks,"A sewer CCTV image of ...",true,BAB,CL
+      - {code: RB, phrase: Cracks, description: "A sewer CCTV image of ...", seen: true,
+         codes: {en13508: BAB, pacp: CL}}
+
+In CSV each standard is a column `codes.<standard>`; an empty cell means no code in that standard. Standard
+codes are carried to the outputs (inspect's events, the report) as given: they never change a score.
 
 A class code is a token: 1 to 32 ASCII letters, digits, `_` or `-`, starting with a letter or digit
 (CODE_RULE), and no two codes of a set may differ only in case. Codes become parts of file names (thumbnails)
@@ -33,7 +38,8 @@ EVAL_MODES = ("zsl", "gzsl")  # the paper's two settings: the unseen classes onl
 MODES = ("train", *EVAL_MODES)  # which classes a forward scores: seen, unseen, all
 CONTEXT_LENGTH = 77
 _REQUIRED = ("code", "phrase", "description", "seen")
-_OPTIONAL = ("ciw",)
+_OPTIONAL = ("ciw", "codes")
+_CODES_COLUMN = "codes."  # CSV: one column per standard, codes.<standard>
 _BUILTIN = ("sewerml", "wzpipe")
 _TRUE = ("true", "yes", "1", "seen", "y")
 _FALSE = ("false", "no", "0", "unseen", "n")
@@ -54,6 +60,7 @@ class DefectClass:
     description: str
     seen: bool
     ciw: float | None = None
+    standard_codes: tuple = ()  # ((standard, code), ...) in the file's order, e.g. (("en13508", "BAB"),)
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,8 @@ class ClassSet:
             row = {"code": c.code, "phrase": c.phrase, "description": c.description, "seen": c.seen}
             if c.ciw is not None:
                 row["ciw"] = c.ciw
+            if c.standard_codes:
+                row["codes"] = dict(c.standard_codes)
             rows.append(row)
         return {"name": self.name, "classes": rows}
 
@@ -229,12 +238,32 @@ def _parse_class(row: dict, where: str) -> DefectClass:
     else:
         ciw = None
     return DefectClass(
+        standard_codes=_parse_codes(row.get("codes"), where),
         code=code,
         phrase=" ".join(row["phrase"].split()),
         description=" ".join(row["description"].split()),
         seen=_parse_seen(row["seen"], where),
         ciw=ciw,
     )
+
+
+def _parse_codes(value, where: str) -> tuple:
+    """codes: {standard: code} -> ((standard, code), ...); empty codes are dropped (a CSV's empty cell)."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ClassSetError(f"{where}: codes must map a standard to its code, e.g. {{en13508: BAB, pacp: CL}}, "
+                            f"got {value!r}")
+    out = []
+    for standard, code in value.items():
+        standard = str(standard).strip()
+        if not standard or any(ch.isspace() for ch in standard):
+            raise ClassSetError(f"{where}: codes: {standard!r} is not a standard's name (one word, e.g. en13508)")
+        if isinstance(code, (dict, list)):
+            raise ClassSetError(f"{where}: codes: {standard}: expected one code, got {code!r}")
+        if code is not None and str(code).strip():
+            out.append((standard, str(code).strip()))
+    return tuple(out)
 
 
 def class_set_from_dict(data, name: str, source: str = "<dict>", places=None) -> ClassSet:
@@ -285,6 +314,10 @@ def _read_csv(path: str) -> tuple[list[dict], list[str]]:
                 raise ClassSetError(f"{path}: {line}: value {value.strip()!r} under a column without a name")
             if name:
                 named[name] = value
+        codes = {k[len(_CODES_COLUMN):]: v for k, v in named.items() if k.startswith(_CODES_COLUMN)}
+        named = {k: v for k, v in named.items() if not k.startswith(_CODES_COLUMN)}
+        if codes:
+            named["codes"] = codes
         rows.append(named)
         places.append(line)
     return rows, places
