@@ -27,12 +27,7 @@ def stages(ctx: Context) -> list:
     """The demo's Stage objects for this run, in order."""
     out = []
     for module in STAGE_MODULES:
-        if hasattr(module, "STAGE"):
-            out.append(module.STAGE)
-        elif hasattr(module, "stages"):
-            out += module.stages(ctx)
-        else:
-            out.append(module.stage(ctx))
+        out += [module.STAGE] if hasattr(module, "STAGE") else module.stages(ctx)
     return out
 
 

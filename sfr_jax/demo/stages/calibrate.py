@@ -15,8 +15,8 @@ def run(ctx) -> dict:
     return {"val_scores": scoring.save_scores(ctx.path("scores_val.npz"), logits, labels, class_set)}
 
 
-def stage(ctx) -> Stage:
-    """After every training row (their keys chain into this one)."""
-    return Stage("calibrate", "sfr-jax calibrate: decision thresholds on the validation frames", run,
-                 params=lambda ctx: {"objective": calibration.DEFAULT_OBJECTIVE, "rule": calibration.DEFAULT_RULE},
-                 after=tuple(s.name for s in train.stages(ctx)))
+def stages(ctx) -> list:
+    """One stage following every training row (their keys chain into its key)."""
+    return [Stage("calibrate", "sfr-jax calibrate: decision thresholds on the validation frames", run,
+                  params=lambda ctx: {"objective": calibration.DEFAULT_OBJECTIVE, "rule": calibration.DEFAULT_RULE},
+                  after=tuple(s.name for s in train.stages(ctx)))]
