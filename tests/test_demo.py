@@ -258,8 +258,8 @@ def test_pretrain_matches_the_plain_nnx_loop_over_the_full_vocabulary():
     # the plain loop, written out: same batches (the same numpy stream), every parameter in the optimiser
     model = CLIP(config, RSConfig(enabled=False), rngs=nnx.Rngs(params=1, dropout=2))
     schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(1, steps // 10), steps, lr * 0.05)
-    optimizer = nnx.Optimizer(model, optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=0.05)),
-                              wrt=nnx.Param)
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=0.05))
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     stream = np.random.default_rng(1)
     order, cursor = stream.permutation(24), 0
     for _ in range(steps):

@@ -6,7 +6,7 @@ import csv
 import os
 
 from sfr_jax.data.synthetic import CODES
-from sfr_jax.demo.engine import Stage, run_verb, say, show
+from sfr_jax.demo.engine import Stage, run_verb, show
 from sfr_jax.demo.stages import train
 from sfr_jax.fileio import write_text
 
