@@ -6,6 +6,9 @@ import os
 import numpy as np
 import pytest
 
+from sfr_jax.demo import context as demo_context
+from sfr_jax.demo import engine
+from sfr_jax.demo import pr
 from sfr_jax.demo import pretrain as demo_pretrain
 from sfr_jax.demo import run as demo
 from sfr_jax.train.cli import train_main
@@ -92,7 +95,7 @@ def test_train_with_configs_demo_reproduces_the_demos_sfr_net(quick_demo, tmp_pa
     paths = [f"--config.clip_dir={out / 'clip'}", f"--config.data.dir={out / 'data'}",
              f"--config.data.descriptions={out / 'prompts.txt'}"]
     workdir = tmp_path / "again"
-    assert train_main(["--config", f"{demo.CONFIG_FILE}:quick", "--workdir", str(workdir), *paths]) == 0
+    assert train_main(["--config", f"{demo_context.CONFIG_FILE}:quick", "--workdir", str(workdir), *paths]) == 0
     name = sorted(n for n in os.listdir(out / "sfr" / "eval") if n.endswith(".json"))[-1]
     demo_eval = json.load(open(out / "sfr" / "eval" / name))
     again = json.load(open(workdir / "eval" / name))
@@ -112,19 +115,68 @@ def test_stage_cache_reruns_on_changed_parameters(tmp_path, capsys):
         return fn
 
     outputs = [str(tmp_path / "out")]
-    assert demo.Stages(str(tmp_path), False).run(1, "a", "A", {"p": 1}, outputs, work("x")) == {"tag": "x"}
-    assert demo.Stages(str(tmp_path), False).run(1, "a", "A", {"p": 1}, outputs, work("y")) == {"tag": "x"}
+    assert engine.Stages(str(tmp_path), False).run(1, "a", "A", {"p": 1}, outputs, work("x")) == {"tag": "x"}
+    assert engine.Stages(str(tmp_path), False).run(1, "a", "A", {"p": 1}, outputs, work("y")) == {"tag": "x"}
     assert calls == ["x"]  # cached
-    assert demo.Stages(str(tmp_path), False).run(1, "a", "A", {"p": 2}, outputs, work("z")) == {"tag": "z"}
+    assert engine.Stages(str(tmp_path), False).run(1, "a", "A", {"p": 2}, outputs, work("z")) == {"tag": "z"}
     assert calls == ["x", "z"]
     # a downstream stage reruns when an upstream stage's parameters change
-    st = demo.Stages(str(tmp_path), False)
+    st = engine.Stages(str(tmp_path), False)
     st.run(1, "a", "A", {"p": 2}, outputs, work("z"))
     st.run(2, "b", "B", {}, [], lambda: calls.append("b"))
-    st = demo.Stages(str(tmp_path), False)
+    st = engine.Stages(str(tmp_path), False)
     st.run(1, "a", "A", {"p": 3}, outputs, work("w"))
     st.run(2, "b", "B", {}, [], lambda: calls.append("b"))
     assert calls == ["x", "z", "b", "w", "b"]
+
+
+def test_stage_after_depends_only_on_the_stages_it_names(tmp_path):
+    """A training row (after=("prepare",)) is not redone when a sibling row changes; the stage after all rows is."""
+    calls = []
+
+    def plan(b_param):
+        return [engine.Stage("prep", "P", lambda ctx: calls.append("prep")),
+                engine.Stage("a", "A", lambda ctx: calls.append("a"), after=("prep",), group="rows"),
+                engine.Stage("b", "B", lambda ctx: calls.append("b"), params=lambda ctx: {"p": b_param},
+                             after=("prep",), group="rows"),
+                engine.Stage("join", "J", lambda ctx: calls.append("join"), after=("a", "b"))]
+
+    ctx = demo_context.Context(out=str(tmp_path))
+    engine.Stages(str(tmp_path), False).run_all(plan(1), ctx)
+    engine.Stages(str(tmp_path), False).run_all(plan(1), ctx)
+    assert calls == ["prep", "a", "b", "join"]
+    engine.Stages(str(tmp_path), False).run_all(plan(2), ctx)
+    assert calls == ["prep", "a", "b", "join", "b", "join"]
+    assert set(ctx.info) == {"prep", "a", "b", "join"}
+
+
+def test_help_lists_every_stage_of_the_run(capsys):
+    """--help is built from the stage list: every group of a full run, numbered in order, then the summary."""
+    assert demo.main(["--help"]) == 0
+    text = capsys.readouterr().out
+    groups = list(dict.fromkeys(s.group or s.name for s in demo.stages(demo_context.Context(out="x"))))
+    assert groups == ["data", "clip", "prepare", "train", "calibrate", "evaluate", "export", "inspect"]
+    for number, group in enumerate(groups + ["summary"], 1):
+        assert f"  {number} {group} " in text, group
+
+
+def test_demo_runs_verbs_only_through_the_verb_table():
+    """No demo module imports a verb module (they call sfr_jax.verbs.run by name): read from the sources with
+    Python's own parser, independent of the import-linter contract."""
+    import ast
+    import pathlib
+
+    from sfr_jax import verbs
+
+    root = pathlib.Path(demo.__file__).parent
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) and node.module else [])
+            for name in names:
+                assert name not in verbs.VERB_MODULES or name == "sfr_jax.data.synthetic", (path, name)
 
 
 def test_interrupted_stage_with_other_parameters_starts_clean(tmp_path):
@@ -134,7 +186,7 @@ def test_interrupted_stage_with_other_parameters_starts_clean(tmp_path):
     (tmp_path / "stages").mkdir()
     (tmp_path / "stages" / "a.started").write_text("some-other-key")
     seen = []
-    demo.Stages(str(tmp_path), False).run(1, "a", "A", {}, [str(out)], lambda: seen.append(os.path.exists(out)))
+    engine.Stages(str(tmp_path), False).run(1, "a", "A", {}, [str(out)], lambda: seen.append(os.path.exists(out)))
     assert seen == [False]
 
 
@@ -177,6 +229,58 @@ def test_pr_curve_gives_sklearn_average_precision():
     rng = np.random.default_rng(2)
     labels = rng.uniform(size=(50, 4)) < 0.2
     scores = rng.normal(size=(50, 4)) + labels
-    precision, recall = demo.pr_curve(scores, labels)
+    precision, recall = pr.pr_curve(scores, labels)
     ap = float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
     assert ap == pytest.approx(average_precision_score(labels.ravel(), scores.ravel()), rel=1e-9)
+
+
+def test_pretrain_equals_the_plain_nnx_loop_bit_for_bit():
+    """The pre-training's pure jax.jit step gives exactly the parameters of the plain nnx.jit /
+    nnx.Optimizer loop (bit for bit: the demo's figures must not move)."""
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    from sfr_jax.models.clip import CLIP
+    from sfr_jax.models.rs import RSConfig
+    from sfr_jax.models.store import flat_params
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (24, 16, 16, 3)).astype(np.uint8)
+    ids = np.zeros((24, 8), np.int32)
+    ids[:, 0], ids[:, 1:4], ids[:, 4] = 49406, rng.integers(100, 3000, (24, 3)), 49407
+    groups = rng.integers(0, 4, 24)
+    config = demo_pretrain.tiny_config(16, patch_size=8, width=32, layers=1, text_width=32, text_layers=1,
+                                       projection_dim=16)
+    steps, lr = 6, 2e-3
+    ours, _ = demo_pretrain.pretrain(images, ids, groups, config, steps=steps, batch_size=8, lr=lr, seed=1,
+                                     jitter=True)
+    # the plain loop, written out: same batches (the same numpy stream), every parameter in the optimiser
+    model = CLIP(config, RSConfig(enabled=False), rngs=nnx.Rngs(params=1, dropout=2))
+    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(1, steps // 10), steps, lr * 0.05)
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=0.05))
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    @nnx.jit
+    def step(model, optimizer, pixels, ids, grp):
+        loss, grads = nnx.value_and_grad(lambda m: demo_pretrain._contrastive_loss(
+            m.encode_image(pixels)[:, 0], m.encode_text(ids), grp, m.logit_scale[...]))(model)
+        optimizer.update(model, grads)
+        return loss
+
+    stream = np.random.default_rng(1)
+    order, cursor = stream.permutation(24), 0
+    for _ in range(steps):
+        if cursor + 8 > 24:
+            order, cursor = stream.permutation(24), 0
+        idx = np.sort(order[cursor:cursor + 8])
+        cursor += 8
+        flip = stream.uniform(size=8) < 0.5
+        batch = demo_pretrain.photometric_jitter(stream, np.where(flip[:, None, None, None], images[idx][:, :, ::-1],
+                                                                  images[idx]))
+        step(model, optimizer, jnp.asarray(demo_pretrain.normalise(batch)), jnp.asarray(ids[idx]),
+             jnp.asarray(groups[idx]))
+    theirs, mine = flat_params(model), flat_params(ours)
+    assert sorted(mine) == sorted(theirs)
+    for name in theirs:
+        np.testing.assert_array_equal(np.asarray(mine[name]), np.asarray(theirs[name]), err_msg=name)

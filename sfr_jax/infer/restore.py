@@ -57,19 +57,28 @@ def open_checkpoints(workdir: Workdir, config, read_only: bool = True) -> Checkp
     return Checkpoints(workdir, config.train.keep_checkpoints, config.train.best_metric, read_only=read_only)
 
 
-def restore_step(workdir: str | Workdir, step: int | None = None, best: bool = False, config=None) -> Restored:
-    """The step given, the best one (by train.best_metric) or the newest readable one. `config` defaults to
-    the workdir's own (pass a modified copy to evaluate on other data)."""
-    workdir = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
-    config = config if config is not None else workdir.read_config()
+def build(config, workdir: str | Workdir = "") -> Restored:
+    """The model of a run config at its initialisation (no checkpoint read), laid out on a mesh: e.g. plain
+    CLIP zero-shot (RS, MEF and GR off) scored by the same evaluator as a trained step."""
+    workdir = workdir if isinstance(workdir, Workdir) else Workdir(workdir or ".")
     mesh = parallel.make_mesh(config.mesh.data, config.mesh.model)
     parts = model_lib.build_parts(model_lib.ModelSpec.from_config(config))
     shardings = param_shardings(mesh, parts.trainable, parts.frozen)
     trainable = parallel.place(parts.trainable, shardings["trainable"])
     frozen = parallel.place(parts.frozen, shardings["frozen"])
-    target = scoring_tree(trainable, frozen)
-    rep = parallel.replicated(mesh)
-    target_shardings = {"trainable": shardings["trainable"], **({"adjacency": rep} if "adjacency" in target else {})}
+    return Restored(workdir, config, mesh, parts, shardings, trainable, frozen, 0, {})
+
+
+def restore_step(workdir: str | Workdir, step: int | None = None, best: bool = False, config=None) -> Restored:
+    """The step given, the best one (by train.best_metric) or the newest readable one. `config` defaults to
+    the workdir's own (pass a modified copy to evaluate on other data)."""
+    workdir = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
+    config = config if config is not None else workdir.read_config()
+    opened = build(config, workdir)
+    target = scoring_tree(opened.trainable, opened.frozen)
+    rep = parallel.replicated(opened.mesh)
+    target_shardings = {"trainable": opened.shardings["trainable"],
+                        **({"adjacency": rep} if "adjacency" in target else {})}
     manager = open_checkpoints(workdir, config)
     try:
         wanted = manager.resolve_step(step, best)
@@ -78,9 +87,9 @@ def restore_step(workdir: str | Workdir, step: int | None = None, best: bool = F
                                           wanted if (best or step is not None) else None, partial=True)
     finally:
         manager.close()
-    model_lib.set_adjacency(frozen, tree.get("adjacency"))  # the adjacency of training, not recomputed
+    model_lib.set_adjacency(opened.frozen, tree.get("adjacency"))  # the adjacency of training, not recomputed
     log.info("opened %s step %d", manager.directory, got)
-    return Restored(workdir, config, mesh, parts, shardings, tree["trainable"], frozen, int(meta["step"]), meta)
+    return dataclasses.replace(opened, trainable=tree["trainable"], step=int(meta["step"]), meta=meta)
 
 
 def recompute_adjacency(restored: Restored) -> None:
