@@ -1,5 +1,6 @@
 """A reports folder as `sfr-jax inspect` leaves it, written by hand (no model): per video an events.json
 with four events of known tiers and a 20 s VP8 video beside it, so the review tests know the queue."""
+import copy
 import json
 import os
 
@@ -47,3 +48,30 @@ def write_reports(root, names=("seg1",), video=True):
         with open(os.path.join(folder, "report.html"), "w") as f:
             f.write("<!DOCTYPE html><title>static report</title><p>the static report</p>")
     return root
+
+
+def annotate(regions) -> list:
+    """What the Label Studio tests' annotator does to our prediction's regions (ids kept): event 1 moved to
+    1.0-4.0 s, event 4 relabelled FO, event 3 deleted (rejected), a missed RB added at 16-18 s."""
+    result = copy.deepcopy(regions)
+    for region in result:
+        region.pop("score", None)
+    result[0]["value"]["ranges"] = [{"start": 6, "end": 21}]
+    result[3]["value"]["timelinelabels"] = ["FO"]
+    del result[2]
+    result.append({"id": "Xy12", "from_name": "defects", "to_name": "video", "type": "timelinelabels",
+                   "origin": "manual", "value": {"ranges": [{"start": 81, "end": 91}], "timelinelabels": ["RB"]}})
+    return result
+
+
+# the events as review.json resolves them after `annotate`, worked out by hand: (key, class, start, end, verdict)
+ANNOTATED = [("1", "RB", 1.0, 4.0, "accepted"), ("2", "FO", 5.0, 7.0, "accepted"), ("3", "RB", 9.0, 11.0, "rejected"),
+             ("4", "FO", 13.0, 15.0, "relabelled"), ("+6", "RB", 16.0, 18.0, "added")]
+
+
+def resolved_events(folder: str) -> list:
+    """(key, class, start, end, verdict) of a video's events as its review.json resolves them."""
+    from sfr_jax.review import record
+
+    return [(e["key"], e["class"], e["start_s"], e["end_s"], e["verdict"])
+            for e in record.resolved(record.load(folder), record.read_events(folder))]

@@ -2,14 +2,13 @@
 the TimelineLabels result `{"ranges": [{"start", "end"}], "timelinelabels": [label]}` in frames, the JSON
 export's tasks with `annotations`): events -> tasks; an annotator's edits, written as Label Studio writes
 them -> review.json decisions worked out by hand; importing twice adds nothing."""
-import copy
 import json
 import os
 import xml.etree.ElementTree as ET
 
 from sfr_jax.review import record
 from sfr_jax.verbs import run
-from review_fixtures import EVENTS, write_reports
+from review_fixtures import ANNOTATED, EVENTS, annotate, resolved_events, write_reports
 
 FPS = 5.0
 
@@ -34,12 +33,7 @@ def test_round_trip_through_label_studio_formats(tmp_path):
                                        "timelinelabels": [code]}
         assert regions[n]["score"] == peak
     # The annotator starts from the prediction (Label Studio copies its regions, ids kept) and edits it.
-    result = copy.deepcopy(regions)
-    result[0]["value"]["ranges"] = [{"start": 6, "end": 21}]  # event 1 moved to 1.0-4.0 s
-    result[3]["value"]["timelinelabels"] = ["FO"]  # event 4 relabelled
-    del result[2]  # event 3 deleted: rejected
-    result.append({"id": "Xy12", "from_name": "defects", "to_name": "video", "type": "timelinelabels",
-                   "origin": "manual", "value": {"ranges": [{"start": 81, "end": 91}], "timelinelabels": ["RB"]}})
+    result = annotate(regions)
     export = [dict(task, id=1, annotations=[
         {"id": 7, "was_cancelled": False, "created_at": "2026-12-04T10:00:00Z", "result": result},
         {"id": 8, "was_cancelled": True, "created_at": "2026-12-04T11:00:00Z", "result": []}])]
@@ -48,11 +42,7 @@ def test_round_trip_through_label_studio_formats(tmp_path):
     assert run("labelstudio", ["import", str(path), "--reports", reports, "--fps", "5"]) == 0
     folder = os.path.join(reports, "seg1")
     review = record.load(folder)
-    final = [(e["key"], e["class"], e["start_s"], e["end_s"], e["verdict"])
-             for e in record.resolved(review, record.read_events(folder))]
-    assert final == [("1", "RB", 1.0, 4.0, "accepted"), ("2", "FO", 5.0, 7.0, "accepted"),
-                     ("3", "RB", 9.0, 11.0, "rejected"), ("4", "FO", 13.0, 15.0, "relabelled"),
-                     ("+6", "RB", 16.0, 18.0, "added")]
+    assert resolved_events(folder) == ANNOTATED
     assert record.fully_reviewed(review)
     count = len(review["decisions"])
     assert run("labelstudio", ["import", str(path), "--reports", reports, "--fps", "5"]) == 0

@@ -7,7 +7,6 @@ so it runs from its own virtual environment: set SFR_JAX_LABEL_STUDIO to its `la
 (e.g. `python3 -m venv .ls && .ls/bin/pip install label-studio==1.23.2`); without it the test is skipped
 and tests/test_review_labelstudio.py checks the same round trip against Label Studio's published formats.
 """
-import copy
 import json
 import os
 import socket
@@ -20,7 +19,7 @@ import pytest
 
 from sfr_jax.review import labelstudio as ls
 from sfr_jax.review import record
-from review_fixtures import write_reports
+from review_fixtures import ANNOTATED, annotate, resolved_events, write_reports
 
 EXECUTABLE = os.environ.get("SFR_JAX_LABEL_STUDIO", "")
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -87,24 +86,13 @@ def test_round_trip_through_a_running_label_studio(label_studio, tmp_path):
     (task,) = listed["tasks"] if isinstance(listed, dict) else listed
     assert task["data"]["sfr_video"] == "seg1"
     # The annotator starts from the prediction and edits it, as in the published-format test.
-    result = copy.deepcopy(tasks[0]["predictions"][0]["result"])
-    for region in result:
-        region.pop("score", None)
-    result[0]["value"]["ranges"] = [{"start": 6, "end": 21}]  # event 1 moved to 1.0-4.0 s
-    result[3]["value"]["timelinelabels"] = ["FO"]  # event 4 relabelled
-    del result[2]  # event 3 rejected
-    result.append({"id": "Xy12", "from_name": "defects", "to_name": "video", "type": "timelinelabels",
-                   "origin": "manual", "value": {"ranges": [{"start": 81, "end": 91}], "timelinelabels": ["RB"]}})
+    result = annotate(tasks[0]["predictions"][0]["result"])
     label_studio.call("POST", f"/api/tasks/{task['id']}/annotations", {"result": result, "was_cancelled": False})
     export = label_studio.call("GET", f"/api/projects/{project['id']}/export?exportType=JSON")
     assert ls.import_export(export, reports, FPS) == {"seg1": 7}
     folder = os.path.join(reports, "seg1")
     review = record.load(folder)
-    final = [(e["key"], e["class"], e["start_s"], e["end_s"], e["verdict"])
-             for e in record.resolved(review, record.read_events(folder))]
-    assert final == [("1", "RB", 1.0, 4.0, "accepted"), ("2", "FO", 5.0, 7.0, "accepted"),
-                     ("3", "RB", 9.0, 11.0, "rejected"), ("4", "FO", 13.0, 15.0, "relabelled"),
-                     ("+6", "RB", 16.0, 18.0, "added")]
+    assert resolved_events(folder) == ANNOTATED
     assert record.fully_reviewed(review)
     # Label Studio kept our prediction: our model version, the most doubtful event's score, every region
     (prediction,) = label_studio.call("GET", f"/api/predictions?task={task['id']}")
