@@ -32,7 +32,7 @@ from sfr_jax.train.run import recompute_adjacency
 def _common(ap):
     cli.add_model_source(ap, checkpoint=False)
     ap.add_argument("--data-dir", default=None, help="prepared data folder (default: the run's)")
-    ap.add_argument("--batch", type=int, default=None, help="global evaluation batch")
+    ap.add_argument("--batch", type=cli.positive_int, default=None, help="global evaluation batch")
     cli.add_distributed(ap)
 
 
