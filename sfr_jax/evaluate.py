@@ -19,7 +19,8 @@ import sys
 import jax
 
 from sfr_jax import cli
-from sfr_jax.errors import ConfigError, InputError
+from sfr_jax.data import tfrecords
+from sfr_jax.errors import ConfigError, InputError, OutputError
 from sfr_jax.eval import calibration, calibration_record, metrics, report, sewer_scores
 from sfr_jax.eval.decisions import Decisions
 from sfr_jax.eval.evaluator import Evaluator
@@ -58,6 +59,9 @@ def build_calibrate_parser():
     ap.add_argument("--rule", choices=calibration.RULES, default=calibration.DEFAULT_RULE,
                     help="how unseen classes (no labels) get thresholds: zscore (per-class standardised scores) "
                          "or global (one threshold over all seen classes)")
+    ap.add_argument("--force", action="store_true",
+                    help="write the calibration even when too few seen classes have enough positives on the split "
+                         f"(fewer than half with >= {calibration_record.MIN_POSITIVES}); it then replaces the old one")
     return ap
 
 
@@ -79,6 +83,7 @@ def eval_config(args):
         config.distributed.num_processes = max(args.num_processes, 1)
         config.distributed.process_id = max(args.process_id, 0)
     workdir_lib.fit_batch_to_devices(config)  # evaluation does not train: any device count will do
+    tfrecords.read_info(os.path.join(config.data.dir, config.data.eval_split))  # before the (long) model load
     return config
 
 
@@ -121,6 +126,7 @@ def calibrate_main(argv) -> int:
     workdir = os.path.abspath(args.workdir)
     config = eval_config(args)
     objective = calibration.parse_objective(args.objective)
+    _check_record_target(workdir, args.step)  # before the (long) model load
     train_cli.start_distributed(config)
     run_log.setup(None)
     if args.split == config.data.train_split:
@@ -134,12 +140,33 @@ def calibrate_main(argv) -> int:
     if not labels[:, list(class_set.seen_ids)].any():
         raise InputError(f"split {evaluator.split_dir} has no positive label of any seen class: calibration "
                          "needs a labelled split")
+    short = calibration_record.short_classes(labels, class_set)
+    if short:
+        counts = ", ".join(f"{code} {n}" for code, n in short)
+        what = (f"split {evaluator.split_dir} ({len(filenames)} images) has fewer than "
+                f"{calibration_record.MIN_POSITIVES} positives for {len(short)} of the {len(class_set.seen_ids)} "
+                f"seen classes ({counts})")
+        if not args.force:
+            raise InputError(f"{what}: a calibration fitted on it cannot stand, so none is written (an earlier one, if any, "
+                             "is kept); calibrate on a larger labelled split, or pass --force")
+        print(f"sfr-jax calibrate: warning: {what}; written anyway (--force)", file=sys.stderr)
     record = calibration_record.calibrate(logits["gzsl"], labels, class_set, step=run.step, split=args.split,
                                           filenames=filenames, objective=objective, rule=args.rule)
     path = calibration_record.write_record(calibration_record.record_path(workdir, run.step), record)
     print(calibration_summary(record))
     print(f"\nwritten: {path}")
     return 0
+
+
+def _check_record_target(workdir: str, step) -> None:
+    """Refuse at once a calibration that could not be written (its folder a file, not writable)."""
+    folder = os.path.dirname(calibration_record.record_path(workdir, 0))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise OutputError(f"cannot write calibrations into {folder}: a file of that name exists")
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write into the folder {folder}: permission denied")
+    if step is not None and os.path.isdir(calibration_record.record_path(workdir, step)):
+        raise OutputError(f"cannot write {calibration_record.record_path(workdir, step)}: it is a folder")
 
 
 def calibration_summary(record: dict) -> str:

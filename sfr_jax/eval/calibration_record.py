@@ -21,6 +21,9 @@ from sfr_jax.eval.calibration import (DEFAULT_OBJECTIVE, DEFAULT_RULE, ECE_BINS,
 from sfr_jax.eval.metrics import sigmoid
 
 FORMAT = "sfr-jax-calibration/1"
+# A class's threshold needs at least this many positive images on the split to sit between examples; a
+# calibration with fewer than half of its seen classes so supported cannot stand (calibrate refuses it).
+MIN_POSITIVES = 2
 # Classes outside the record get z-statistics from unlabelled logits only when there are this many images.
 MIN_STAT_IMAGES = 50
 
@@ -97,6 +100,15 @@ def calibrate(logits, labels, class_set, *, step: int, split: str, filenames, ob
         "classes": classes,
         "ece": held_out_ece(logits, positive, seen, filenames, result.objective, result.rule),
     }
+
+
+def short_classes(labels, class_set) -> list[tuple[str, int]]:
+    """[(code, positives)] of the seen classes with fewer than MIN_POSITIVES positives on the split, when
+    they are more than half of the seen classes (the calibration cannot stand); [] when it can."""
+    positives = (np.asarray(labels) == 1).sum(axis=0)
+    seen = list(class_set.seen_ids)
+    short = [(class_set.codes[k], int(positives[k])) for k in seen if positives[k] < MIN_POSITIVES]
+    return short if 2 * len(short) > len(seen) else []
 
 
 def held_out_ece(logits, labels, seen, filenames, objective=DEFAULT_OBJECTIVE,
