@@ -11,21 +11,19 @@ a verb raises into an exit code.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import math
 import os
-import signal
 import sys
-import threading
 import traceback
 from typing import Callable, Optional, Sequence
 
+from sfr_jax import interrupts
 from sfr_jax.errors import Interrupted, UserError
 
 EXIT_USER_ERROR, EXIT_FAILURE = 2, 1
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
-RESUME_HINT = "interrupted; run the same command to resume"
+RESUME_HINT = interrupts.HINT
 
 
 def debug_enabled(argv: Sequence[str] = ()) -> bool:
@@ -37,51 +35,42 @@ def one_line(message: str) -> str:
     return "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
-def _raise_terminated(signum, frame):
-    raise Interrupted(RESUME_HINT, "SIGTERM")
-
-
-@contextlib.contextmanager
-def sigterm_raises():
-    """Within the block SIGTERM raises Interrupted in the main thread (as Ctrl-C raises KeyboardInterrupt),
-    unless a handler of its own is installed; a verb with a graceful stop (train) installs one."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run(prog: str, verb: Callable[[list], Optional[int]], argv: Sequence[str]) -> int:
-    """Run `verb(argv)` under the convention above and return its exit code."""
+    """Run `verb(argv)` under the convention above and return its exit code. A Ctrl-C or SIGTERM during the
+    verb ends it with 130 / 143 and the one line, whatever a library made of the exception it raised."""
     argv = list(argv)
     debug = debug_enabled(argv)
     argv = [a for a in argv if a != "--debug"]
-    try:
-        with sigterm_raises():
-            return int(verb(argv) or 0)
-    except UserError as error:
-        if debug:
+    with interrupts.noted():
+        try:
+            code = int(verb(argv) or 0)
+            interrupts.check()  # a library swallowed the interrupt and the verb went on
+            return code
+        except UserError as error:
+            if interrupts.received():
+                return _interrupted(prog, interrupts.received())
+            if debug:
+                traceback.print_exc()
+            print(f"{prog}: {one_line(error)}", file=sys.stderr, flush=True)
+            return EXIT_USER_ERROR
+        except KeyboardInterrupt:
+            return _interrupted(prog, "SIGINT")
+        except Interrupted as stop:
+            return _interrupted(prog, stop.signal, one_line(stop))
+        except SystemExit as stop:  # argparse's own usage errors (exit 2, one line) and --help (exit 0)
+            return stop.code if isinstance(stop.code, int) else EXIT_USER_ERROR
+        except Exception as error:
+            if interrupts.received():  # what a library made of the interrupt (e.g. torch.onnx's export error)
+                return _interrupted(prog, interrupts.received())
             traceback.print_exc()
-        print(f"{prog}: {one_line(error)}", file=sys.stderr, flush=True)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print(f"{prog}: {RESUME_HINT}", file=sys.stderr, flush=True)
-        return EXIT_SIGNAL["SIGINT"]
-    except Interrupted as stop:
-        print(f"{prog}: {one_line(stop) or RESUME_HINT}", file=sys.stderr, flush=True)
-        return EXIT_SIGNAL.get(stop.signal, EXIT_SIGNAL["SIGINT"])
-    except SystemExit as stop:  # argparse's own usage errors (exit 2, usage printed) and --help (exit 0)
-        return stop.code if isinstance(stop.code, int) else EXIT_USER_ERROR
-    except Exception as error:
-        traceback.print_exc()
-        print(f"{prog}: internal error ({type(error).__name__}: {one_line(error)}); this is a bug of sfr-jax, "
-              "please report it with the traceback above", file=sys.stderr, flush=True)
-        return EXIT_FAILURE
+            print(f"{prog}: internal error ({type(error).__name__}: {one_line(error)}); this is a bug of sfr-jax, "
+                  "please report it with the traceback above", file=sys.stderr, flush=True)
+            return EXIT_FAILURE
+
+
+def _interrupted(prog: str, signal_name: str, message: str = "") -> int:
+    print(f"{prog}: {message or RESUME_HINT}", file=sys.stderr, flush=True)
+    return EXIT_SIGNAL.get(signal_name, EXIT_SIGNAL["SIGINT"])
 
 
 def verb(prog: str):
