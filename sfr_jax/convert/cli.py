@@ -102,6 +102,16 @@ def load_model(args) -> LoadedModel:
     return workdir_lib.load_model(args.workdir, step=args.step, best=args.best)
 
 
+def refuse_onnx(path, option: str) -> None:
+    """An .onnx export holds a fixed graph for scoring, not the weights that export and import read: say what
+    it is good for instead of complaining about its sidecar."""
+    if path and str(path).lower().endswith(".onnx"):
+        instead = ("the .pth / .safetensors checkpoint" if option == "--from" else
+                   "the workdir (--workdir) or the .pth / .safetensors export")
+        raise InputError(f"{option} {path}: an ONNX export scores images only (`sfr-jax predict --checkpoint "
+                         f"{path}` or `sfr-jax inspect --checkpoint {path}`); give {instead} it was made from")
+
+
 @cli.verb("sfr-jax export")
 def export_main(argv) -> int:
     """`sfr-jax export`: a saved step -> PyTorch, in the reference SFR-Net's layout or Hugging Face's."""
@@ -126,6 +136,7 @@ def export_main(argv) -> int:
     add_checkpoint_options(ap)
     cli.add_overwrite(ap)
     args = ap.parse_args(argv)
+    refuse_onnx(args.checkpoint, "--checkpoint")
     if args.format == "onnx":
         return export_onnx(args)
     if args.layout == "reference":  # refuse before the (long) load
@@ -194,6 +205,7 @@ def import_main(argv) -> int:
     ap.add_argument("--data-dir", default=None, help="prepared data folder recorded in the workdir's config")
     cli.add_overwrite(ap)
     args = ap.parse_args(argv)
+    refuse_onnx(args.source, "--from")
     export.check_new_outputs([args.out], args.overwrite, "--out")
     loaded = imp.load_checkpoint(args.source, tokenizer=args.tokenizer, class_set=args.classes,
                                  descriptions=args.descriptions, adjacency=args.adjacency, bare_reference=True)
