@@ -591,7 +591,6 @@ def train_rows(st: Stages, out: str, size: dict, seed: int, image_size: int, qui
 def main(argv) -> int:
     """Entry point of `sfr-jax demo`."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     started = time.time()
