@@ -40,8 +40,8 @@ def read_sidecar(path: str) -> dict:
     if not os.path.isfile(meta):
         raise InputError(f"{path} has no sidecar {meta}: it is not an `sfr-jax export --format onnx` graph "
                          "(the sidecar names its classes and input contract); export it with sfr-jax")
-    return records.read(meta, records.ONNX_SIDECAR, "not the sidecar of an `sfr-jax export --format onnx` graph "
-                        "as written (export it again)", fmt=SIDECAR_FORMAT, what="sidecar")
+    return records.read(meta, records.ONNX_SIDECAR, "it is not the sidecar `sfr-jax export --format onnx` wrote; "
+                        "export again", fmt=SIDECAR_FORMAT, what="sidecar")
 
 
 def decisions_from_sidecar(side: dict) -> Decisions:
