@@ -7,7 +7,11 @@ config (ml_collections' config_flags), so a misspelt key is an error instead of 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
+import sys
+import traceback
 
 import ml_collections
 from absl import flags
@@ -214,6 +218,9 @@ def _rules(c) -> list:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Reject values out of range, naming the key (see _rules)."""
+    for key, value in flatten(config).items():  # inf passes every `> 0` rule below, nan fails them all
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config value {key}={value!r} must be a finite number")
     for key, ok, why in _rules(config):
         if not ok:
             raise ConfigError(f"config value {key}={_get(config, key)!r} {why}")
@@ -322,20 +329,39 @@ def split_args(argv: list[str]) -> tuple[list[str], list[str]]:
 def parse(config_args: list[str]) -> ml_collections.ConfigDict:
     """The locked, validated config of `--config FILE[:variants]` plus `--config.a.b=value` overrides
     (ml_collections' config_flags, on a fresh flag registry)."""
+    path = config_file(config_args)
+    if path and not os.path.isfile(path):
+        raise ConfigError(f"--config {path}: no such config file")
+    # config_flags loads the file as module 'config_config' with load_module(), which executes it into the
+    # module left by an earlier parse in this process: a get_config deleted from the file would survive.
+    sys.modules.pop("config_config", None)
     fv = flags.FlagValues()
     argv = ["sfr-jax"] + list(config_args)
     config_flags.DEFINE_config_file("config", None, "ml_collections config file[:variants]", flag_values=fv,
                                     lock_config=True, sys_argv=argv)
+    absl_log = logging.getLogger("absl")
+    level = absl_log.level
+    absl_log.setLevel(logging.ERROR)  # its warning of a get_config returning None would precede our one line
     try:
         fv(argv)
         config = fv.config
-        if config is not None:
+        if isinstance(config, ml_collections.ConfigDict):
             config.name  # a config file that failed to load raises here
-    except (flags.Error, KeyError, AttributeError, TypeError, ValueError, OSError) as error:
+    except Exception as error:  # noqa: BLE001 - the user's Python may raise anything; it is named below
+        in_file = path and _config_file_error(error, path)
+        if in_file:
+            raise ConfigError(in_file) from None
+        if not isinstance(error, (flags.Error, KeyError, AttributeError, TypeError, ValueError, OSError)):
+            raise
         message = str(error).replace("\\n", " ").replace("\\'", "'").strip("'\"")
         if "Traceback" in message:  # a config file that raised: its own message is the last line
             message = message.strip().splitlines()[-1].split(": ", 1)[-1]
         raise ConfigError(f"bad command line or config override: {message}") from None
+    finally:
+        absl_log.setLevel(level)
+    if path and not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"{path}: get_config() returned {type(config).__name__}, not an ml_collections "
+                          "ConfigDict (a missing return?)")
     if config is None:
         raise ConfigError("--config FILE is required (e.g. --config configs/sewerml.py)")
     validate(config)
@@ -356,6 +382,39 @@ def use_process_flags(config, coordinator: str = "", num_processes: int = 0, pro
             config.distributed.num_processes = num_processes
         if process_id >= 0:
             config.distributed.process_id = process_id
+
+
+def config_file(config_args: list[str]) -> str | None:
+    """The FILE of `--config FILE[:variants]` (or `--config=...`) among config words, if any."""
+    for i, word in enumerate(config_args):
+        value = (config_args[i + 1] if word == "--config" and i + 1 < len(config_args)
+                 else word[len("--config="):] if word.startswith("--config=") else None)
+        if value:
+            return value.split(":", 1)[0]
+    return None
+
+
+def _config_file_error(error: BaseException, path: str) -> str | None:
+    """One line naming the config FILE and line for an error of the user's Python in it (a syntax error, a
+    NameError at import, a get_config that raises or is missing); None when the file is not to blame.
+    config_flags wraps what get_config raised, so the chain of causes is searched."""
+    where = os.path.realpath(path)
+    seen = []
+    while error is not None and error not in seen:
+        seen.append(error)
+        if isinstance(error, ConfigError):  # our own message (e.g. an unknown variant), already clear
+            return None
+        if isinstance(error, SyntaxError) and error.filename and os.path.realpath(error.filename) == where:
+            return f"{path}, line {error.lineno}: syntax error in the config file ({error.msg})"
+        lines = [f.lineno for f in traceback.extract_tb(error.__traceback__)
+                 if os.path.realpath(f.filename) == where]
+        if lines:
+            return (f"{path}, line {lines[-1]}: the config file raised {type(error).__name__}: "
+                    f"{' '.join(str(error).split())}")
+        if isinstance(error, AttributeError) and "get_config" in str(error):
+            return f"{path}: no get_config(arg=None) function; a config file defines one that returns a ConfigDict"
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def resolve_paths(config, base_dir: str) -> None:

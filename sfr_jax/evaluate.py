@@ -22,7 +22,8 @@ import jax
 from sfr_jax import cli
 from sfr_jax import config as config_lib
 from sfr_jax import logs, parallel
-from sfr_jax.errors import ConfigError, InputError
+from sfr_jax.data import tfrecords
+from sfr_jax.errors import ConfigError, InputError, OutputError
 from sfr_jax.eval import calibration, calibration_record, metrics, report, sewer_scores
 from sfr_jax.eval.decisions import Decisions
 from sfr_jax.eval.evaluator import EvalConfig, Evaluator
@@ -33,7 +34,7 @@ from sfr_jax.workdir import Workdir
 def _common(ap):
     cli.add_model_source(ap, checkpoint=False)
     ap.add_argument("--data-dir", default=None, help="prepared data folder (default: the run's)")
-    ap.add_argument("--batch", type=int, default=None, help="global evaluation batch")
+    ap.add_argument("--batch", type=cli.positive_int, default=None, help="global evaluation batch")
     cli.add_distributed(ap)
 
 
@@ -62,6 +63,9 @@ def build_calibrate_parser():
     ap.add_argument("--confident-precision", type=float, default=calibration.DEFAULT_CONFIDENT_PRECISION,
                     help="the `confident` tier: per class the lowest threshold with at least this precision on "
                          "the split (default 0.9); decisions between the two thresholds are for `review`")
+    ap.add_argument("--force", action="store_true",
+                    help="write the calibration even when too few seen classes have enough positives on the split "
+                         f"(fewer than half with >= {calibration_record.MIN_POSITIVES}); it then replaces the old one")
     return ap
 
 
@@ -80,6 +84,7 @@ def eval_config(args):
         if getattr(args, "recompute_adjacency", False):
             config.model.recompute_adjacency_at_eval = True
     config_lib.use_process_flags(config, args.coordinator, args.num_processes, args.process_id, fresh=True)
+    tfrecords.read_info(os.path.join(config.data.dir, config.data.eval_split))  # before the (long) model load
     return config
 
 
@@ -127,6 +132,7 @@ def calibrate_main(argv) -> int:
     args = build_calibrate_parser().parse_args(argv)
     objective = calibration.parse_objective(args.objective)
     confident_precision = calibration.check_precision(args.confident_precision)
+    _check_record_target(args.workdir, args.step)  # before the (long) model load
     config, run = open_step(args)
     if args.split == config.data.train_split:
         print(f"sfr-jax calibrate: warning: --split {args.split} is the training split: its scores are "
@@ -138,6 +144,16 @@ def calibrate_main(argv) -> int:
     if not labels[:, list(class_set.seen_ids)].any():
         raise InputError(f"split {evaluator.split_dir} has no positive label of any seen class: calibration "
                          "needs a labelled split")
+    short = calibration_record.short_classes(labels, class_set)
+    if short:
+        counts = ", ".join(f"{code} {n}" for code, n in short)
+        what = (f"split {evaluator.split_dir} ({len(filenames)} images) has fewer than "
+                f"{calibration_record.MIN_POSITIVES} positives for {len(short)} of the {len(class_set.seen_ids)} "
+                f"seen classes ({counts})")
+        if not args.force:
+            raise InputError(f"{what}: a calibration fitted on it cannot stand, so none is written (an earlier one, if any, "
+                             "is kept); calibrate on a larger labelled split, or pass --force")
+        print(f"sfr-jax calibrate: warning: {what}; written anyway (--force)", file=sys.stderr)
     record = calibration_record.calibrate(logits["gzsl"], labels, class_set, step=run.step, split=args.split,
                                           filenames=filenames, objective=objective, rule=args.rule,
                                           confident_precision=confident_precision)
@@ -145,6 +161,17 @@ def calibrate_main(argv) -> int:
     print(calibration_summary(record))
     print(f"\nwritten: {path}")
     return 0
+
+
+def _check_record_target(workdir: str, step) -> None:
+    """Refuse at once a calibration that could not be written (its folder a file, not writable)."""
+    folder = Workdir(workdir).calibration_dir
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise OutputError(f"cannot write calibrations into {folder}: a file of that name exists")
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write into the folder {folder}: permission denied")
+    if step is not None and os.path.isdir(Workdir(workdir).calibration_file(step)):
+        raise OutputError(f"cannot write {Workdir(workdir).calibration_file(step)}: it is a folder")
 
 
 def calibration_summary(record: dict) -> str:

@@ -20,6 +20,16 @@ from sfr_jax.text.classes import MODES
 from sfr_jax.train.imported import write_workdir
 
 
+def refuse_onnx(path, option: str) -> None:
+    """An .onnx export holds a fixed graph for scoring, not the weights that export and import read: say what
+    it is good for instead of complaining about its sidecar."""
+    if path and str(path).lower().endswith(".onnx"):
+        instead = ("the .pth / .safetensors checkpoint" if option == "--from" else
+                   "the workdir (--workdir) or the .pth / .safetensors export")
+        raise InputError(f"{option} {path}: an ONNX export scores images only (`sfr-jax predict --checkpoint "
+                         f"{path}` or `sfr-jax inspect --checkpoint {path}`); give {instead} it was made from")
+
+
 @cli.verb("sfr-jax export")
 def export_main(argv) -> int:
     """`sfr-jax export`: a saved step -> PyTorch, in the reference SFR-Net's layout or Hugging Face's."""
@@ -46,11 +56,8 @@ def export_main(argv) -> int:
     cli.add_checkpoint_options(ap)
     cli.add_overwrite(ap)
     args = ap.parse_args(argv)
+    refuse_onnx(args.checkpoint, "--checkpoint")
     source = cli.model_source(args)
-    if source.is_onnx:
-        raise InputError(f"--checkpoint {source.checkpoint} is an ONNX graph: it is what an export makes, for "
-                         "`sfr-jax predict/inspect --checkpoint` and onnxruntime; export from the workdir or "
-                         ".pth it was made from")
     if args.format == "onnx":
         return export_onnx(args, source)
     if args.layout == "reference":  # refuse before the (long) load
@@ -120,9 +127,7 @@ def import_main(argv) -> int:
     cli.add_overwrite(ap)
     args = ap.parse_args(argv)
     export.check_new_outputs([args.out], args.overwrite, "--out")
-    if args.source.lower().endswith(".onnx"):
-        raise InputError(f"--from {args.source} is an ONNX graph: it holds no trainable model to import; it is "
-                         "scored as it is with `sfr-jax predict/inspect --checkpoint`")
+    refuse_onnx(args.source, "--from")
     loaded = imp.load_checkpoint(args.source, tokenizer=args.tokenizer, class_set=args.classes,
                                  descriptions=args.descriptions, adjacency=args.adjacency, bare_reference=True)
     if loaded.provenance.get("read_as") == "bare reference":

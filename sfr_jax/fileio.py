@@ -21,6 +21,7 @@ import socket
 import tempfile
 import unicodedata
 
+from sfr_jax import interrupts
 from sfr_jax.errors import OutputError
 
 TEMP_MARK = ".tmp-"
@@ -158,6 +159,7 @@ def atomic_path(path: str, clean: bool = True):
     os.close(fd)
     try:
         yield tmp
+        interrupts.check()  # a Ctrl-C that a library swallowed must not publish the output
         os.replace(tmp, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
@@ -210,6 +212,7 @@ def atomic_directory(out_dir: str):
         raise _os_error(out_dir, error) from None
     try:
         yield tmp
+        interrupts.check()
         if not os.path.exists(out_dir):
             os.rename(tmp, out_dir)
         elif _exchange(tmp, out_dir):  # one atomic swap: the old content is now under tmp

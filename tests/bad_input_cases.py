@@ -84,9 +84,37 @@ CASES = [
     ("inspect: --out is a file", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{text_file}"], 2, r"--out .*notes.txt is a file; give a folder"),
     ("inspect: distance CSV malformed", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25c", "--distance", "{i25_bad_distance}"], 2, r"bad_distance.csv: line 3: distance_m 'x' is not a number"),
     ("inspect: named file not a video", ["inspect", "--checkpoint", "{pth}", "{text_file}", "--out", "{tmp}/i25d"], 2, r"no video found .* in .*notes.txt: not a video file: FFmpeg finds no video stream in it"),
+    # issue 25, verbs/records/configs
+    ("train: config with a syntax error", ["train", "--config", "{cfg_syntax}", "--workdir", "{tmp}/c25"], 2, r"cfg_syntax.py, line 3: syntax error in the config file"),
+    ("train: config with a NameError at import", ["train", "--config", "{cfg_name}", "--workdir", "{tmp}/c25"], 2, r"cfg_name.py, line 2: the config file raised NameError: name 'base' is not defined"),
+    ("train: config whose get_config raises", ["train", "--config", "{cfg_raises}:big", "--workdir", "{tmp}/c25"], 2, r"cfg_raises.py, line 6: the config file raised KeyError: 'big'"),
+    ("train: config without get_config", ["train", "--config", "{cfg_noget}", "--workdir", "{tmp}/c25"], 2, r"cfg_noget.py: no get_config\(arg=None\) function"),
+    ("train: config whose get_config returns nothing", ["train", "--config", "{cfg_none}", "--workdir", "{tmp}/c25"], 2, r"cfg_none.py: get_config\(\) returned NoneType"),
+    ("train: override inf", ["train", "{train_args}", "--config.loss.margin=inf"], 2, r"config value loss.margin=inf must be a finite number"),
+    ("train: override nan", ["train", "{train_args}", "--config.optim.weight_decay=nan"], 2, r"config value optim.weight_decay=nan must be a finite number"),
+    ("train dry run: override -inf", ["train", "--config", "{demo_config}", "--dry-run", "--config.optim.clip_lr=-inf"], 2, r"config value optim.clip_lr=-inf must be a finite number"),
+    ("eval: --batch 0", ["eval", "--workdir", "{workdir}", "--batch", "0"], 2, r"argument --batch: '0' is not a positive integer"),
+    ("eval: --step -3", ["eval", "--workdir", "{workdir}", "--step", "-3"], 2, r"argument --step: '-3' is not an integer >= 0"),
+    ("calibrate: --batch 1e3", ["calibrate", "--workdir", "{workdir}", "--batch", "1e3"], 2, r"argument --batch: '1e3' is not a positive integer"),
+    ("calibrate: --objective recall=inf", ["calibrate", "--workdir", "{workdir}", "--split", "test", "--objective", "recall=inf"], 2, r"objective 'recall=inf' is not one of"),
+    ("convert: --image-size -224", ["convert-clip", "--from", "{clip}", "--out", "{tmp}/c25b", "--image-size", "-224"], 2, r"argument --image-size: '-224' is not a positive integer"),
+    ("synth: --normal-fraction 2", ["synth", "--out", "{tmp}/s25", "--normal-fraction", "2"], 2, r"argument --normal-fraction: '2' is not a probability in \[0, 1\]"),
+    ("export: no --to", ["export", "--workdir", "{workdir}"], 2, r"the following arguments are required: --to \(see `sfr-jax export --help`\)"),
+    ("prepare: unknown data set", ["prepare", "sewer", "--root", "{raw}", "--out", "{tmp}/p25"], 2, r"argument dataset: invalid choice: 'sewer'"),
+    ("calibrate: unknown --rule", ["calibrate", "--workdir", "{workdir}", "--rule", "median"], 2, r"argument --rule: invalid choice: 'median'"),
+    ("predict: ONNX sidecar with a string threshold", ["predict", "--checkpoint", "{onnx_str_threshold}", "{png}"], 2, r"str_threshold.json: classes\[1\].threshold is \"0.5\", not a finite number"),
+    ("predict: ONNX sidecar without classes", ["predict", "--checkpoint", "{onnx_no_classes}", "{png}"], 2, r"no_classes.json: classes is missing"),
+    ("predict: export sidecar with tokens not a list", ["predict", "--checkpoint", "{pth_bad_tokens}", "{png}"], 2, r"bad_tokens.json: class_tokens is not a list"),
+    ("predict: calibration record with a null threshold", ["predict", "--workdir", "{wd_bad_record}", "{png}"], 2, r"calibration/3.json: classes\[2\].threshold is null, not a finite number"),
+    ("calibrate: a 2-image split", ["calibrate", "--workdir", "{wd_small_split}", "--data-dir", "{small_data}", "--split", "test"], 2, r"2 images\) has fewer than 2 positives for \d+ of the 12 seen classes \(RB \d"),
+    ("calibrate: its folder is a file", ["calibrate", "--workdir", "{wd_calibration_file}", "--split", "test"], 2, r"cannot write calibrations into .*calibration: a file of that name exists"),
+    ("export: from an .onnx", ["export", "--checkpoint", "{onnx_ok}", "--to", "{tmp}/o25.pth"], 2, r"--checkpoint .*ok.onnx: an ONNX export scores images only \(`sfr-jax predict --checkpoint"),
+    ("import: from an .onnx", ["import", "--from", "{onnx_ok}", "--out", "{tmp}/o25wd"], 2, r"--from .*ok.onnx: an ONNX export scores images only"),
 ]
 # Cases that must succeed, with a line their stderr must hold (a fault survived or a silent change said).
 NOTED = [
+    # issue 25, verbs/records/configs
+    ("calibrate: a 2-image split with --force", ["calibrate", "--workdir", "{wd_small_split}", "--data-dir", "{small_data}", "--split", "test", "--force"], 0, r"written anyway \(--force\)"),
     # issue 25, inspect/predict classes
     ("inspect: distance folder without the video's CSV", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25e", "--distance", "{i25_distance_dir}", "--no-progress"], 0, r"pipe25.mp4: no distances: the --distance folder .* has no pipe25.csv"),
     ("inspect: distance CSV after the video", ["inspect", "--checkpoint", "{pth}", "{i25_video}", "--out", "{tmp}/i25f", "--distance", "{i25_late_distance}", "--no-progress"], 0, r"no distances: .*late.csv covers 100-200 s"),
@@ -114,6 +142,7 @@ def build_inputs(root) -> dict:
     _trained_workdir(root, clip, data, inputs)
     inputs["resume_args"] = cli_args(clip, data, inputs["workdir"], "--config.train.epochs=1")
     _files(root, tmp, inputs)
+    _issue25_verb_files(root, inputs)
     _issue25_inspect_files(root, inputs)
     return inputs
 
@@ -136,6 +165,8 @@ def _trained_workdir(root, clip, data, inputs):
     inputs["bare_pth"] = bare
     onnx = os.path.join(root, "onnx", "lonely.onnx")
     assert export_main(["--workdir", workdir, "--format", "onnx", "--to", onnx]) == 0
+    for suffix in (".onnx", ".json"):  # a pair with its sidecar, before the sidecar goes
+        shutil.copy(os.path.splitext(onnx)[0] + suffix, os.path.join(root, "onnx", "ok" + suffix))
     os.remove(os.path.splitext(onnx)[0] + ".json")
     inputs["onnx_no_sidecar"] = onnx
 
@@ -224,3 +255,120 @@ def _issue25_inspect_files(root, inputs):
     inputs.update(i25_video=video, i25_video_dir=os.path.dirname(video),
                   **{f"i25_{key}": os.path.join(folder, name) for key, name in named.items()})
 
+
+
+def _issue25_verb_files(root, inputs):
+    """The files of the issue 25 verbs/records/configs cases: the user's broken config files, damaged
+    records beside real exports, workdir copies (a damaged calibration record, a file where the calibration
+    folder goes, one to calibrate on a prepared 2-image split)."""
+    import json
+
+    from sfr_jax.data import prepare, synthetic
+
+    folder = os.path.join(root, "i25v")
+    os.makedirs(folder)
+    base = "from sfr_jax.config import base_config\n"
+    configs = {
+        "cfg_syntax": base + "def get_config(arg=None):\n    return base_config(\n",
+        "cfg_name": "import os\nDEFAULT = base()\n" + base + "def get_config(arg=None):\n    return base_config()\n",
+        "cfg_raises": base + "SIZES = {'small': 8}\n\n\ndef get_config(arg=None):\n    size = SIZES[arg]\n"
+                             "    return base_config()\n",
+        "cfg_noget": base + "def config():\n    return base_config()\n",
+        "cfg_none": base + "def get_config(arg=None):\n    c = base_config()\n",
+    }
+    for name, text in configs.items():
+        inputs[name] = os.path.join(folder, f"{name}.py")
+        with open(inputs[name], "w") as f:
+            f.write(text)
+    onnx_dir = os.path.join(root, "onnx")
+    inputs["onnx_ok"] = os.path.join(onnx_dir, "ok.onnx")
+    with open(os.path.join(onnx_dir, "ok.json")) as f:
+        side = json.load(f)
+    for name, edit in (("str_threshold", lambda d: d["classes"][1].update(threshold="0.5")),
+                       ("no_classes", lambda d: d.pop("classes"))):
+        damaged = json.loads(json.dumps(side))
+        edit(damaged)
+        shutil.copy(inputs["onnx_ok"], os.path.join(onnx_dir, f"{name}.onnx"))
+        with open(os.path.join(onnx_dir, f"{name}.json"), "w") as f:
+            json.dump(damaged, f)
+        inputs[f"onnx_{name}"] = os.path.join(onnx_dir, f"{name}.onnx")
+    pth = os.path.join(folder, "bad_tokens.pth")
+    shutil.copy(inputs["pth"], pth)
+    with open(os.path.splitext(inputs["pth"])[0] + ".json") as f:
+        side = json.load(f)
+    side["class_tokens"] = "49406 320 49407"
+    with open(os.path.splitext(pth)[0] + ".json", "w") as f:
+        json.dump(side, f)
+    inputs["pth_bad_tokens"] = pth
+    for name in ("wd_bad_record", "wd_small_split", "wd_calibration_file"):
+        inputs[name] = os.path.join(folder, name)
+        shutil.copytree(inputs["workdir"], inputs[name])
+    os.makedirs(os.path.join(inputs["wd_bad_record"], "calibration"))
+    platt = {"a": 1.0, "b": 0.0}
+    record = {"format": "sfr-jax-calibration/1", "step": 3, "objective": "f2", "unseen_rule": "global",
+              "class_set": {"name": "sewerml", "digest": "sha256:0"}, "split": {"name": "val"},
+              "rules": {"global": {"logit_threshold": 0.0, "platt": platt}, "zscore": {"z_threshold": 0.0, "platt": platt}},
+              "classes": [{"code": c, "threshold": None if i == 2 else 0.5, "platt": platt}
+                          for i, c in enumerate(["RB", "OB", "PF"])]}
+    with open(os.path.join(inputs["wd_bad_record"], "calibration", "3.json"), "w") as f:
+        json.dump(record, f)
+    with open(os.path.join(inputs["wd_calibration_file"], "calibration"), "w") as f:
+        f.write("not a folder\n")
+    raw = os.path.join(folder, "small_raw")
+    synthetic.write(raw, 10, seed=11, draw_size=32, save_size="draw", val_fraction=0.2)
+    inputs["small_data"] = os.path.join(folder, "small_data")
+    assert prepare.main(["sewerml", "--root", raw, "--out", inputs["small_data"], "--image-size", "32", "--workers", "1",
+                         "--no-progress"]) == 0
+
+
+def probe_table(root, pattern: str = "") -> list:
+    """Run every case (CASES, then NOTED) whose name matches `pattern` as a real `python -m sfr_jax.main`
+    command; rows of (name, want, got, stderr lines, seconds, last stderr line, ok)."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    inputs = build_inputs(root)
+    rows = []
+    for name, case_argv, want, regex in CASES + NOTED:
+        if pattern and not re.search(pattern, name):
+            continue
+        start = time.time()
+        done = subprocess.run([sys.executable, "-m", "sfr_jax.main", *argv(case_argv, inputs)], capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL)
+        seconds = time.time() - start
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        last = lines[-1] if lines else ""
+        found = re.search(regex, done.stderr if (name, case_argv, want, regex) in NOTED else last)
+        ok = done.returncode == want and "Traceback" not in done.stderr and bool(found)
+        rows.append((name, want, done.returncode, len(lines), seconds, last, ok))
+        print(f"| {name} | {want} | {done.returncode} | {len(lines)} | {seconds:.1f} | {last[:150]} | "
+              f"{'ok' if ok else 'NO'} |", flush=True)
+    return rows
+
+
+def main() -> None:
+    """`python tests/bad_input_cases.py [--root DIR] [--match REGEX]`: the whole probe as real commands
+    against the sfr_jax on PYTHONPATH, as a markdown table, then the counts."""
+    import argparse
+    import tempfile
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--root", default=None, help="where the inputs are built (default: a new temporary folder)")
+    ap.add_argument("--match", default="", help="only the cases whose name matches this regex")
+    args = ap.parse_args()
+    for key, value in (("JAX_NUM_CPU_DEVICES", "8"), ("XLA_FLAGS", "--xla_force_host_platform_device_count=8"),
+                       ("TF_CPP_MIN_LOG_LEVEL", "2"), ("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
+        os.environ.setdefault(key, value)  # as tests/conftest.py: 8 fake CPU devices (the cases count on them)
+    print("| case | want | exit | stderr lines | s | last stderr line | ok |\n|---|---|---|---|---|---|---|", flush=True)
+    rows = probe_table(args.root or tempfile.mkdtemp(prefix="sfr-probe-"), args.match)
+    failing = [r for r in rows if r[:2] not in [(c[0], c[2]) for c in NOTED]]
+    print(f"\n{sum(r[6] for r in rows)} of {len(rows)} as promised; {sum(r[3] == 1 for r in failing)} of "
+          f"{len(failing)} bad inputs with exactly one stderr line")
+
+
+__all__ = ["CASES", "NOTED", "argv", "build_inputs", "probe_table", "random_batch", "tiny_config"]
+
+if __name__ == "__main__":  # (run as a script, its folder is on sys.path: train_fixtures imports)
+    main()

@@ -1,6 +1,7 @@
 """The `sfr-jax` entry point (usage, unknown verbs, the installed script) and the one exit-code convention
 every verb runs under (sfr_jax.cli): user errors 2 in one line, failures 1 with the traceback, 130/143."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -78,3 +79,56 @@ def test_sigterm_stops_a_verb_with_143_and_one_line(tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143
     assert err.strip() == "sfr-jax slow: interrupted; run the same command to resume"
+
+
+@pytest.mark.parametrize("verb", sorted(sfr.VERBS))
+def test_a_usage_error_of_every_verb_is_one_line(verb, capsys):
+    """argparse printed an 8-15 line usage block before its one error line; now the one line names the
+    option and points to --help, with exit 2."""
+    assert sfr.main([verb, "--no-such-option", "7"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"sfr-jax {verb}: error: "), err
+    assert err.rstrip().endswith(f"(see `sfr-jax {verb} --help`)"), err
+
+
+def test_a_missing_required_option_is_one_line(capsys):
+    assert sfr.main(["export", "--workdir", "w"]) == 2
+    assert capsys.readouterr().err == ("sfr-jax export: error: the following arguments are required: --to "
+                                       "(see `sfr-jax export --help`)\n")
+
+
+@pytest.mark.parametrize("kind, text, value", [
+    (cli.positive_int, "3", 3), (cli.positive_int, "0", None), (cli.positive_int, "-2", None),
+    (cli.positive_int, "1.5", None), (cli.positive_int, "1e3", None), (cli.positive_int, "x", None),
+    (cli.nonnegative_int, "0", 0), (cli.nonnegative_int, "-1", None),
+    (cli.finite_float, "-2.5", -2.5), (cli.finite_float, "inf", None), (cli.finite_float, "-Infinity", None),
+    (cli.finite_float, "nan", None), (cli.finite_float, "1e999", None), (cli.finite_float, "1e-320", 1e-320),
+    (cli.positive_float, "1e-320", 1e-320), (cli.positive_float, "0", None), (cli.positive_float, "-0.0", None),
+    (cli.fraction, "0", 0.0), (cli.fraction, "0.999", 0.999), (cli.fraction, "1", None), (cli.fraction, "-0.1", None),
+    (cli.probability, "1", 1.0), (cli.probability, "1.0000001", None), (cli.probability, "nan", None),
+])
+def test_number_types(kind, text, value):
+    import argparse
+
+    if value is None:
+        with pytest.raises(argparse.ArgumentTypeError, match=f"'{re.escape(text)}' is not "):
+            kind(text)
+    else:
+        assert kind(text) == value and type(kind(text)) is type(value)
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["eval", "--workdir", "w", "--batch", "0"], "--batch"),
+    (["calibrate", "--workdir", "w", "--batch", "-8"], "--batch"),
+    (["eval", "--workdir", "w", "--step", "-1"], "--step"),
+    (["convert-clip", "--from", "a", "--out", "b", "--image-size", "0"], "--image-size"),
+    (["synth", "--out", "s", "--val-fraction", "inf"], "--val-fraction"),
+    (["synth", "--out", "s", "--normal-fraction", "1.5"], "--normal-fraction"),
+    (["demo", "--steps", "0"], "--steps"),
+    (["train", "--config", "configs/demo.py", "--num-processes", "-2"], "--num-processes"),
+])
+def test_numbers_at_the_edges_name_the_option(argv, option, capsys):
+    assert sfr.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"argument {option}: " in err, err

@@ -77,7 +77,7 @@ def test_a_record_for_another_step_or_class_set_is_refused(calibrated, tmp_path)
     with pytest.raises(InputError, match="format"):
         Decisions.from_calibration(str(broken), step=7, class_set=class_set)
     broken.write_text(json.dumps(dict(record, classes=[dict(record["classes"][0], platt={"a": "x"})])))
-    with pytest.raises(InputError, match=r"\['classes'\]\[0\]\['platt'\]\['a'\] is missing or not a finite"):
+    with pytest.raises(InputError, match=r"broken.json: classes\[0\]\.platt\.a is \"x\", not a finite number"):
         Decisions.from_calibration(str(broken), step=7, class_set=class_set)
     # without a file for the step: the uncalibrated default; with one: the calibration
     assert Decisions.for_step(str(tmp_path), 3, class_set).source == UNCALIBRATED

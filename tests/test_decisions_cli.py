@@ -113,3 +113,49 @@ def test_calibrate_refuses_a_split_without_labels(trained, tmp_path, capsys):
     assert "no positive label of any seen class" in err and "Traceback" not in err
     assert evaluate.calibrate_main(["--workdir", str(trained["workdir"]), "--split", "val"]) == 2
     assert "not a prepared split" in capsys.readouterr().err
+
+
+def test_calibrate_refuses_a_split_too_small_to_stand_and_keeps_the_old_record(calibrated, tmp_path, capsys):
+    """A 2-image split used to replace a good record silently (its trouble only inside the JSON). Now it is
+    refused, naming the short classes with their positive counts (counted here from the raw CSV), the old
+    record is kept byte for byte; --force writes it, with a warning."""
+    import csv
+
+    raw = tmp_path / "raw"
+    synthetic.write(str(raw), 10, seed=11, draw_size=32, save_size="draw", val_fraction=0.2)
+    assert prepare.main(["sewerml", "--root", str(raw), "--out", str(tmp_path / "data"), "--image-size", "32",
+                         "--workers", "1", "--no-progress"]) == 0
+    rows = list(csv.DictReader(open(raw / "SewerML_Val.csv")))
+    assert len(rows) == 2
+    seen = [c for c in calibrated["record"]["classes"] if c["seen"]]
+    counts = {c["code"]: sum(int(r[c["code"]]) for r in rows) for c in seen}
+    short = [code for code, n in counts.items() if n < calibration_record.MIN_POSITIVES]
+    assert 2 * len(short) > len(seen)  # the planted case: most seen classes have 0 or 1 positive
+    before = open(calibrated["record_path"], "rb").read()
+    args = ["--workdir", str(calibrated["workdir"]), "--data-dir", str(tmp_path / "data"), "--split", "test"]
+    assert evaluate.calibrate_main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    err = err.strip().splitlines()[-1]  # (the run's log may say which checkpoint it restored first)
+    assert err.startswith("sfr-jax calibrate: split ") and f"fewer than 2 positives for {len(short)} of the {len(seen)} seen classes" in err, err
+    assert ", ".join(f"{code} {counts[code]}" for code in short) in err and "--force" in err, err
+    assert open(calibrated["record_path"], "rb").read() == before
+    try:
+        assert evaluate.calibrate_main(args + ["--force"]) == 0
+        assert "written anyway (--force)" in capsys.readouterr().err
+        assert calibration_record.read_record(calibrated["record_path"])["split"]["images"] == 2
+    finally:
+        with open(calibrated["record_path"], "wb") as handle:  # the module's other tests use the good one
+            handle.write(before)
+
+
+def test_calibrate_checks_its_output_before_the_model_load(trained, tmp_path, capsys):
+    import shutil as sh
+
+    other = tmp_path / "wd"
+    sh.copytree(trained["workdir"], other, ignore=sh.ignore_patterns("calibration"))
+    (other / "calibration").write_text("not a folder")
+    assert evaluate.calibrate_main(["--workdir", str(other), "--split", "test"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"sfr-jax calibrate: cannot write calibrations into {other / 'calibration'}: a file of " \
+                          "that name exists", err

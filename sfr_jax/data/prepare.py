@@ -258,7 +258,6 @@ def build_parser():
 def main(argv) -> int:
     """Entry point of `sfr-jax prepare`."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow is only our record writer here
     if args.image_size <= 0 or args.shard_size <= 0 or not 1 <= args.quality <= 100 or args.workers < 1:
         raise InputError(f"--image-size and --shard-size must be positive, --quality in 1..100 and --workers >= 1 "
                          f"(got {args.image_size}, {args.shard_size}, {args.quality}, {args.workers})")

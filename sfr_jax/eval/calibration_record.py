@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from sfr_jax import fileio
+from sfr_jax import fileio, records
 from sfr_jax.errors import InputError, MissingInput
 from sfr_jax.eval.calibration import (DEFAULT_CONFIDENT_PRECISION, DEFAULT_OBJECTIVE, DEFAULT_RULE, ECE_BINS,
                                       as_inputs, check_precision, check_rule, expected_calibration_error,
@@ -26,6 +26,9 @@ from sfr_jax.eval.metrics import sigmoid
 from sfr_jax.workdir import Workdir
 
 FORMAT = "sfr-jax-calibration/1"
+# A class's threshold needs at least this many positive images on the split to sit between examples; a
+# calibration with fewer than half of its seen classes so supported cannot stand (calibrate refuses it).
+MIN_POSITIVES = 2
 # Classes outside the record get z-statistics from unlabelled logits only when there are this many images.
 MIN_STAT_IMAGES = 50
 
@@ -125,6 +128,15 @@ def has_tiers(record: dict) -> bool:
     return "confident_precision" in record
 
 
+def short_classes(labels, class_set) -> list[tuple[str, int]]:
+    """[(code, positives)] of the seen classes with fewer than MIN_POSITIVES positives on the split, when
+    they are more than half of the seen classes (the calibration cannot stand); [] when it can."""
+    positives = (np.asarray(labels) == 1).sum(axis=0)
+    seen = list(class_set.seen_ids)
+    short = [(class_set.codes[k], int(positives[k])) for k in seen if positives[k] < MIN_POSITIVES]
+    return short if 2 * len(short) > len(seen) else []
+
+
 def held_out_ece(logits, labels, seen, filenames, objective=DEFAULT_OBJECTIVE,
                  rule: str = DEFAULT_RULE) -> dict:
     """ECE (ECE_BINS bins) of sigmoid(logit) and of the calibrated probabilities on the second half of the images
@@ -163,52 +175,25 @@ def write_record(path: str, record: dict) -> str:
     return fileio.write_text(path, json.dumps(record, indent=1, allow_nan=False) + "\n")
 
 
-_REQUIRED = ("format", "step", "class_set", "split", "objective", "unseen_rule", "rules", "classes")
+_HINT = "run `sfr-jax calibrate` again"
 
 
 def read_record(path: str) -> dict:
     """Load and validate a record; MissingInput when absent, InputError naming the file when unusable."""
     if not os.path.isfile(path):
         raise MissingInput(f"no calibration file {path}; run `sfr-jax calibrate` for that step first")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            record = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: not a readable calibration file ({error}); run `sfr-jax calibrate` again")
-    return validate_record(record, origin=path)
+    return validate_record(records.read(path, {}, _HINT, what="calibration file"), origin=path)
 
 
 def validate_record(record, origin: str = "calibration record") -> dict:
-    """The record itself when it has this format's keys and numbers; an InputError naming what is wrong.
-    Decisions read each class's `threshold` (probability) and `platt`; `logit_threshold` is for people."""
+    """The record itself when it has this format's keys and numbers (records.CALIBRATION); an InputError
+    naming the key that is wrong. Decisions read each class's `threshold` (probability) and `platt`;
+    `logit_threshold` is for people."""
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         found = record.get("format") if isinstance(record, dict) else type(record).__name__
-        raise InputError(f"{origin}: format {found!r} is not {FORMAT!r}; run `sfr-jax calibrate` again")
-    missing = [key for key in _REQUIRED if key not in record]
-    if missing:
-        raise InputError(f"{origin}: missing key(s) {missing}; run `sfr-jax calibrate` again")
+        raise InputError(f"{origin}: format {found!r} is not {FORMAT!r}; {_HINT}")
+    records.check(record, records.CALIBRATION, origin, _HINT)
     check_rule(record["unseen_rule"])
-    for key in ("class_set", "split"):
-        if not isinstance(record[key], dict) or "name" not in record[key]:
-            raise InputError(f"{origin}: {key!r} has no name; run `sfr-jax calibrate` again")
-    numbers = [("rules", "global", "logit_threshold"), ("rules", "global", "platt", "a"),
-               ("rules", "global", "platt", "b"), ("rules", "zscore", "z_threshold"),
-               ("rules", "zscore", "platt", "a"), ("rules", "zscore", "platt", "b")]
-    if not isinstance(record["classes"], list):
-        raise InputError(f"{origin}: 'classes' is not a list; run `sfr-jax calibrate` again")
-    for i in range(len(record["classes"])):
-        numbers += [("classes", i, "threshold"), ("classes", i, "platt", "a"), ("classes", i, "platt", "b")]
-    for keys in numbers:
-        value = record
-        try:
-            for key in keys:
-                value = value[key]
-            ok = isinstance(value, (int, float)) and math.isfinite(value)
-        except (KeyError, IndexError, TypeError):
-            ok = False
-        if not ok:
-            where = "".join(f"[{key!r}]" for key in keys)
-            raise InputError(f"{origin}: {where} is missing or not a finite number; run `sfr-jax calibrate` again")
     if has_tiers(record):
         _validate_tiers(record, origin)
     return record

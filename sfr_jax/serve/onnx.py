@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from sfr_jax import records
 from sfr_jax.convert.onnx_contract import (INPUT, MAPS, META_CODES, META_ID, OUTPUTS, SIDECAR_FORMAT,
                                            read_class_file, sidecar_path)
 from sfr_jax.errors import InputError, MissingInput
@@ -33,21 +34,14 @@ def providers() -> list:
 
 
 def read_sidecar(path: str) -> dict:
-    """The sidecar of an ONNX export, refused (InputError) when missing or not ours."""
+    """The sidecar of an ONNX export, checked against records.ONNX_SIDECAR; refused (InputError, naming the
+    file and the key) when missing, not ours or damaged."""
     meta = sidecar_path(path)
     if not os.path.isfile(meta):
         raise InputError(f"{path} has no sidecar {meta}: it is not an `sfr-jax export --format onnx` graph "
                          "(the sidecar names its classes and input contract); export it with sfr-jax")
-    try:
-        with open(meta, encoding="utf-8") as f:
-            side = json.load(f)
-    except (OSError, ValueError) as error:
-        raise InputError(f"{meta}: not a readable JSON sidecar ({error})") from None
-    if not isinstance(side, dict) or side.get("format") != SIDECAR_FORMAT:
-        got = side.get("format") if isinstance(side, dict) else type(side).__name__
-        raise InputError(f"{meta}: format {got!r}, expected {SIDECAR_FORMAT!r}; not the sidecar of an "
-                         "`sfr-jax export --format onnx` graph")
-    return side
+    return records.read(meta, records.ONNX_SIDECAR, "it is not the sidecar `sfr-jax export --format onnx` wrote; "
+                        "export again", fmt=SIDECAR_FORMAT, what="sidecar")
 
 
 def decisions_from_sidecar(side: dict) -> Decisions:
