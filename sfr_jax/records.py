@@ -36,7 +36,7 @@ EXPORT_SIDECAR = {
     "provenance?": dict,
 }
 
-# `sfr-jax export --format onnx` FILE.json: what onnx_runtime reads.
+# `sfr-jax export --format onnx` FILE.json: what sfr_jax.serve.onnx reads.
 ONNX_SIDECAR = {
     "format": str, "export_id": str, "image_size": int, "mode?": str, "class_set?": str,
     "classes": [dict(CLASS, threshold=NUMBER, scale=NUMBER, shift=NUMBER, **{"confident_threshold?": (NUMBER, None)})],

@@ -14,7 +14,7 @@ from PIL import Image
 from export_fixtures import TINY, random_sfr
 from sfr_jax import predict
 from sfr_jax.convert import export, onnx_export
-from sfr_jax.convert.onnx_runtime import OnnxScorer
+from sfr_jax.serve.onnx import OnnxScorer
 from sfr_jax.convert.torch_model import SFRNetTorch
 from sfr_jax.data import clock
 from sfr_jax.eval import heatmaps
