@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import os
 import sys
 import traceback
 from typing import Callable, Optional, Sequence
 
-from sfr_jax import interrupts
+from sfr_jax import interrupts, options
 from sfr_jax.errors import Interrupted, UserError
 from sfr_jax.source import ModelSource
 
@@ -104,43 +103,6 @@ def parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:
     return ap
 
 
-def _number(cast, text: str, what: str, ok: Callable[[float], bool]):
-    """`text` as a finite int or float that passes `ok`, else argparse's error naming the value and the rule;
-    argparse adds the option's name."""
-    try:
-        value = cast(text)
-    except (TypeError, ValueError, OverflowError):
-        value = None
-    if value is None or (cast is float and not math.isfinite(value)) or not ok(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    return _number(int, text, "a positive integer", lambda v: v > 0)
-
-
-def nonnegative_int(text: str) -> int:
-    return _number(int, text, "an integer >= 0", lambda v: v >= 0)
-
-
-def finite_float(text: str) -> float:
-    return _number(float, text, "a finite number", lambda v: True)
-
-
-def positive_float(text: str) -> float:
-    return _number(float, text, "a finite number > 0", lambda v: v > 0)
-
-
-def fraction(text: str) -> float:
-    """A share of something in [0, 1)."""
-    return _number(float, text, "a fraction in [0, 1)", lambda v: 0 <= v < 1)
-
-
-def probability(text: str) -> float:
-    return _number(float, text, "a probability in [0, 1]", lambda v: 0 <= v <= 1)
-
-
 def add_model_source(ap: argparse.ArgumentParser, *, checkpoint: bool = True, required: bool = True) -> None:
     """--workdir W [--step N | --best] (and --checkpoint FILE): where a trained model comes from."""
     src = ap.add_mutually_exclusive_group(required=required)
@@ -149,7 +111,8 @@ def add_model_source(ap: argparse.ArgumentParser, *, checkpoint: bool = True, re
         src.add_argument("--checkpoint", help="a checkpoint file or folder: reference .pth, our export (.pth/"
                                               ".safetensors + .json sidecar), an hf-layout export folder")
     which = ap.add_mutually_exclusive_group()
-    which.add_argument("--step", type=nonnegative_int, default=None, help="saved step (default: the newest readable one)")
+    which.add_argument("--step", type=options.nonnegative_int, default=None,
+                       help="saved step (default: the newest readable one)")
     which.add_argument("--best", action="store_true", help="the best step by the run's train.best_metric")
 
 
@@ -178,5 +141,6 @@ def add_overwrite(ap: argparse.ArgumentParser) -> None:
 def add_distributed(ap: argparse.ArgumentParser) -> None:
     """--coordinator / --num-processes / --process-id of a multi-process run (train, eval, calibrate)."""
     ap.add_argument("--coordinator", default="", help="multi-process: HOST:PORT of process 0")
-    ap.add_argument("--num-processes", type=nonnegative_int, default=0, help="multi-process: number of processes")
+    ap.add_argument("--num-processes", type=options.nonnegative_int, default=0,
+                    help="multi-process: number of processes")
     ap.add_argument("--process-id", type=int, default=-1, help="multi-process: this process's index")

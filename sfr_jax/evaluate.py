@@ -19,7 +19,7 @@ import sys
 
 import jax
 
-from sfr_jax import cli
+from sfr_jax import cli, options
 from sfr_jax import config as config_lib
 from sfr_jax import logs, parallel
 from sfr_jax.data import tfrecords
@@ -34,7 +34,7 @@ from sfr_jax.workdir import Workdir
 def _common(ap):
     cli.add_model_source(ap, checkpoint=False)
     ap.add_argument("--data-dir", default=None, help="prepared data folder (default: the run's)")
-    ap.add_argument("--batch", type=cli.positive_int, default=None, help="global evaluation batch")
+    ap.add_argument("--batch", type=options.positive_int, default=None, help="global evaluation batch")
     cli.add_distributed(ap)
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from sfr_jax import cli
+from sfr_jax import cli, options
 from sfr_jax import main as sfr
 from sfr_jax.errors import InputError
 
@@ -99,14 +99,14 @@ def test_a_missing_required_option_is_one_line(capsys):
 
 
 @pytest.mark.parametrize("kind, text, value", [
-    (cli.positive_int, "3", 3), (cli.positive_int, "0", None), (cli.positive_int, "-2", None),
-    (cli.positive_int, "1.5", None), (cli.positive_int, "1e3", None), (cli.positive_int, "x", None),
-    (cli.nonnegative_int, "0", 0), (cli.nonnegative_int, "-1", None),
-    (cli.finite_float, "-2.5", -2.5), (cli.finite_float, "inf", None), (cli.finite_float, "-Infinity", None),
-    (cli.finite_float, "nan", None), (cli.finite_float, "1e999", None), (cli.finite_float, "1e-320", 1e-320),
-    (cli.positive_float, "1e-320", 1e-320), (cli.positive_float, "0", None), (cli.positive_float, "-0.0", None),
-    (cli.fraction, "0", 0.0), (cli.fraction, "0.999", 0.999), (cli.fraction, "1", None), (cli.fraction, "-0.1", None),
-    (cli.probability, "1", 1.0), (cli.probability, "1.0000001", None), (cli.probability, "nan", None),
+    (options.positive_int, "3", 3), (options.positive_int, "0", None), (options.positive_int, "-2", None),
+    (options.positive_int, "1.5", None), (options.positive_int, "1e3", None), (options.positive_int, "x", None),
+    (options.nonnegative_int, "0", 0), (options.nonnegative_int, "-1", None),
+    (options.finite_float, "-2.5", -2.5), (options.finite_float, "inf", None), (options.finite_float, "-Infinity", None),
+    (options.finite_float, "nan", None), (options.finite_float, "1e999", None), (options.finite_float, "1e-320", 1e-320),
+    (options.positive_float, "1e-320", 1e-320), (options.positive_float, "0", None), (options.positive_float, "-0.0", None),
+    (options.fraction, "0", 0.0), (options.fraction, "0.999", 0.999), (options.fraction, "1", None), (options.fraction, "-0.1", None),
+    (options.probability, "1", 1.0), (options.probability, "1.0000001", None), (options.probability, "nan", None),
 ])
 def test_number_types(kind, text, value):
     import argparse

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from sfr_jax import cli
+from sfr_jax import cli, options
 from sfr_jax.convert import export
 from sfr_jax.convert.hf import load_hf_clip
 from sfr_jax.convert.openai import load_openai_clip
@@ -57,10 +57,10 @@ def convert_clip_main(argv) -> int:
     ap.add_argument("--from", dest="source", required=True,
                     help="Hugging Face CLIPModel folder, OpenAI .pt (TorchScript or state dict) or SFR-Net .pth")
     ap.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
-    ap.add_argument("--image-size", type=cli.positive_int, default=None,
+    ap.add_argument("--image-size", type=options.positive_int, default=None,
                     help="re-grid the position embeddings for this input size (default: the checkpoint's)")
-    ap.add_argument("--vision-heads", type=cli.positive_int, default=None, help="OpenAI files only (default: width // 64)")
-    ap.add_argument("--text-heads", type=cli.positive_int, default=None, help="OpenAI files only (default: width // 64)")
+    ap.add_argument("--vision-heads", type=options.positive_int, default=None, help="OpenAI files only (default: width // 64)")
+    ap.add_argument("--text-heads", type=options.positive_int, default=None, help="OpenAI files only (default: width // 64)")
     cli.add_overwrite(ap)
     args = ap.parse_args(argv)
     export.check_new_outputs([args.out], args.overwrite, "--out")  # before the (long) read

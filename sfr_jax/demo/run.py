@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from sfr_jax import cli
+from sfr_jax import cli, options
 from sfr_jax.demo import summary
 from sfr_jax.demo.context import DEFAULT_IMAGE_SIZE, DEFAULT_OUT, DEFAULT_SEED, SIZES, Context
 from sfr_jax.demo.engine import Stages, StageFailed, say
@@ -52,16 +52,16 @@ def build_parser():
     ap = cli.parser("sfr-jax demo", __doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                     epilog=epilog)
     ap.add_argument("--out", default=DEFAULT_OUT, help="cache folder of every stage (default %(default)s)")
-    ap.add_argument("--seed", type=cli.nonnegative_int, default=DEFAULT_SEED, help="seed of the data, the pre-training and SFR-Net")
+    ap.add_argument("--seed", type=options.nonnegative_int, default=DEFAULT_SEED, help="seed of the data, the pre-training and SFR-Net")
     ap.add_argument("--quick", action="store_true", help="a shortened run (CI): tiny sets, a few steps")
-    ap.add_argument("--steps", type=cli.positive_int, default=None, help="SFR-Net training steps (default: the config's epochs)")
-    ap.add_argument("--pretrain-steps", type=cli.positive_int, default=None, help="tiny-CLIP pre-training steps")
+    ap.add_argument("--steps", type=options.positive_int, default=None, help="SFR-Net training steps (default: the config's epochs)")
+    ap.add_argument("--pretrain-steps", type=options.positive_int, default=None, help="tiny-CLIP pre-training steps")
     ap.add_argument("--pretrain-jitter", action=argparse.BooleanOptionalAction, default=True,
                     help="brightness/contrast/noise jitter in pre-training, as web photos vary (default on)")
     ap.add_argument("--ablation", action=argparse.BooleanOptionalAction, default=None,
                     help="also train the +RS and +RS +MEF rows of Table 3 (default: on, off with --quick)")
     ap.add_argument("--fresh", action="store_true", help="delete --out first and redo every stage")
-    ap.add_argument("--image-size", type=cli.positive_int, default=DEFAULT_IMAGE_SIZE, help="image size of the tiny CLIP and SFR-Net")
+    ap.add_argument("--image-size", type=options.positive_int, default=DEFAULT_IMAGE_SIZE, help="image size of the tiny CLIP and SFR-Net")
     return ap
 
 
