@@ -30,11 +30,12 @@ def check() -> None:
 
 
 def _in_gc_callback(frame) -> bool:
-    """Whether the main thread is inside a garbage-collector callback (JAX registers one): Python prints and
-    ignores an exception raised there, which is how a Ctrl-C during an ONNX export used to vanish."""
+    """Whether the main thread is inside a garbage-collector callback (JAX registers one) or an object's
+    finaliser (`__del__`, e.g. Orbax's async manager's): Python prints and ignores an exception raised there,
+    which is how a Ctrl-C during an ONNX export used to vanish."""
     codes = {getattr(callback, "__code__", None) for callback in gc.callbacks}
     while frame is not None:
-        if frame.f_code in codes:
+        if frame.f_code in codes or frame.f_code.co_name == "__del__":
             return True
         frame = frame.f_back
     return False

@@ -41,6 +41,11 @@ def _end_interrupted(code: int) -> int:
     crash the interpreter's teardown (an 'interrupted' calibrate once then died with SIGSEGV, exit 139).
     Outputs are committed or removed by then (sfr_jax.fileio)."""
     if code in cli.EXIT_SIGNAL.values():
+        # what atexit would have done for multiprocessing (prepare's worker pool): its children ended and its
+        # semaphores unlinked, else its resource tracker reports them leaked after we are gone
+        from multiprocessing import util as multiprocessing_util
+
+        multiprocessing_util._exit_function()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

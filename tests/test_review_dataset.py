@@ -106,7 +106,7 @@ def _records(split_dir, prefix=""):
     info = tfrecords.read_info(str(split_dir))
     spec = tfrecords.feature_spec(len(info["codes"]))
     out = {}
-    for raw in tf.data.TFRecordDataset([os.path.join(str(split_dir), name) for name in info["shards"]]):
+    for raw in tf.data.TFRecordDataset(tfrecords.shard_paths(str(split_dir), info)):
         example = tf.io.parse_single_example(raw, spec)
         name = example["filename"].numpy().decode()
         if not name.startswith(prefix):

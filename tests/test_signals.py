@@ -73,9 +73,9 @@ def test_calibrate_interrupted_while_scoring_keeps_no_record(workdir, sig, code)
     proc = _start(["calibrate", "--workdir", str(workdir), "--split", "test"])
     lines = []
 
-    def restored():  # the run's log says so once the model is loaded and scoring starts
+    def restored():  # the log says so once the step is open and scoring starts (infer.restore)
         lines.append(proc.stderr.readline())
-        return "resumed from" in lines[-1]
+        return "opened " in lines[-1] and " step " in lines[-1]
 
     _wait_for(proc, restored)
     _ended(proc, sig, code, "calibrate")

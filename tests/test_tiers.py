@@ -133,7 +133,7 @@ def test_a_malformed_confident_threshold_is_refused():
     class_set, logits, labels, names = synthetic(n=200)
     record = rec.calibrate(logits, labels, class_set, step=3, split="val", filenames=names)
     record["classes"][2]["confident_threshold"] = "high"
-    with pytest.raises(InputError, match=r"\['classes'\]\[2\]\['confident_threshold'\]"):
+    with pytest.raises(InputError, match=r"calibration record: classes\[2\]\.confident_threshold is not a finite number or null"):
         rec.validate_record(record)
 
 

@@ -58,6 +58,11 @@ def read_info(split_dir: str) -> dict:
         return json.load(handle)
 
 
+def shard_paths(split_dir: str, info: dict) -> list:
+    """Absolute paths of the split's shards, in order."""
+    return [os.path.join(split_dir, name) for name in info["shards"]]
+
+
 def write_tfds_metadata(split_dir: str, *, dataset: str, split: str, shard_lengths, image_size: int,
                         image_format: str, codes) -> None:
     """Register the shards of one split as a TFDS dataset folder (features.json, dataset_info.json)."""
