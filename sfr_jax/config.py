@@ -104,7 +104,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.keep_checkpoints = 3
     c.train.best_metric = "zsl/mAP"  # '' disables keeping the best checkpoint
     c.train.stop_at_step = -1  # testing aid: behave as if preempted (SIGTERM) right after this step
-    c.train.init_from = ""  # fine-tuning: start from this trained workdir's newest step (trainable parts only)
+    c.train.init_from = ""  # fine-tuning: start from a trained workdir (newest step) or an export (trainable parts)
 
     c.eval = ml_collections.ConfigDict()
     c.eval.global_batch = 896
