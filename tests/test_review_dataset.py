@@ -89,6 +89,12 @@ def test_prepare_reviewed_labels_frames_by_the_decisions(tmp_path):
     for key, (labels, pixels) in mixed.items():  # the drawn frames keep their labels and pixels
         assert labels == got["train"][key][0]
         np.testing.assert_array_equal(pixels, got["train"][key][1])
+    # ... and all of its validation frames join the validation split, beside the reviewed validation video's
+    held = _records(mixed_out / "val", prefix="mix_val__")
+    assert held.keys() == got["val"].keys() and tfrecords.read_info(str(mixed_out / "val"))["num_examples"] == 2 + 2
+    for key, (labels, pixels) in held.items():
+        assert labels == got["val"][key][0]
+        np.testing.assert_array_equal(pixels, got["val"][key][1])
 
 
 def _class_file(tmp_path):
@@ -116,3 +122,22 @@ def _records(split_dir, prefix=""):
         pixels = np.asarray(Image.open(io.BytesIO(example["image"].numpy())).convert("RGB"))
         out[(video_name, float(time_text))] = (example["labels"].numpy().tolist(), pixels)
     return out
+
+
+def test_promoted_class_set_keeps_every_field_but_seen():
+    """The fine-tuned model's class set is Sewer-ML's with FO seen: its CIW weights (F2-CIW) and standard codes
+    (the events' EN 13508-2 / PACP columns) stay."""
+    from sfr_jax.review.dataset import promoted
+    from sfr_jax.text.classes import class_set_from_dict, load_class_set
+
+    sewer = load_class_set("sewerml")
+    labels = np.zeros(len(sewer.codes), np.uint8)
+    labels[sewer.codes.index("FO")] = 1
+    out, codes = promoted(sewer, [("f.png", labels, "v", 0.0, [])])
+    assert codes == ["FO"]
+    again = class_set_from_dict(out, out["name"])
+    for before, after in zip(sewer.classes, again.classes):
+        assert after.seen == (before.seen or before.code == "FO")
+        assert (after.code, after.phrase, after.description, after.ciw, after.standard_codes) == \
+            (before.code, before.phrase, before.description, before.ciw, before.standard_codes)
+    assert np.array_equal(again.ciw, sewer.ciw)

@@ -18,7 +18,9 @@ validation split is carved by video, not by frame: the last videos by name.
 
 `--mix DATA --mix-ratio R` adds R frames of DATA/train (a prepared data set, e.g. the original training
 data) per reviewed training frame, drawn at random (`--seed`), with their own labels, so that fine-tuning
-does not forget what the model knew. DATA/classes.yaml is the class set with every class that has reviewed
+does not forget what the model knew; all of DATA/val (when it has one) joins the validation split, so that
+`calibrate` fits the thresholds on the reviewed validation videos and on the frames it was calibrated on
+before (a first review of one video has no validation video of its own). DATA/classes.yaml is the class set with every class that has reviewed
 positives in the training split marked seen: fine-tuning trains it as seen from then on
 (`--config.data.class_set=DATA/classes.yaml`), the others stay as they were.
 """
@@ -165,18 +167,19 @@ def build_parser():
     return ap
 
 
-def mix_rows(data_dir: str, count: int, codes, image_dir: str, seed: int) -> list:
-    """`count` frames of data_dir/train drawn at random, written as PNG into image_dir; CSV rows with their
-    labels in `codes` order (a code the data set lacks is 0 and named Unknown)."""
+def mix_rows(data_dir: str, count, codes, image_dir: str, seed: int, split: str = "train") -> list:
+    """`count` frames (None: all) of data_dir/<split> drawn at random, written as PNG into image_dir; CSV
+    rows with their labels in `codes` order (a code the data set lacks is 0 and named Unknown)."""
     from sfr_jax.tfcpu import tf_cpu
 
-    split_dir = os.path.join(data_dir, "train")
+    split_dir = os.path.join(data_dir, split)
     info = tfrecords.read_info(split_dir)
     theirs = list(info["codes"])
     missing = [c for c in codes if c not in theirs]
     total = int(info["num_examples"])
+    count = total if count is None else count
     if count > total:
-        print(f"--mix {data_dir}: {count} frames wanted, its train split has {total}: all taken", file=sys.stderr)
+        print(f"--mix {data_dir}: {count} frames wanted, its {split} split has {total}: all taken", file=sys.stderr)
     chosen = set(np.random.default_rng(seed).choice(total, size=min(count, total), replace=False).tolist())
     tf = tf_cpu()
     spec = tfrecords.feature_spec(len(theirs))
@@ -186,7 +189,7 @@ def mix_rows(data_dir: str, count: int, codes, image_dir: str, seed: int) -> lis
             continue
         example = tf.io.parse_single_example(raw_record, spec)
         labels = example["labels"].numpy()
-        name = "mix__" + os.path.splitext(example["filename"].numpy().decode("utf-8"))[0] + ".png"
+        name = ("mix__" if split == "train" else f"mix_{split}__") + os.path.splitext(example["filename"].numpy().decode("utf-8"))[0] + ".png"
         image = Image.open(io.BytesIO(example["image"].numpy())).convert("RGB")
         with fileio.atomic_write(os.path.join(image_dir, name), "wb") as handle:
             image.save(handle, format="PNG")
@@ -196,16 +199,15 @@ def mix_rows(data_dir: str, count: int, codes, image_dir: str, seed: int) -> lis
 
 
 def promoted(class_set, rows) -> tuple:
-    """(the class set as a YAML dict with every class that has a positive among `rows` marked seen, the
-    codes promoted)."""
+    """(the class set as a YAML dict, every field kept, with every class that has a positive among `rows`
+    marked seen, the codes promoted)."""
     positive = np.any([labels for _, labels, *_ in rows], axis=0) if rows else np.zeros(len(class_set.codes), bool)
-    classes, promoted_codes = [], []
-    for c, has in zip(class_set.classes, positive):
-        if has and not c.seen:
-            promoted_codes.append(c.code)
-        classes.append({"code": c.code, "phrase": c.phrase, "description": c.description,
-                        "seen": bool(c.seen or has)})
-    return {"name": f"{class_set.name}+reviewed", "classes": classes}, promoted_codes
+    out = class_set.to_dict()
+    promoted_codes = [c.code for c, has in zip(class_set.classes, positive) if has and not c.seen]
+    for row, has in zip(out["classes"], positive):
+        row["seen"] = bool(row["seen"] or has)
+    out["name"] = f"{class_set.name}+reviewed"
+    return out, promoted_codes
 
 
 def split_videos(names: list, fraction: float) -> tuple:
@@ -252,6 +254,10 @@ def main(argv) -> int:
         mixed = mix_rows(args.mix, int(round(args.mix_ratio * len(rows["train"]))), codes, image_dir, args.seed)
         rows["train"] += mixed
         print(f"train: {len(mixed)} frames of {args.mix}/train mixed in (ratio {args.mix_ratio:g})")
+        if os.path.isdir(os.path.join(args.mix, "val")):
+            held = mix_rows(args.mix, None, codes, image_dir, args.seed, split="val")
+            rows["val"] += held
+            print(f"val: all {len(held)} frames of {args.mix}/val added (calibration keeps what it knew)")
     class_path = fileio.write_text(os.path.join(args.out, "classes.yaml"),
                                    yaml.safe_dump(classes, sort_keys=False, allow_unicode=True))
     print(f"class set -> {class_path} (seen from now on, for reviewed positives: "
