@@ -8,7 +8,8 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["sfr_jax", "sfr_jax.*"]),
-    package_data={"sfr_jax.text": ["data/*"]},  # built-in class sets (YAML)
+    # built-in class sets (YAML); seed 0's tiny CLIP of the demo (sfr_jax/demo/shipped_clip.py)
+    package_data={"sfr_jax.text": ["data/*"], "sfr_jax.demo": ["tiny_clip/*"]},
     python_requires=">=3.11",
     install_requires=[
         "jax>=0.10.2",

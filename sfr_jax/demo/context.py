@@ -28,6 +28,7 @@ class Context:
     image_size: int = DEFAULT_IMAGE_SIZE
     quick: bool = False
     ablation: bool = True
+    pretrain_here: bool = False  # pre-train the tiny CLIP even when its recipe's result ships (shipped_clip)
     size: dict = dataclasses.field(default_factory=lambda: dict(SIZES["full"]))
     info: dict = dataclasses.field(default_factory=dict)
 

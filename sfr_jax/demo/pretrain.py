@@ -6,6 +6,7 @@ would). The result is written as a Hugging Face CLIPModel folder, the format rea
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import time
 from typing import Callable, Optional, Sequence
@@ -26,6 +27,7 @@ from sfr_jax.fileio import atomic_directory, atomic_path, atomic_write, ensure_d
 from sfr_jax.models.clip import CLIP, CLIPConfig, TextConfig, VisionConfig
 from sfr_jax.models.rs import RSConfig
 from sfr_jax.models.store import flat_params
+from sfr_jax.text.classes import load_class_set
 
 # Web-like alt texts; the zero-shot class prompt is the first template with one phrase.
 CAPTION_TEMPLATES = ("a photo of a sewer pipe with {}.", "{} in a sewer pipe.", "sewer inspection photo showing {}.")
@@ -33,6 +35,51 @@ NORMAL_CAPTIONS = ("a photo of a sewer pipe.", "a photo of a clean sewer pipe wi
                    "sewer inspection photo of an intact pipe.")
 PROMPT_TEMPLATE = CAPTION_TEMPLATES[0]
 CAPTIONS_FILE = "captions.csv"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything that decides the tiny CLIP's weights: the web set drawn (how many frames, its seed and
+    draw size, the held-out share), its captions' seed, the model's size and the training."""
+
+    web_images: int
+    web_seed: int
+    draw_size: int
+    val_fraction: float
+    caption_seed: int
+    image_size: int
+    steps: int
+    seed: int
+    jitter: bool
+    lr: float = 2e-3
+    batch_size: int = 128
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def write_web_set_of(out: str, recipe: Recipe) -> dict:
+    """The recipe's web set (frames, CSVs and captions naming Sewer-ML's phrases) under `out`; {split: count}."""
+    counts = write_web_set(out, recipe.web_images, recipe.web_seed, draw_size=recipe.draw_size,
+                           val_fraction=recipe.val_fraction)
+    write_captions(out, load_class_set("sewerml"), recipe.caption_seed)
+    return counts
+
+
+def train_tiny_clip(web: str, recipe: Recipe, class_set, tokenizer, log=None):
+    """(model, final loss): the tiny CLIP of `recipe` pre-trained on the web set under `web`."""
+    images, labels, files = load_split_images(web, "train", class_set, recipe.image_size)
+    captions = read_captions(web, "train", files)
+    config = tiny_config(recipe.image_size, patch_size=max(1, recipe.image_size // 8))  # an 8 x 8 patch grid
+    if log:
+        log(f"    {len(images)} captioned web frames, e.g. \"{captions[0]}\"")
+        log(f"    tiny CLIP: ViT {config.vision.hidden_size}w x{config.vision.num_hidden_layers} patch "
+            f"{config.vision.patch_size} @ {recipe.image_size}px, text {config.text.hidden_size}w x"
+            f"{config.text.num_hidden_layers}, vocabulary {config.text.vocab_size} (OpenAI's BPE)")
+    model, loss = pretrain(images, tokenizer.encode(captions), label_groups(labels), config, steps=recipe.steps,
+                           batch_size=recipe.batch_size, lr=recipe.lr, seed=recipe.seed, jitter=recipe.jitter,
+                           log=log)
+    return model, loss
 
 
 def class_prompts(phrases: Sequence[str]) -> list:

@@ -1,41 +1,39 @@
-"""Stage clip: a tiny CLIP pre-trained contrastively on the web frames, saved as a Hugging Face CLIPModel
-folder (checked by reloading it with transformers), then converted with `sfr-jax convert-clip` like real
-weights."""
+"""Stage clip: a tiny CLIP pre-trained contrastively on the web frames (seed 0's ships with sfr_jax),
+saved as a Hugging Face CLIPModel folder (checked by reloading it with transformers), then converted with
+`sfr-jax convert-clip` like real weights."""
 from __future__ import annotations
 
 import numpy as np
 
 from sfr_jax.demo import pretrain as dp
-from sfr_jax.demo.engine import Stage, run_verb, say
+from sfr_jax.demo import shipped_clip
+from sfr_jax.demo.engine import Stage, run_verb, say, show
+from sfr_jax.demo.stages import data
 from sfr_jax.eval.metrics import mean_average_precision
 from sfr_jax.text.classes import load_class_set
 from sfr_jax.text.tokenizer import ClipTokenizer
 
-PRETRAIN_RECIPE = "single-label web set, lr 2e-3, batch 128"  # part of the stage's cache key
-
 
 def run(ctx) -> dict:
-    """Pre-train the tiny CLIP on the web set, save it in HF format, check transformers loads it, convert."""
+    """Pre-train the tiny CLIP on the web set (or open the shipped result of the same recipe), save it in HF
+    format, check transformers loads it, convert it."""
     class_set = load_class_set("sewerml")
-    web, image_size = ctx.path("raw", "web"), ctx.image_size
-    images, labels, files = dp.load_split_images(web, "train", class_set, image_size)
-    captions = dp.read_captions(web, "train", files)
-    tokenizer = ClipTokenizer.default()
-    tokens = tokenizer.encode(captions)
-    config = dp.tiny_config(image_size, patch_size=max(1, image_size // 8))  # an 8 x 8 patch grid
-    say(f"    {len(images)} captioned web frames, e.g. \"{captions[0]}\"")
-    say(f"    tiny CLIP: ViT {config.vision.hidden_size}w x{config.vision.num_hidden_layers} patch "
-        f"{config.vision.patch_size} @ {image_size}px, text {config.text.hidden_size}w x"
-        f"{config.text.num_hidden_layers}, vocabulary {config.text.vocab_size} (OpenAI's BPE)")
-    model, loss = dp.pretrain(images, tokens, dp.label_groups(labels), config, steps=ctx.size["pretrain_steps"],
-                              seed=ctx.seed, jitter=ctx.size["jitter"], log=say)
-    web_zsl = web_zero_shot(model, web, class_set, tokenizer, image_size)
+    web, recipe, tokenizer = ctx.path("raw", "web"), data.web_recipe(ctx), ClipTokenizer.default()
+    shipped = None if ctx.pretrain_here else shipped_clip.find(recipe)
+    if shipped:
+        model, loss = shipped_clip.load(), shipped["loss"]
+        say(f"    this recipe's result ships with sfr_jax ({show(shipped_clip.FOLDER)}; tests/test_shipped_clip.py "
+            "pre-trains it again and gets these weights): opened, not pre-trained (--pretrain-here to train it)")
+    else:
+        model, loss = dp.train_tiny_clip(web, recipe, class_set, tokenizer, log=say)
+    web_zsl = web_zero_shot(model, web, class_set, tokenizer, ctx.image_size)
     say(f"    plain CLIP zero-shot on the web-style test frames (no domain gap): ZSL mAP {100 * web_zsl:.2f}")
     hf_dir = dp.save_hf_clip(model, ctx.path("clip_hf"), tokenizer)
+    images, _, _ = dp.load_split_images(web, "test", class_set, ctx.image_size)
     check = check_hf_clip(hf_dir, model, images[:4])
     say(f"    saved {hf_dir} (Hugging Face CLIPModel; transformers reloads it, max |diff| {check:.1e})")
     run_verb(["convert-clip", "--from", hf_dir, "--out", ctx.path("clip"), "--overwrite"])
-    return {"loss": loss, "hf_max_abs_diff": check, "web_zsl_map": web_zsl}
+    return {"loss": loss, "hf_max_abs_diff": check, "web_zsl_map": web_zsl, "shipped": bool(shipped)}
 
 
 def web_zero_shot(model, web: str, class_set, tokenizer, image_size: int) -> float:
@@ -51,6 +49,7 @@ def check_hf_clip(hf_dir: str, model, images_uint8) -> float:
     import torch  # lazy, as transformers: only this check needs them
     import transformers
 
+    transformers.utils.logging.disable_progress_bar()  # its "Loading weights" bar would break the demo's screen
     hf = transformers.CLIPModel.from_pretrained(hf_dir).eval()
     pixels = torch.from_numpy(dp.normalise(images_uint8)).permute(0, 3, 1, 2)
     with torch.no_grad():
@@ -75,6 +74,5 @@ def _report(ctx) -> list:
 
 
 STAGE = Stage("clip", "tiny CLIP: contrastive pre-training on the web set", run,
-              params=lambda ctx: {"steps": ctx.size["pretrain_steps"], "seed": ctx.seed, "image_size": ctx.image_size,
-                                  "jitter": ctx.size["jitter"], "recipe": PRETRAIN_RECIPE},
+              params=lambda ctx: data.web_recipe(ctx).as_dict(),
               outputs=lambda ctx: [ctx.path("clip_hf"), ctx.path("clip")], report=_report, where=_where)
