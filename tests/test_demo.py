@@ -79,11 +79,53 @@ def test_quick_demo_artifacts_load(quick_demo):
 
 
 @pytest.mark.slow
+def test_quick_demo_review_loop(quick_demo):
+    """The review stages: the first video reviewed by its planted truth (every model event decided, the video
+    marked fully reviewed, the positives it leaves exactly the planted defects), prepared with FO promoted to
+    seen, a fine-tuned workdir that starts from the SFR-Net on those data, both videos inspected again with
+    its class set."""
+    import yaml
+
+    from sfr_jax.demo.stages import inspect as inspect_stage
+    from sfr_jax.demo.stages import review
+    from sfr_jax.review import record
+    from sfr_jax.workdir import Workdir
+
+    out = quick_demo
+    folder = str(out / "review" / "reports" / "pipe_segment")
+    rec, events = record.load(folder), record.read_events(folder)
+    assert record.fully_reviewed(rec)
+    planted = [dict(zip(("code", "start_s", "end_s"), p)) for p in inspect_stage.VIDEO_PLANTED]
+    final = record.resolved(rec, events)
+    assert len([e for e in final if e["model_class"]]) == len(events["events"])
+    assert all(e["verdict"] != "pending" for e in final)
+    positives = [e for e in final if e["verdict"] in record.POSITIVE]
+    for e in positives:  # each lies inside a planted defect of its class (planted ends are exclusive)
+        assert any(e["class"] == p["code"] and p["start_s"] <= e["start_s"] <= e["end_s"] < p["end_s"]
+                   for p in planted), e
+    for p in planted:  # ... and each planted defect is covered from its start
+        assert any(e["class"] == p["code"] and e["start_s"] == p["start_s"] for e in positives), p
+    for e in final:  # a rejected event is no planted defect of its class
+        if e["verdict"] == "rejected":
+            assert not any(e["class"] == p["code"] and e["start_s"] < p["end_s"] and p["start_s"] <= e["end_s"]
+                           for p in planted), e
+
+    classes = {c["code"]: c["seen"] for c in yaml.safe_load(open(out / "review" / "data" / "classes.yaml"))["classes"]}
+    assert classes[review.REVIEWED_CLASS] and not classes["OP"]
+    config = Workdir(str(out / "review" / "finetuned")).read_config()
+    assert config.train.init_from == str(out / "sfr") and config.data.class_set.endswith("classes.yaml")
+    for name in review.NAMES:
+        after = json.load(open(out / "review" / "after" / name / "events.json"))
+        assert after["classes"] == list(classes)
+    assert os.listdir(out / "review" / "finetuned" / "calibration")
+
+
+@pytest.mark.slow
 def test_second_run_skips_every_stage(quick_demo, capsys):
     capsys.readouterr()
     assert demo.main(["--quick", "--out", str(quick_demo)]) == 0
     text = capsys.readouterr().out
-    assert text.count("done earlier, skipped") == 8, text
+    assert text.count("done earlier, skipped") == 12, text
     assert "CLIP (zero-shot)" in text and "SFR-Net (RS+MEF+GR)" in text
 
 
@@ -155,7 +197,8 @@ def test_help_lists_every_stage_of_the_run(capsys):
     assert demo.main(["--help"]) == 0
     text = capsys.readouterr().out
     groups = list(dict.fromkeys(s.group or s.name for s in demo.stages(demo_context.Context(out="x"))))
-    assert groups == ["data", "clip", "prepare", "train", "calibrate", "evaluate", "export", "inspect"]
+    assert groups == ["data", "clip", "prepare", "train", "calibrate", "evaluate", "export", "inspect", "review",
+                      "finetune"]
     for number, group in enumerate(groups + ["summary"], 1):
         assert f"  {number} {group} " in text, group
 

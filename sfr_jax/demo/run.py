@@ -16,11 +16,11 @@ from sfr_jax import cli, options
 from sfr_jax.demo import summary
 from sfr_jax.demo.context import DEFAULT_IMAGE_SIZE, DEFAULT_OUT, DEFAULT_SEED, SIZES, Context
 from sfr_jax.demo.engine import Stages, StageFailed, say
-from sfr_jax.demo.stages import calibrate, clip, data, evaluate, export, inspect, prepare, train
+from sfr_jax.demo.stages import calibrate, clip, data, evaluate, export, finetune, inspect, prepare, review, train
 
 # The stages in order. A module holds STAGE, or stages(ctx) for a group / a stage whose shape depends on
 # the options (the training rows; calibrate, which follows all of them). A new stage: one module, one entry.
-STAGE_MODULES = (data, clip, prepare, train, calibrate, evaluate, export, inspect)
+STAGE_MODULES = (data, clip, prepare, train, calibrate, evaluate, export, inspect, review, finetune)
 
 
 def stages(ctx: Context) -> list:
@@ -58,6 +58,8 @@ def build_parser():
     ap.add_argument("--pretrain-steps", type=options.positive_int, default=None, help="tiny-CLIP pre-training steps")
     ap.add_argument("--pretrain-jitter", action=argparse.BooleanOptionalAction, default=True,
                     help="brightness/contrast/noise jitter in pre-training, as web photos vary (default on)")
+    ap.add_argument("--pretrain-here", action="store_true",
+                    help="pre-train the tiny CLIP even where its recipe's result ships with sfr_jax (seed 0's)")
     ap.add_argument("--ablation", action=argparse.BooleanOptionalAction, default=None,
                     help="also train the +RS and +RS +MEF rows of Table 3 (default: on, off with --quick)")
     ap.add_argument("--fresh", action="store_true", help="delete --out first and redo every stage")
@@ -75,7 +77,7 @@ def context(args) -> Context:
         size["pretrain_steps"] = args.pretrain_steps
     ablation = (not args.quick) if args.ablation is None else args.ablation
     return Context(out=os.path.abspath(args.out), seed=args.seed, image_size=args.image_size, quick=args.quick,
-                   ablation=ablation, size=size)
+                   ablation=ablation, size=size, pretrain_here=args.pretrain_here)
 
 
 @cli.verb("sfr-jax demo")

@@ -19,13 +19,14 @@ def _tables(config, run, decisions=None):
     return evaluator.tables(logits, labels, decisions), logits, labels
 
 
-def evaluate_workdir(workdir: str, split: str | None = None):
+def evaluate_workdir(workdir: str, split: str | None = None, data_dir: str | None = None):
     """(results, logits, labels, class set, decisions) of the newest checkpoint of a training workdir over
-    the test split (or `split`); decisions from the step's calibration when it has one."""
+    the test split (or `split`) of its data (or of `data_dir`: a fine-tuned model on the original test
+    frames); decisions from the step's calibration when it has one."""
     config = Workdir(workdir).read_config()
-    if split:
-        with config.unlocked():
-            config.data.eval_split = split
+    with config.unlocked():
+        config.data.eval_split = split or config.data.eval_split
+        config.data.dir = data_dir or config.data.dir
     run = restore.restore_step(workdir, config=config)
     decisions = Decisions.for_step(workdir, run.step, run.parts.class_set)
     return (*_tables(config, run, decisions), run.parts.class_set, decisions)

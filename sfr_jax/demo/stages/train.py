@@ -36,9 +36,9 @@ def sfr_workdir(ctx) -> str:
 
 
 def train_argv(out: str, workdir: str, seed: int, train_steps: int, variants: list, image_size: int,
-               quick: bool) -> list:
+               quick: bool, extra: dict | None = None) -> list:
     """`sfr-jax train --config configs/demo.py[:variants]` plus only what differs from that file: the paths
-    of another --out, another seed or image size, another step count."""
+    of another --out, another seed or image size, another step count, then the `extra` overrides."""
     overrides = {}
     if os.path.abspath(out) != os.path.abspath(DEFAULT_OUT):
         overrides.update({"clip_dir": os.path.join(out, "clip"), "data.dir": os.path.join(out, "data"),
@@ -49,6 +49,7 @@ def train_argv(out: str, workdir: str, seed: int, train_steps: int, variants: li
         overrides["data.image_size"] = image_size
     if train_steps > 0 and not (quick and train_steps == SIZES["quick"]["train_steps"]):
         overrides.update({"train.max_steps": train_steps, "train.log_every": 2})
+    overrides.update(extra or {})
     config = CONFIG_FILE + (":" + ",".join((["quick"] if quick else []) + variants) if quick or variants else "")
     return (["train", "--config", config, "--workdir", workdir]
             + [f"--config.{k}={v}" for k, v in overrides.items()])
