@@ -128,7 +128,7 @@ def test_events_carry_each_distance_source(tmp_path):
     (["--distance", "a.csv", "--length", "0:5"], "--length is the fallback only of --distance ocr or auto"),
     (["--distance", "ocr", "--counter-range", "9:1"], "need MIN < MAX"),
     (["--distance", "ocr", "--counter-range", "x"], "--counter-range 'x': expected START:END"),
-    (["--distance", "ocr", "--counter-max-speed", "0"], "a speed > 0"),
+    (["--distance", "ocr", "--counter-max-speed", "0"], "--counter-max-speed: '0' is not a finite number > 0"),
 ])
 def test_bad_distance_options_are_user_errors(tmp_path, capsys, argv, message):
     code = cli.run("sfr-jax inspect", inspect_cli.main, ["--checkpoint", "x.pth", str(tmp_path), "--out",

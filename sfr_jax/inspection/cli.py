@@ -59,7 +59,7 @@ def build_parser():
     plausible = odometer.OdometerConfig()
     counter.add_argument("--counter-range", default=f"{plausible.min_m:g}:{plausible.max_m:g}", metavar="MIN:MAX",
                          help="readings outside these metres are rejected (default %(default)s)")
-    counter.add_argument("--counter-max-speed", type=options.finite_float, default=plausible.max_speed_m_s, metavar="M_PER_S",
+    counter.add_argument("--counter-max-speed", type=options.positive_float, default=plausible.max_speed_m_s, metavar="M_PER_S",
                          help="a reading the camera could not have reached at this speed is rejected "
                               "(default %(default)s)")
     ap.add_argument("--batch", type=options.positive_int, default=None,
@@ -119,9 +119,8 @@ def _odometer(args) -> odometer.OdometerConfig:
         raise InputError(f"--distance {args.distance} and --length: give one (a sidecar's distances, or a "
                          "linear run); --length is the fallback only of --distance ocr or auto")
     low, high = parse_length(args.counter_range, "--counter-range")
-    if not args.counter_max_speed > 0 or not low < high:
-        raise InputError(f"--counter-range {args.counter_range} / --counter-max-speed {args.counter_max_speed}: "
-                         "need MIN < MAX and a speed > 0")
+    if not low < high:
+        raise InputError(f"--counter-range {args.counter_range}: need MIN < MAX")
     return odometer.OdometerConfig(min_m=low, max_m=high, max_speed_m_s=args.counter_max_speed)
 
 
