@@ -54,6 +54,12 @@ CALIBRATION = {
                  "confident_threshold?": (NUMBER, None)}],  # the confident tier (null: none reaches it)
     "confident_precision?": NUMBER,
 }
+# ... and, in a record with the tiers (one that has confident_precision), their thresholds everywhere.
+CALIBRATION_TIERS = {
+    "confident_precision": NUMBER,
+    "rules": {"global": {"confident_logit_threshold": (NUMBER, None)}, "zscore": {"confident_z_threshold": (NUMBER, None)}},
+    "classes": [{"confident_threshold": (NUMBER, None)}],
+}
 
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", list: "a list",
                NUMBER: "a finite number", None: "null"}

@@ -149,3 +149,17 @@ def test_an_event_is_confident_when_its_peak_reaches_the_confident_threshold():
                                                           ("A", 10.0, "review")]
     one_tier = ev.find_events(times, p, np.array([0.5, 0.5]), ("A", "B"))
     assert {e.tier for e in one_tier} == {"review"}
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda r: r["rules"]["global"].pop("confident_logit_threshold"), r"rules\.global\.confident_logit_threshold is missing"),
+    (lambda r: r["rules"]["zscore"].update(confident_z_threshold="x"), r"rules\.zscore\.confident_z_threshold is not"),
+    (lambda r: r["classes"][1].pop("confident_threshold"), r"classes\[1\]\.confident_threshold is missing"),
+    (lambda r: r.update(confident_precision=1.5), r"confident_precision 1\.5 is not within 0 < P <= 1"),
+])
+def test_a_tiered_record_names_the_tier_key_that_is_wrong(mutate, message):
+    class_set, logits, labels, names = synthetic(n=200)
+    record = rec.calibrate(logits, labels, class_set, step=3, split="val", filenames=names)
+    mutate(record)
+    with pytest.raises(InputError, match="calibration record: " + message):
+        rec.validate_record(record)

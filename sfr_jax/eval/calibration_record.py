@@ -200,26 +200,13 @@ def validate_record(record, origin: str = "calibration record") -> dict:
 
 
 def _validate_tiers(record: dict, origin: str) -> None:
-    """The confident tier's numbers: a precision 0 < P <= 1, thresholds finite or null (none reaches P)."""
+    """The confident tier's numbers (records.CALIBRATION_TIERS), and its precision within 0 < P <= 1."""
+    records.check(record, records.CALIBRATION_TIERS, origin, _HINT)
     try:
         check_precision(record["confident_precision"])
     except InputError:
-        raise InputError(f"{origin}: ['confident_precision'] {record['confident_precision']!r} is not a number "
-                         "with 0 < P <= 1; run `sfr-jax calibrate` again") from None
-    places = [(("rules", "global", "confident_logit_threshold")), ("rules", "zscore", "confident_z_threshold")]
-    places += [("classes", i, "confident_threshold") for i in range(len(record["classes"]))]
-    for keys in places:
-        value = record
-        try:
-            for key in keys:
-                value = value[key]
-            ok = value is None or (isinstance(value, (int, float)) and math.isfinite(value))
-        except (KeyError, IndexError, TypeError):
-            ok = False
-        if not ok:
-            where = "".join(f"[{key!r}]" for key in keys)
-            raise InputError(f"{origin}: {where} is missing or neither a finite number nor null; run "
-                             "`sfr-jax calibrate` again")
+        raise InputError(f"{origin}: confident_precision {record['confident_precision']!r} is not within "
+                         f"0 < P <= 1; {_HINT}") from None
 
 
 def check_record(record: dict, *, step: int, class_set, origin: str = "calibration record") -> None:
