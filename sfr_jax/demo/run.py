@@ -38,16 +38,16 @@ def stage_list_text() -> str:
     modules = {m.__name__.rsplit(".", 1)[1]: m for m in STAGE_MODULES}
     for number, group in enumerate(groups, 1):
         doc = " ".join(modules[group].__doc__.split())
-        lines.append(f"  {number} {group:<10}{doc.split(': ', 1)[-1]}")
-    lines.append(f"  {len(groups) + 1} summary   the paper's Table 3 in miniature, the decisions, the predictions, "
-                 "the video's events, and where everything is")
+        lines.append(f"  {number:>2} {group:<10}{doc.split(': ', 1)[-1]}")
+    lines.append(f"  {len(groups) + 1:>2} summary   the paper's Table 3 in miniature, the decisions, the predictions, "
+                 "the videos' events, the review loop's table, and where everything is")
     return "\n".join(lines)
 
 
 def build_parser():
     import textwrap
 
-    epilog = __doc__ + "\n" + "\n".join(textwrap.fill(line, 116, subsequent_indent=" " * 14)
+    epilog = __doc__ + "\n" + "\n".join(textwrap.fill(line, 116, subsequent_indent=" " * 15, break_on_hyphens=False)
                                         for line in stage_list_text().splitlines())
     ap = cli.parser("sfr-jax demo", __doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                     epilog=epilog)
