@@ -5,6 +5,9 @@ is pre-trained by the demo as before.
 
     python -m sfr_jax.demo.shipped_clip    # a maintainer's rewrite, after a change to the recipe's code
 
+It runs as `sfr-jax demo` does: one CPU device, no XLA flags (XLA's CPU thread pool is split by the device
+count, and with it the order of float sums: 8 devices give other bytes).
+
 The folder holds the Hugging Face CLIPModel files (config.json, model.safetensors; the tokenizer is
 OpenAI's, from open_clip) and recipe.json: the Recipe, the final loss, the weights' SHA-256 and the CPU
 they were trained on (on another CPU the recipe gives the same model up to float rounding, which 1000
@@ -100,10 +103,17 @@ def write(model, recipe: dp.Recipe, loss: float, folder: str = FOLDER) -> str:
     return folder
 
 
-def main() -> int:
-    with tempfile.TemporaryDirectory() as work:
-        model, loss = reproduce(DEFAULT, work, log=print)
-    print("shipped ->", write(model, DEFAULT, loss))
+def main(argv=None) -> int:
+    """Run the default recipe from nothing and ship the result (or write it to --out)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m sfr_jax.demo.shipped_clip", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=FOLDER, help="where the result goes (default: the shipped folder)")
+    ap.add_argument("--work", default=None, help="where the web set is drawn (default: a temporary folder)")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        model, loss = reproduce(DEFAULT, args.work or tmp, log=print)
+    print("written ->", write(model, DEFAULT, loss, args.out))
     return 0
 
 
