@@ -39,7 +39,7 @@ def second_video(ctx) -> dict:
     folder = ctx.path("review", "videos")
     spec = synthetic_video.VideoSpec(seed=SECOND_SEED + ctx.seed, draw_height=ctx.size["draw"], **inspect.VIDEO,
                                      planted=tuple(synthetic_video.Planted(*p) for p in SECOND_PLANTED))
-    video = synthetic_video.write_video(os.path.join(folder, NAMES[1] + ".mp4"), spec, "h264")
+    video = synthetic_video.write_video(os.path.join(folder, NAMES[1] + ".mp4"), spec, inspect.CODEC)
     distance = synthetic_video.write_distance_csv(os.path.join(folder, NAMES[1] + ".csv"),
                                                   synthetic_video.distance_table(spec))
     return {"video": video, "distance": distance}
@@ -78,7 +78,8 @@ def run_review(ctx) -> dict:
 def stages(ctx) -> list:
     """The second video inspected before any review; the first one reviewed and prepared."""
     return [Stage("review_before", "a second inspection video, inspected before any review", run_before,
-                  params=lambda ctx: {"planted": SECOND_PLANTED, "seed": SECOND_SEED, "video": inspect.VIDEO},
+                  params=lambda ctx: {"planted": SECOND_PLANTED, "seed": SECOND_SEED, "video": inspect.VIDEO,
+                                      "codec": inspect.CODEC},
                   outputs=lambda ctx: [ctx.path("review", "videos"), ctx.path("review", "before")], group="review"),
             Stage("review", "the first video's events reviewed against its planted truth -> training data",
                   run_review, params=lambda ctx: {"class": REVIEWED_CLASS, "mix_ratio": MIX_RATIO},
