@@ -23,6 +23,7 @@ LOSS_SPREAD, WEB_MAP_SPREAD = 0.15, 0.04
 def test_the_recipe_gives_the_shipped_weights(tmp_path):
     """The recipe run from nothing as `sfr-jax demo` runs it (its own process, one CPU device, no XLA flags:
     this suite's 8 devices split XLA's thread pool otherwise, and with it the order of float sums)."""
+    from sfr_jax.demo import pretrain as dp
     from sfr_jax.demo.stages.clip import web_zero_shot
     from sfr_jax.text.classes import load_class_set
     from sfr_jax.text.tokenizer import ClipTokenizer
@@ -42,7 +43,9 @@ def test_the_recipe_gives_the_shipped_weights(tmp_path):
     if recorded["cpu"] == shipped_clip.cpu_signature():  # the CPU it was made on: the same bytes
         assert again["sha256"] == recorded["sha256"] and again["loss"] == recorded["loss"], \
             f"max |param - shipped| = {worst}, loss {again['loss']} vs {recorded['loss']}"
-    args = (str(web), load_class_set("sewerml"), ClipTokenizer.default(), shipped_clip.DEFAULT.image_size)
+    class_set = load_class_set("sewerml")
+    images, labels, _ = dp.load_split_images(str(web), "test", class_set, shipped_clip.DEFAULT.image_size)
+    args = (images, labels, class_set, ClipTokenizer.default())
     assert abs(again["loss"] - recorded["loss"]) <= LOSS_SPREAD
     assert abs(web_zero_shot(shipped_clip.load(str(rebuilt)), *args)
                - web_zero_shot(shipped_clip.load(), *args)) <= WEB_MAP_SPREAD

@@ -26,19 +26,19 @@ def run(ctx) -> dict:
             "pre-trains it again and gets these weights): opened, not pre-trained (--pretrain-here to train it)")
     else:
         model, loss = dp.train_tiny_clip(web, recipe, class_set, tokenizer, log=say)
-    web_zsl = web_zero_shot(model, web, class_set, tokenizer, ctx.image_size)
+    images, labels, _ = dp.load_split_images(web, "test", class_set, ctx.image_size)
+    web_zsl = web_zero_shot(model, images, labels, class_set, tokenizer)
     say(f"    plain CLIP zero-shot on the web-style test frames (no domain gap): ZSL mAP {100 * web_zsl:.2f}")
     hf_dir = dp.save_hf_clip(model, ctx.path("clip_hf"), tokenizer)
-    images, _, _ = dp.load_split_images(web, "test", class_set, ctx.image_size)
     check = check_hf_clip(hf_dir, model, images[:4])
     say(f"    saved {hf_dir} (Hugging Face CLIPModel; transformers reloads it, max |diff| {check:.1e})")
     run_verb(["convert-clip", "--from", hf_dir, "--out", ctx.path("clip"), "--overwrite"])
     return {"loss": loss, "hf_max_abs_diff": check, "web_zsl_map": web_zsl, "shipped": bool(shipped)}
 
 
-def web_zero_shot(model, web: str, class_set, tokenizer, image_size: int) -> float:
-    """Plain CLIP ZSL mAP on the held-out web-style frames: what the CLIP knows before the domain gap."""
-    images, labels, _ = dp.load_split_images(web, "test", class_set, image_size)
+def web_zero_shot(model, images, labels, class_set, tokenizer) -> float:
+    """Plain CLIP ZSL mAP on the held-out web-style frames (uint8 images, labels in class-set order): what
+    the CLIP knows before the domain gap."""
     unseen = list(class_set.ids("zsl"))
     text = dp.encode_texts(model, tokenizer.encode([dp.class_prompts(class_set.phrases)[i] for i in unseen]))
     return float(mean_average_precision(dp.encode_images(model, images) @ text.T, labels[:, unseen]))
