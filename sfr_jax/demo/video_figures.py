@@ -28,10 +28,9 @@ class Samples:
     flagged: np.ndarray  # [N] bool
 
 
-def read_samples(folder: str) -> Samples:
-    """frames.csv of an inspect output folder as arrays; the class columns are those of events.json."""
-    with open(os.path.join(folder, run.EVENTS_JSON), encoding="utf-8") as handle:
-        codes = tuple(json.load(handle)["classes"])
+def read_samples(folder: str, codes) -> Samples:
+    """frames.csv of an inspect output folder as arrays; `codes`: its class columns (events.json's classes)."""
+    codes = tuple(codes)
     with open(os.path.join(folder, run.FRAMES), newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     fired = [set(r["confident"].split()) | set(r["review"].split()) for r in rows]
@@ -65,9 +64,11 @@ def video_figures(folder: str, planted, duration_s: float, code: str) -> dict:
     """Figures of one inspected video: planted found, false alarms per minute, F1-Normal over the frames
     the quality gate passed (normal = no class fires / nothing planted), `code`'s AP over those frames, and
     the tiers' precision."""
-    events = _events(folder)
+    with open(os.path.join(folder, run.EVENTS_JSON), encoding="utf-8") as handle:
+        document = json.load(handle)
+    codes, events = document["classes"], compare.events_of(document)
     matches, false_alarms = compare.match(planted, events)
-    samples = read_samples(folder)
+    samples = read_samples(folder, codes)
     keep = ~samples.flagged
     labels = planted_labels(planted, list(samples.codes), samples.times)[keep]
     bench = sewer_benchmark_fired(samples.fired[keep], labels, np.ones(len(samples.codes)))
@@ -78,12 +79,3 @@ def video_figures(folder: str, planted, duration_s: float, code: str) -> dict:
             "ap": None if np.isnan(ap) else float(ap), "frames": int(keep.sum()),
             "tiers": tier_precision(events, planted)}
 
-
-def _events(folder: str) -> list:
-    """compare.found_events with each event's tier."""
-    with open(os.path.join(folder, run.EVENTS_JSON), encoding="utf-8") as handle:
-        tiers = [e.get("tier", "review") for e in json.load(handle)["events"]]
-    events = compare.found_events(folder)
-    for event, tier in zip(events, tiers):
-        event.tier = tier
-    return events

@@ -50,11 +50,18 @@ def match(planted, found) -> tuple[list, list]:
     return matches, [e for i, e in enumerate(found) if i not in used]
 
 
+def events_of(document: dict) -> list:
+    """The events of an events.json document as (code, start_s, end_s, tier) records (tier 'review' where
+    the run had one tier)."""
+    return [types.SimpleNamespace(code=e["class"], start_s=e["start_s"], end_s=e["end_s"],
+                                  tier=e.get("tier", "review"))
+            for e in document["events"]]
+
+
 def found_events(folder: str) -> list:
-    """The events of one inspected video's output folder, as (code, start_s, end_s) records."""
+    """The events of one inspected video's output folder (events_of its events.json)."""
     with open(os.path.join(folder, run.EVENTS_JSON), encoding="utf-8") as handle:
-        return [types.SimpleNamespace(code=e["class"], start_s=e["start_s"], end_s=e["end_s"])
-                for e in json.load(handle)["events"]]
+        return events_of(json.load(handle))
 
 
 def table(matches: list, false_alarms: list) -> str:
