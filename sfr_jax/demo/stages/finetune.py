@@ -42,7 +42,7 @@ def run_finetune(ctx) -> dict:
     return {"workdir": workdir(ctx)}
 
 
-def test_frames(model_dir: str, data_dir: str, code: str) -> dict:
+def on_test_frames(model_dir: str, data_dir: str, code: str) -> dict:
     """`code`'s AP and the calibrated F1-Normal of a model on the demo's cctv test frames."""
     res, logits, labels, class_set, _ = scoring.evaluate_workdir(model_dir, "test", data_dir)
     column = list(class_set.codes).index(code)
@@ -60,9 +60,9 @@ def run_after(ctx) -> dict:
                                                       ctx.path("review", "after")),
                review.NAMES[1]: review.inspect_video(workdir(ctx), before["video"], before["distance"],
                                                       ctx.path("review", "after"))}
-    tests = {"before": test_frames(train.sfr_workdir(ctx), ctx.path("data"), review.REVIEWED_CLASS),
-             "after": test_frames(workdir(ctx), ctx.path("data"), review.REVIEWED_CLASS)}
-    return {"reports": reports, "figures": review.figures(ctx, reports), "test_frames": tests}
+    tests = {"before": on_test_frames(train.sfr_workdir(ctx), ctx.path("data"), review.REVIEWED_CLASS),
+             "after": on_test_frames(workdir(ctx), ctx.path("data"), review.REVIEWED_CLASS)}
+    return {"reports": reports, "figures": review.figures(reports), "test_frames": tests}
 
 
 def table(before: dict, after: dict, tests: dict, code: str) -> str:

@@ -21,15 +21,15 @@ MIX_RATIO = 1.0  # frames of the original training data per reviewed frame (so t
 NAMES = ("pipe_segment", "pipe_segment_2")  # the reviewed video (the inspect stage's) and the second one
 
 
-def planted(ctx) -> dict:
+def planted() -> dict:
     """{video name: [Planted]} of both videos."""
     return {NAMES[0]: [synthetic_video.Planted(*p) for p in inspect.VIDEO_PLANTED],
             NAMES[1]: [synthetic_video.Planted(*p) for p in SECOND_PLANTED]}
 
 
-def figures(ctx, reports: dict) -> dict:
+def figures(reports: dict) -> dict:
     """{video name: video_figures.video_figures} of inspect output folders {video name: folder}."""
-    truth = planted(ctx)
+    truth = planted()
     return {name: video_figures.video_figures(folder, truth[name], inspect.VIDEO["duration_s"], REVIEWED_CLASS)
             for name, folder in reports.items()}
 
@@ -57,7 +57,7 @@ def run_before(ctx) -> dict:
     second = second_video(ctx)
     folder = inspect_video(train.sfr_workdir(ctx), second["video"], second["distance"], ctx.path("review", "before"))
     reports = {NAMES[0]: os.path.join(ctx.path("inspect"), NAMES[0]), NAMES[1]: folder}
-    return {**second, "reports": reports, "figures": figures(ctx, reports)}
+    return {**second, "reports": reports, "figures": figures(reports)}
 
 
 def run_review(ctx) -> dict:
@@ -66,7 +66,7 @@ def run_review(ctx) -> dict:
     reports = ctx.path("review", "reports")
     folder = os.path.join(reports, NAMES[0])
     shutil.copytree(os.path.join(ctx.path("inspect"), NAMES[0]), folder)
-    counts = simulate.review_against_truth(folder, planted(ctx)[NAMES[0]])
+    counts = simulate.review_against_truth(folder, planted()[NAMES[0]])
     say("    reviewed " + NAMES[0] + " against its planted defects: "
         + ", ".join(f"{n} {action}" for action, n in sorted(counts.items())))
     data = ctx.path("review", "data")
