@@ -9,14 +9,11 @@ from sklearn.metrics import fbeta_score, precision_score, recall_score
 from sfr_jax.eval import calibration as cal
 from sfr_jax.eval import calibration_record as rec
 from sfr_jax.text.classes import sewerml
+import calibration_fixtures
 
 
 def synthetic(n=600, seed=3):
-    class_set = sewerml()
-    rng = np.random.default_rng(seed)
-    labels = rng.random((n, 17)) < np.r_[rng.uniform(0.05, 0.3, 12), rng.uniform(0.03, 0.1, 5)]
-    logits = rng.normal(-2, 1.5, 17) + rng.uniform(0.5, 2, 17) * (rng.normal(size=(n, 17)) + 2 * labels)
-    return class_set, logits, labels.astype(np.int64), [f"{i:08d}.png" for i in range(n)]
+    return calibration_fixtures.synthetic(n, seed, separation=2)
 
 
 def test_record_is_consistent_json_with_sklearn_figures(tmp_path):

@@ -12,7 +12,7 @@ from sfr_jax.errors import InputError
 from sfr_jax.eval import calibration as cal
 from sfr_jax.eval import calibration_record as rec
 from sfr_jax.eval.decisions import ONE_TIER, Decisions
-from sfr_jax.text.classes import sewerml
+import calibration_fixtures
 
 
 def planted(n=500, seed=0, prevalence=0.2, ties=False):
@@ -53,11 +53,7 @@ def test_no_threshold_reaching_the_precision_is_nan():
 
 
 def synthetic(n=800, seed=3):
-    class_set = sewerml()
-    rng = np.random.default_rng(seed)
-    labels = rng.random((n, 17)) < np.r_[rng.uniform(0.05, 0.3, 12), rng.uniform(0.03, 0.1, 5)]
-    logits = rng.normal(-2, 1.5, 17) + rng.uniform(0.5, 2, 17) * (rng.normal(size=(n, 17)) + 3 * labels)
-    return class_set, logits, labels.astype(np.int64), [f"{i:08d}.png" for i in range(n)]
+    return calibration_fixtures.synthetic(n, seed, separation=3)
 
 
 @pytest.mark.parametrize("rule", ["global", "zscore"])
