@@ -42,6 +42,17 @@ def saved_count(browser, n):
     return browser.wait(f"return document.getElementById('status').textContent.includes('{n} decisions saved')")
 
 
+def video_at(browser, seconds):
+    """Wait until the page's video stands at `seconds`."""
+    return browser.wait(f"return Math.abs(document.getElementById('video').currentTime - {seconds}) < 0.01")
+
+
+def seek(browser, seconds):
+    """Move the page's video to `seconds` (as a person dragging it would) and wait until it is there."""
+    browser.script(f"document.getElementById('video').currentTime = {seconds}")
+    return video_at(browser, seconds)
+
+
 def verdicts(browser):
     return browser.script("return [...document.querySelectorAll('#queue tbody tr')].map("
                           "r => [r.dataset.key, r.cells[1].textContent, r.cells[6].textContent])")
@@ -59,9 +70,9 @@ def test_review_page_in_headless_chromium_by_mouse_and_by_key(served, tmp_path):
         browser.wait("return document.getElementById('video').readyState >= 1")  # metadata: it can seek
         browser.click('#queue tr[data-key="3"]')
         # the video seeks to the selected event's start
-        browser.wait("return Math.abs(document.getElementById('video').currentTime - 9.0) < 0.01")
+        video_at(browser, 9.0)
         browser.click('#queue tr[data-key="2"]')
-        browser.wait("return Math.abs(document.getElementById('video').currentTime - 5.0) < 0.01")
+        video_at(browser, 5.0)
         browser.click("#accept")  # event 2; the page moves on to 3
         saved_count(browser, 1)
         assert browser.script("return document.getElementById('cur-key').textContent") == "3"
@@ -102,17 +113,14 @@ def test_review_page_in_headless_chromium_by_mouse_and_by_key(served, tmp_path):
         browser.keys("l", ARROW_DOWN, ENTER)  # relabel 4: the list focused, one down from RB is FO
         saved_count(browser, 3)
         browser.keys("j")  # to 1, the video seeks to 1.0 s
-        browser.wait("return Math.abs(document.getElementById('video').currentTime - 1.0) < 0.01")
+        video_at(browser, 1.0)
         browser.keys("s")  # start := the video's time (1.0)
-        browser.script("document.getElementById('video').currentTime = 4.0")
-        browser.wait("return Math.abs(document.getElementById('video').currentTime - 4.0) < 0.01")
+        seek(browser, 4.0)
         browser.keys("e", "m")  # end := 4.0, move
         saved_count(browser, 4)
-        browser.script("document.getElementById('video').currentTime = 16.5")
-        browser.wait("return Math.abs(document.getElementById('video').currentTime - 16.5) < 0.01")
+        seek(browser, 16.5)
         browser.keys("[")
-        browser.script("document.getElementById('video').currentTime = 19.0")
-        browser.wait("return Math.abs(document.getElementById('video').currentTime - 19.0) < 0.01")
+        seek(browser, 19.0)
         browser.keys("]", "n")  # add the first class (RB) over 16.5-19.0
         saved_count(browser, 5)
         browser.keys("f")
